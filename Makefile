@@ -1,0 +1,34 @@
+# sac-runner. On a fresh machine, two commands set up everything:
+#   make train   # installs into .venv, then trains the default run (SAC on Pendulum-v1)
+#   make test    # installs into .venv, then runs the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# torch is only installed when the venv has none. torch==2.13.0 resolves to the CPU wheel that pip's
+# find-links provide on our CPU machines, and to PyPI's regular (CUDA) wheel on a GPU workstation.
+# Another build: make install TORCH="torch==2.13.0 --index-url <your PyTorch wheel index>"
+TORCH ?= torch==2.13.0
+
+.PHONY: install train test test-fast clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install $(TORCH)
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $@
+
+train: install
+	$(BIN)/sac-train $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everything but the learning tests (a few seconds to a minute).
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,72 @@
+"""Build Gymnasium environments the agent can act in, with gymnasium's own wrappers:
+
+- actions rescaled so the agent always acts in [-1, 1]^d (RescaleAction);
+- observations cast to float32 at the boundary (DtypeObservation: MuJoCo returns float64);
+- episode return and length recorded in `info["episode"]` (RecordEpisodeStatistics).
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.wrappers import DtypeObservation, RecordEpisodeStatistics, RescaleAction
+
+from sac_runner.config import EnvConfig
+
+
+class EnvError(ValueError):
+    """An environment that cannot be built or used; the message names the problem and the fix."""
+
+
+def _closest_ids(env_id: str) -> list[str]:
+    return difflib.get_close_matches(env_id, list(gym.registry.keys()), n=3, cutoff=0.5)
+
+
+def make_env(cfg: EnvConfig, seed: int | None = None) -> gym.Env:
+    try:
+        with warnings.catch_warnings():
+            # MuJoCo 4 warns about a deprecated attribute in gymnasium's bundled model files.
+            warnings.filterwarnings("ignore", message=".*deprecated.*")
+            env = gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, **cfg.kwargs)
+    except gym.error.Error as error:
+        if cfg.id not in gym.registry:
+            close = _closest_ids(cfg.id)
+            hint = f"did you mean {', '.join(close)}?" if close else "use a registered Gymnasium id"
+            raise EnvError(f"unknown environment id '{cfg.id}'; {hint} (env.id=...)") from error
+        raise EnvError(f"environment '{cfg.id}' could not be built: {error}") from error
+    except Exception as error:  # a broken or misconfigured third-party environment
+        raise EnvError(f"environment '{cfg.id}' could not be built: {type(error).__name__}: {error}; "
+                       "check env.kwargs and that its package is installed") from error
+
+    if not isinstance(env.action_space, spaces.Box):
+        env.close()
+        raise EnvError(f"environment '{cfg.id}' has a {type(env.action_space).__name__} action space; "
+                       "SAC here needs continuous (Box) actions")
+    if not np.all(np.isfinite(env.action_space.low)) or not np.all(np.isfinite(env.action_space.high)):
+        env.close()
+        raise EnvError(f"environment '{cfg.id}' has unbounded actions; SAC squashes actions with tanh and "
+                       "needs finite Box bounds (wrap the env with gymnasium.wrappers.ClipAction)")
+    if not isinstance(env.observation_space, spaces.Box) or len(env.observation_space.shape) != 1:
+        env.close()
+        raise EnvError(f"environment '{cfg.id}' has observation space {env.observation_space}; "
+                       "sac-runner needs a flat Box observation")
+
+    unit = np.ones(env.action_space.shape, dtype=np.float32)
+    env = RescaleAction(env, -unit, unit)
+    if env.observation_space.dtype != np.float32:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*precision lowered.*")
+            env = DtypeObservation(env, np.float32)
+    env = RecordEpisodeStatistics(env)
+    if seed is not None:
+        env.action_space.seed(seed)
+    return env
+
+
+def space_dims(env: gym.Env) -> tuple[int, int]:
+    """(observation size, action size) of a flat Box/Box environment."""
+    return int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))

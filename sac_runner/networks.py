@@ -1,0 +1,93 @@
+"""Actor and critic networks.
+
+The actor is a Gaussian policy squashed by tanh (Haarnoja et al., 2018, Appendix C). Actions live
+in [-1, 1]^d; the environment wrapper rescales them to the environment's bounds.
+
+The critics are an ensemble evaluated in one batched product per layer: weights of shape
+(num_critics, in, out), so Q_1 .. Q_N cost one matmul call instead of N module calls.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+
+
+def mlp(in_dim: int, hidden_sizes: list[int], out_dim: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden_sizes:
+        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+def squashed_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log pi(a|s) for a = tanh(u), u ~ N(mean, std): the Gaussian density plus the change of variables
+
+        log pi(a|s) = log N(u; mean, std) - sum_i log(1 - tanh(u_i)^2),
+
+    with log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), which stays finite when |u| is large.
+    """
+    gaussian = -0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+    log_det_jacobian = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+    return (gaussian - log_det_jacobian).sum(-1)
+
+
+class SquashedGaussianActor(nn.Module):
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: list[int]):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, 2 * action_dim)
+
+    def distribution_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.net(obs).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterized sample a = tanh(mean + std * eps) and its log-probability."""
+        mean, log_std = self.distribution_params(obs)
+        u = mean + log_std.exp() * torch.randn_like(mean)
+        return torch.tanh(u), squashed_gaussian_log_prob(u, mean, log_std)
+
+    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        """The action at the policy mean, used for evaluation and deployment."""
+        mean, _ = self.distribution_params(obs)
+        return torch.tanh(mean)
+
+
+class EnsembleLinear(nn.Module):
+    """N independent linear layers applied in one batched matmul: (N, B, in) -> (N, B, out)."""
+
+    def __init__(self, num_members: int, in_dim: int, out_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_members, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.empty(num_members, 1, out_dim))
+        # Same initialisation as nn.Linear, member by member: U(-1/sqrt(in), 1/sqrt(in)).
+        bound = 1.0 / math.sqrt(in_dim)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class CriticEnsemble(nn.Module):
+    """Q_1 .. Q_N (s, a), each an MLP of the same shape, returned stacked as (N, B)."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: list[int], num_critics: int):
+        super().__init__()
+        self.num_critics = num_critics
+        sizes = [obs_dim + action_dim, *hidden_sizes, 1]
+        self.layers = nn.ModuleList(EnsembleLinear(num_critics, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([obs, action], dim=-1)
+        x = x.unsqueeze(0).expand(self.num_critics, *x.shape)
+        for layer in self.layers[:-1]:
+            x = F.relu(layer(x))
+        return self.layers[-1](x).squeeze(-1)

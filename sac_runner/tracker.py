@@ -1,0 +1,83 @@
+"""Metric sinks for one run: a local JSONL file (always) and Weights & Biases (unless disabled).
+
+Every record is keyed by environment steps. W&B is given the same step through `define_metric`, so
+the UI's x-axis is environment steps for every namespaced key (train/, eval/, time/, buffer/).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from sac_runner.config import LoggingConfig
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.jsonl"
+STEP_KEY = "step"
+
+
+class Tracker:
+    def __init__(self, run_dir: Path, cfg: LoggingConfig, run_config: dict[str, Any], run_name: str):
+        self.run_dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_path = run_dir / METRICS_FILE
+        self._file = open(self.metrics_path, "a", encoding="utf-8")
+        self.wandb_run = None
+        # Where an offline W&B run lies, for `wandb sync`.
+        self.offline_run_dir: Path | None = None
+        if cfg.mode != "disabled":
+            self.wandb_run = self._start_wandb(cfg, run_config, run_name)
+            if cfg.mode == "offline":
+                self.offline_run_dir = Path(self.wandb_run.dir).parent
+
+    def _start_wandb(self, cfg: LoggingConfig, run_config: dict[str, Any], run_name: str):
+        import wandb
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        run = wandb.init(
+            project=cfg.project,
+            entity=cfg.entity,
+            group=cfg.group,
+            tags=list(cfg.tags),
+            name=run_name,
+            config=run_config,
+            dir=str(self.run_dir),
+            mode=cfg.mode,
+            settings=wandb.Settings(console="off", x_disable_stats=True),
+        )
+        run.define_metric(STEP_KEY, hidden=True)
+        run.define_metric("*", step_metric=STEP_KEY)
+        return run
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        record = {STEP_KEY: step, **{k: _plain(v) for k, v in metrics.items()}}
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self.wandb_run is not None:
+            self.wandb_run.log(record)
+
+    def close(self, exit_code: int = 0) -> None:
+        self._file.close()
+        if self.wandb_run is not None:
+            self.wandb_run.finish(exit_code=exit_code)
+            self.wandb_run = None
+
+    def __enter__(self) -> "Tracker":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(exit_code=0 if exc_type is None else 1)
+
+
+def _plain(value: Any) -> float | int | None:
+    """JSON-safe number: tensors and numpy scalars become floats, NaN/inf become null."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,40 @@
+"""Shared fixtures: compose run configs the way sac-train does, without launching a process."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+
+from sac_runner.config import register_configs
+
+import tests.toy_envs  # noqa: F401  (registers the toy environments)
+
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("WANDB_MODE", "offline")
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def compose_run():
+    """compose_run(*overrides) -> the DictConfig sac-train would receive."""
+    register_configs()
+
+    def _compose(*overrides: str, config_name: str = "config"):
+        GlobalHydra.instance().clear()
+        with initialize_config_module(config_module="sac_runner.conf", version_base="1.3"):
+            return compose(config_name=config_name, overrides=list(overrides))
+
+    yield _compose
+    GlobalHydra.instance().clear()
+
+
+def console_script(name: str) -> str:
+    """The installed console script next to this interpreter (the venv's bin/)."""
+    path = BIN / name
+    assert path.exists(), f"{name} is not installed next to {sys.executable}; run `make install`"
+    return str(path)

@@ -1,0 +1,114 @@
+"""The installed console scripts, run as a user runs them, from a directory outside the repo."""
+
+import json
+import subprocess
+
+import pytest
+import torch
+
+from tests.conftest import console_script
+
+
+def run(cmd, cwd, *args, timeout=300):
+    return subprocess.run([console_script(cmd), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny sac-train run with W&B offline (the default logging), shared by the tests below."""
+    cwd = tmp_path_factory.mktemp("user")
+    proc = run("sac-train", cwd, "schedule=smoke", "logging.progress=false", "seed=3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (cwd / "outputs" / "runs").iterdir()
+    return cwd, run_dir, proc
+
+
+def test_train_writes_config_metrics_checkpoints_and_wandb_under_its_run_dir(trained):
+    _, run_dir, proc = trained
+    assert (run_dir / ".hydra" / "config.yaml").exists()
+    assert (run_dir / "checkpoints" / "latest.pt").exists()
+    (offline_run,) = (run_dir / "wandb").glob("offline-run-*")
+    assert list(offline_run.glob("*.wandb")), "the offline W&B run has no data file"
+    assert "sac-train summary" in proc.stderr and "wandb sync" in proc.stderr
+
+
+def test_metrics_file_has_expected_keys(trained):
+    _, run_dir, _ = trained
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    keys = set().union(*records)
+    assert {"step", "train/episode_return", "train/critic_loss", "train/alpha", "time/sps",
+            "eval/return_mean", "eval/return_std"} <= keys
+    assert max(r["step"] for r in records) == 300
+
+
+def test_checkpoint_holds_the_resolved_config_and_loads_weights_only(trained):
+    _, run_dir, _ = trained
+    data = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)
+    assert data["config"]["seed"] == 3 and data["config"]["env"]["id"] == "Pendulum-v1"
+    assert data["config"]["schedule"]["total_steps"] == 300
+
+
+def test_eval_runs_on_the_checkpoint_and_writes_json(trained):
+    cwd, run_dir, _ = trained
+    proc = run("sac-eval", cwd, f"checkpoint={run_dir / 'checkpoints' / 'latest.pt'}", "episodes=3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (results,) = (cwd / "outputs" / "eval").glob("*/eval_results.json")
+    report = json.loads(results.read_text())
+    assert report["episodes"] == 3 and len(report["returns"]) == 3 and report["step"] == 300
+    assert report["lengths"] == [200, 200, 200]
+    assert "return mean" in proc.stderr
+
+
+def test_eval_accepts_a_run_directory(trained):
+    cwd, run_dir, _ = trained
+    proc = run("sac-eval", cwd, f"checkpoint={run_dir}", "episodes=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("make_path, message", [
+    (lambda d: d / "missing.pt", "checkpoint not found"),
+    (lambda d: d, "no checkpoint in directory"),
+    (lambda d: (d / "garbage.pt").write_bytes(b"not a checkpoint") and d / "garbage.pt", "not a sac-runner checkpoint"),
+])
+def test_eval_bad_checkpoint_is_one_clear_line(tmp_path, make_path, message):
+    path = make_path(tmp_path)
+    proc = run("sac-eval", tmp_path, f"checkpoint={path}")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_eval_truncated_checkpoint_is_one_clear_line(trained, tmp_path):
+    _, run_dir, _ = trained
+    data = (run_dir / "checkpoints" / "latest.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    proc = run("sac-eval", tmp_path, f"checkpoint={tmp_path / 'cut.pt'}")
+    assert proc.returncode == 2 and "truncated" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_invalid_config_value_is_one_clear_line(tmp_path):
+    proc = run("sac-train", tmp_path, "agent.gamma=1.5")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: agent.gamma must be in (0, 1], got 1.5; set agent.gamma=0.99 or another value in (0, 1]"
+    assert not (tmp_path / "outputs" / "runs").exists() or not list((tmp_path / "outputs" / "runs").glob("*/checkpoints"))
+
+
+def test_unknown_env_id_suggests_close_ids(tmp_path):
+    proc = run("sac-train", tmp_path, "env.id=HalfCheeta-v5", "logging=disabled")
+    assert proc.returncode == 2
+    assert "unknown environment id 'HalfCheeta-v5'" in proc.stderr and "HalfCheetah-v5" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_lists_the_groups(tmp_path):
+    proc = run("sac-train", tmp_path, "--help")
+    assert proc.returncode == 0
+    for group in ("env", "agent", "buffer", "schedule", "logging"):
+        assert f"{group}:" in proc.stdout
+    assert "halfcheetah" in proc.stdout
+
+
+def test_cfg_job_prints_the_composed_config(tmp_path):
+    proc = run("sac-train", tmp_path, "--cfg", "job", "env=hopper", "agent.alpha=0.1")
+    assert proc.returncode == 0
+    assert "id: Hopper-v5" in proc.stdout and "alpha: 0.1" in proc.stdout

@@ -1,0 +1,84 @@
+"""The training loop: terminated vs truncated, warm-up, cadence, outputs."""
+
+import json
+
+import numpy as np
+import torch
+
+from sac_runner.config import to_run_config
+from sac_runner.train import build, run_training, seed_everything
+from sac_runner.tracker import Tracker
+
+
+def _run(compose_run, tmp_path, *overrides):
+    cfg = compose_run("schedule=smoke", "logging=disabled", "logging.progress=false", "device=cpu",
+                      "agent.hidden_sizes=[16]", *overrides)
+    run = to_run_config(cfg)
+    seed_everything(run.seed)
+    parts = build(run)
+    with Tracker(tmp_path, run.logging, {}, run_name="test") as tracker:
+        final = run_training(run, parts, tracker, tmp_path, {})
+    return run, parts, final
+
+
+def test_termination_is_stored_and_truncation_is_not(compose_run, tmp_path):
+    # Countdown-v0 terminates every 3rd step; CountdownTruncated-v0 is cut by a 4-step time limit.
+    _, parts, _ = _run(compose_run, tmp_path, "env.id=Countdown-v0", "schedule.total_steps=30")
+    n = len(parts.buffer)
+    assert parts.buffer.terminated[:n].tolist() == [0.0, 0.0, 1.0] * 10
+    assert np.all(parts.buffer.next_obs[2:n:3] == 0.0)  # the terminal observation itself is stored
+
+    _, parts, _ = _run(compose_run, tmp_path, "env.id=CountdownTruncated-v0", "schedule.total_steps=32")
+    n = len(parts.buffer)
+    assert not parts.buffer.terminated[:n].any()
+    # At each truncation the stored next_obs is the real last observation, not the reset one.
+    assert parts.buffer.next_obs[3:n:4, 0].tolist() == [96.0] * 8
+
+
+def test_warm_up_uses_random_actions_then_the_policy(compose_run, tmp_path, monkeypatch):
+    calls = []
+    from sac_runner.sac import SAC
+    original = SAC.act
+    monkeypatch.setattr(SAC, "act", lambda self, obs, deterministic=False: calls.append(deterministic) or original(self, obs, deterministic))
+    run, _, _ = _run(compose_run, tmp_path, "schedule.total_steps=120", "schedule.start_steps=100",
+                     "schedule.eval_every=1000")
+    # 20 stochastic actions after warm-up, then deterministic evaluation steps at the last step.
+    assert calls.count(False) == 20
+    assert calls.count(True) == run.schedule.eval_episodes * 200
+
+
+def test_updates_start_after_update_after_and_follow_the_ratio(compose_run, tmp_path, monkeypatch):
+    updates = []
+    from sac_runner.sac import SAC
+    original = SAC.update
+    monkeypatch.setattr(SAC, "update", lambda self, batch: updates.append(1) or original(self, batch))
+    _run(compose_run, tmp_path, "schedule.total_steps=100", "schedule.update_after=60",
+         "schedule.update_every=10", "schedule.gradient_steps=3")
+    assert len(updates) == 3 * 5  # steps 60, 70, 80, 90, 100
+
+
+def test_metrics_file_has_namespaced_keys_on_the_step_axis(compose_run, tmp_path):
+    _run(compose_run, tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    keys = set().union(*records)
+    assert {"step", "train/episode_return", "train/critic_loss", "train/actor_loss", "train/alpha",
+            "train/entropy", "train/q_mean", "time/sps", "buffer/size", "eval/return_mean"} <= keys
+    assert all(k == "step" or k.split("/")[0] in {"train", "eval", "time", "buffer"} for k in keys)
+    steps = [r["step"] for r in records]
+    assert steps == sorted(steps) and steps[-1] == 300
+
+
+def test_checkpoints_are_written_at_the_cadence_and_load_without_pickle(compose_run, tmp_path):
+    _run(compose_run, tmp_path)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["latest.pt", "step_000000150.pt", "step_000000300.pt"]
+    data = torch.load(tmp_path / "checkpoints" / "latest.pt", weights_only=True)
+    assert data["step"] == 300 and set(data["agent"]) >= {"actor", "critic", "critic_target", "log_alpha"}
+
+
+def test_same_seed_same_run(compose_run, tmp_path):
+    _, a, fa = _run(compose_run, tmp_path / "a")
+    _, b, fb = _run(compose_run, tmp_path / "b")
+    assert fa["eval/return_mean"] == fb["eval/return_mean"]
+    for pa, pb in zip(a.agent.actor.parameters(), b.agent.actor.parameters()):
+        assert torch.equal(pa, pb)
