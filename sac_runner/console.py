@@ -6,7 +6,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-console = Console(stderr=True)
+# The UI goes to stdout (errors go to stderr, one line each: see errors.py).
+console = Console()
 
 
 class TrainingProgress:
@@ -14,17 +15,17 @@ class TrainingProgress:
 
     def __init__(self, total_steps: int, enabled: bool = True, start: int = 0):
         self.progress = Progress(
-            TextColumn("[bold]sac-train"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[sps]:>6.0f} steps/s"),
+            BarColumn(bar_width=16), MofNCompleteColumn(),
+            TextColumn("{task.fields[sps]:>4.0f} steps/s"),
             TextColumn("train R {task.fields[train_return]}"), TextColumn("eval R {task.fields[eval_return]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
             console=console, disable=not enabled, transient=False,
         )
         self.task = self.progress.add_task("train", total=total_steps, completed=start, sps=0.0,
                                            train_return="-", eval_return="-")
 
     def update(self, step: int, **fields) -> None:
-        formatted = {k: (f"{v:8.1f}" if isinstance(v, float) and k.endswith("return") else v) for k, v in fields.items()}
+        formatted = {k: (f"{v:.0f}" if isinstance(v, float) and k.endswith("return") else v) for k, v in fields.items()}
         self.progress.update(self.task, completed=step, **formatted)
 
     def __enter__(self) -> "TrainingProgress":

@@ -29,7 +29,7 @@ def test_train_writes_config_metrics_checkpoints_and_wandb_under_its_run_dir(tra
     assert (run_dir / "checkpoints" / "latest.pt").exists()
     (offline_run,) = (run_dir / "wandb").glob("offline-run-*")
     assert list(offline_run.glob("*.wandb")), "the offline W&B run has no data file"
-    assert "sac-train summary" in proc.stderr and "wandb sync" in proc.stderr
+    assert "sac-train summary" in proc.stdout and "wandb sync" in proc.stdout
 
 
 def test_metrics_file_has_expected_keys(trained):
@@ -56,7 +56,7 @@ def test_eval_runs_on_the_checkpoint_and_writes_json(trained):
     report = json.loads(results.read_text())
     assert report["episodes"] == 3 and len(report["returns"]) == 3 and report["step"] == 300
     assert report["lengths"] == [200, 200, 200]
-    assert "return mean" in proc.stderr
+    assert "return mean" in proc.stdout
 
 
 def test_eval_accepts_a_run_directory(trained):

@@ -82,3 +82,27 @@ def test_same_seed_same_run(compose_run, tmp_path):
     assert fa["eval/return_mean"] == fb["eval/return_mean"]
     for pa, pb in zip(a.agent.actor.parameters(), b.agent.actor.parameters()):
         assert torch.equal(pa, pb)
+
+
+def test_wandb_run_is_finished_when_training_fails(compose_run, tmp_path, monkeypatch):
+    import pytest
+    import wandb
+
+    from sac_runner.sac import SAC
+    from sac_runner.train import train
+
+    finished = []
+    original_finish = wandb.sdk.wandb_run.Run.finish
+    monkeypatch.setattr(wandb.sdk.wandb_run.Run, "finish",
+                        lambda self, exit_code=None, **kw: finished.append(exit_code) or original_finish(self, exit_code=exit_code, **kw))
+
+    def broken_update(self, batch):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(SAC, "update", broken_update)
+    cfg = compose_run("schedule=smoke", "logging=wandb", "logging.mode=offline", "logging.progress=false",
+                      "device=cpu", "agent.hidden_sizes=[16]")
+    with pytest.raises(RuntimeError, match="boom"):
+        train(cfg, tmp_path)
+    assert finished == [1] and wandb.run is None
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
