@@ -11,9 +11,11 @@ import torch
 class Batch(NamedTuple):
     obs: torch.Tensor         # (B, obs_dim)
     action: torch.Tensor      # (B, action_dim), in [-1, 1]
-    reward: torch.Tensor      # (B,)
-    next_obs: torch.Tensor    # (B, obs_dim)
+    reward: torch.Tensor      # (B,) the environment's signal (summed and discounted over n steps)
+    next_obs: torch.Tensor    # (B, obs_dim) the observation n steps later
     terminated: torch.Tensor  # (B,) 1.0 where the episode ended in a terminal state (no bootstrap)
+    discount: torch.Tensor | None = None  # (B,) gamma^k for a k-step return; None means gamma (1-step)
+    weights: torch.Tensor | None = None   # (B,) importance-sampling weights (prioritized replay)
 
 
 class ReplayBuffer:

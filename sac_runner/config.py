@@ -40,14 +40,33 @@ class EnvConfig:
                      f"must be positive, got {self.max_episode_steps}", "set it to a step count or null")
 
 
+LR_DECAYS = ("constant", "linear", "exponential")
+ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu", "leaky_relu")
+OPTIMIZED = ("actor", "critic", "alpha", "value")
+
+
 @dataclass
 class AgentConfig:
-    # Learning rates (Adam), one per optimized quantity.
+    # Learning rates (Adam), one per optimized quantity; `value` is the V network of value_network=true.
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
     alpha_lr: float = 3e-4
+    value_lr: float = 3e-4
+    # Learning-rate decay (Stable Learning Control's options): constant, or linear / exponential from
+    # <name>_lr down to <name>_lr_final over training, counted per environment step or per epoch.
+    lr_decay: str = "constant"
+    lr_decay_ref: str = "step"
+    # Per-optimizer decay type; null uses lr_decay.
+    actor_lr_decay: Optional[str] = None
+    critic_lr_decay: Optional[str] = None
+    alpha_lr_decay: Optional[str] = None
+    value_lr_decay: Optional[str] = None
+    actor_lr_final: float = 1e-10
+    critic_lr_final: float = 1e-10
+    alpha_lr_final: float = 1e-10
+    value_lr_final: float = 1e-10
     gamma: float = 0.99
-    # Polyak averaging rate of the target critics: target <- tau * online + (1 - tau) * target.
+    # Polyak averaging rate of the targets: target <- tau * online + (1 - tau) * target (1 = hard copy).
     tau: float = 0.005
     # Temperature: "auto" learns log(alpha) toward target_entropy; a number keeps alpha fixed.
     alpha: Union[float, str] = "auto"
@@ -56,12 +75,33 @@ class AgentConfig:
     target_entropy: Union[float, str] = "auto"
     num_critics: int = 2
     hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
+    # Network-specific widths; null uses hidden_sizes.
+    actor_hidden_sizes: Optional[list[int]] = None
+    critic_hidden_sizes: Optional[list[int]] = None
+    activation: str = "relu"
+    # The 2018 variant: a state-value network V and its target; the Q target is r + gamma * V'(s').
+    value_network: bool = False
+    # Multiplies the reward in the critic target (Haarnoja et al., 2018, Fig. 3: reward scale ablation).
+    reward_scale: float = 1.0
+    # minimize treats the environment's signal as a cost (Stable Learning Control's opt_type).
+    objective: str = "maximize"
+    # Clip each network's gradient to this global norm; null = no clipping.
+    max_grad_norm: Optional[float] = None
 
     def __post_init__(self) -> None:
-        for key in ("actor_lr", "critic_lr", "alpha_lr"):
-            value = getattr(self, key)
-            _require(value > 0, f"agent.{key}", f"must be positive, got {value}",
-                     f"set agent.{key}=3e-4 or another positive number")
+        for name in OPTIMIZED:
+            for key in (f"{name}_lr", f"{name}_lr_final"):
+                value = getattr(self, key)
+                _require(value > 0, f"agent.{key}", f"must be positive, got {value}",
+                         f"set agent.{key}=3e-4 or another positive number")
+            decay = getattr(self, f"{name}_lr_decay")
+            if decay is not None:
+                _require(decay in LR_DECAYS, f"agent.{name}_lr_decay", f"must be one of {', '.join(LR_DECAYS)} "
+                         f"or null, got '{decay}'", f"set agent.{name}_lr_decay=linear")
+        _require(self.lr_decay in LR_DECAYS, "agent.lr_decay",
+                 f"must be one of {', '.join(LR_DECAYS)}, got '{self.lr_decay}'", "set agent.lr_decay=constant")
+        _require(self.lr_decay_ref in ("step", "epoch"), "agent.lr_decay_ref",
+                 f"must be step or epoch, got '{self.lr_decay_ref}'", "set agent.lr_decay_ref=step")
         _require(0 < self.gamma <= 1, "agent.gamma", f"must be in (0, 1], got {self.gamma}",
                  "set agent.gamma=0.99 or another value in (0, 1]")
         _require(0 < self.tau <= 1, "agent.tau", f"must be in (0, 1], got {self.tau}",
@@ -80,13 +120,28 @@ class AgentConfig:
                      "set agent.target_entropy=auto or a number such as -6")
         _require(self.num_critics >= 1, "agent.num_critics", f"must be at least 1, got {self.num_critics}",
                  "set agent.num_critics=2")
-        _require(len(self.hidden_sizes) > 0 and all(h > 0 for h in self.hidden_sizes), "agent.hidden_sizes",
-                 f"must be a non-empty list of positive widths, got {list(self.hidden_sizes)}",
-                 "set agent.hidden_sizes=[256,256]")
+        for key in ("hidden_sizes", "actor_hidden_sizes", "critic_hidden_sizes"):
+            sizes = getattr(self, key)
+            if sizes is not None:
+                _require(len(sizes) > 0 and all(h > 0 for h in sizes), f"agent.{key}",
+                         f"must be a non-empty list of positive widths, got {list(sizes)}",
+                         f"set agent.{key}=[256,256]")
+        _require(self.activation in ACTIVATIONS, "agent.activation",
+                 f"must be one of {', '.join(ACTIVATIONS)}, got '{self.activation}'", "set agent.activation=relu")
+        _require(self.reward_scale > 0, "agent.reward_scale", f"must be positive, got {self.reward_scale}",
+                 "set agent.reward_scale=1")
+        _require(self.objective in ("maximize", "minimize"), "agent.objective",
+                 f"must be maximize or minimize, got '{self.objective}'", "set agent.objective=maximize")
+        if self.max_grad_norm is not None:
+            _require(self.max_grad_norm > 0, "agent.max_grad_norm", f"must be positive, got {self.max_grad_norm}",
+                     "set agent.max_grad_norm=null (no clipping) or e.g. 10")
 
     @property
     def learns_alpha(self) -> bool:
         return self.alpha == "auto"
+
+    def lr_decay_of(self, name: str) -> str:
+        return getattr(self, f"{name}_lr_decay") or self.lr_decay
 
 
 @dataclass
@@ -107,15 +162,30 @@ class ScheduleConfig:
     update_after: int = 5_000
     update_every: int = 1
     gradient_steps: int = 1
+    # Counted in gradient steps: actor and temperature are updated every `policy_update_every`-th
+    # step (MATLAB's PolicyUpdateFrequency, TD3's delay), the targets every `target_update_every`-th
+    # (with agent.tau: 1 and tau<1 = smoothing, K>1 and tau=1 = periodic, K>1 and tau<1 = periodic smoothing).
+    policy_update_every: int = 1
+    target_update_every: int = 1
+    # CleanRL's variant of the delay: when due, the actor and temperature take policy_update_every
+    # steps in a row, so they get as many steps as the critics.
+    policy_update_catch_up: bool = False
     batch_size: int = 256
     eval_every: int = 10_000
     eval_episodes: int = 10
     checkpoint_every: int = 50_000
     log_every: int = 1_000
+    # Epochs, for users who think in them: with steps_per_epoch set, `epochs` (if set) gives the total
+    # budget and *_every_epochs (if set) the evaluation and checkpoint cadence, in place of the step values.
+    steps_per_epoch: Optional[int] = None
+    epochs: Optional[int] = None
+    eval_every_epochs: Optional[int] = None
+    checkpoint_every_epochs: Optional[int] = None
 
     def __post_init__(self) -> None:
         for key in ("total_steps", "update_every", "gradient_steps", "batch_size", "eval_every",
-                    "eval_episodes", "checkpoint_every", "log_every"):
+                    "eval_episodes", "checkpoint_every", "log_every", "policy_update_every",
+                    "target_update_every"):
             value = getattr(self, key)
             _require(value > 0, f"schedule.{key}", f"must be positive, got {value}",
                      f"set schedule.{key} to a positive integer")
@@ -123,6 +193,33 @@ class ScheduleConfig:
             value = getattr(self, key)
             _require(value >= 0, f"schedule.{key}", f"must be non-negative, got {value}",
                      f"set schedule.{key}=0 or more")
+        for key in ("steps_per_epoch", "epochs", "eval_every_epochs", "checkpoint_every_epochs"):
+            value = getattr(self, key)
+            if value is not None:
+                _require(value > 0, f"schedule.{key}", f"must be positive or null, got {value}",
+                         f"set schedule.{key} to a positive integer or null")
+                if key != "steps_per_epoch":
+                    _require(self.steps_per_epoch is not None, f"schedule.{key}", "needs schedule.steps_per_epoch",
+                             "set schedule.steps_per_epoch as well")
+
+    # Derived cadence in environment steps (the config itself is never rewritten).
+    @property
+    def steps(self) -> int:
+        return self.epochs * self.steps_per_epoch if self.epochs is not None else self.total_steps
+
+    @property
+    def eval_interval(self) -> int:
+        return self.eval_every_epochs * self.steps_per_epoch if self.eval_every_epochs is not None else self.eval_every
+
+    @property
+    def checkpoint_interval(self) -> int:
+        if self.checkpoint_every_epochs is not None:
+            return self.checkpoint_every_epochs * self.steps_per_epoch
+        return self.checkpoint_every
+
+    @property
+    def num_epochs(self) -> Optional[int]:
+        return None if self.steps_per_epoch is None else -(-self.steps // self.steps_per_epoch)
 
 
 @dataclass
@@ -158,6 +255,9 @@ class RunConfig:
         _require(self.schedule.batch_size <= self.buffer.capacity, "schedule.batch_size",
                  f"({self.schedule.batch_size}) is larger than buffer.capacity ({self.buffer.capacity})",
                  "lower schedule.batch_size or raise buffer.capacity")
+        if self.agent.lr_decay_ref == "epoch":
+            _require(self.schedule.steps_per_epoch is not None, "agent.lr_decay_ref",
+                     "is epoch but schedule.steps_per_epoch is not set", "set schedule.steps_per_epoch or lr_decay_ref=step")
 
 
 @dataclass

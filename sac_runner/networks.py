@@ -17,14 +17,28 @@ from torch.nn import functional as F
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU,
+               "leaky_relu": nn.LeakyReLU}
 
-def mlp(in_dim: int, hidden_sizes: list[int], out_dim: int) -> nn.Sequential:
+
+def mlp(in_dim: int, hidden_sizes: list[int], out_dim: int, activation: str = "relu") -> nn.Sequential:
     layers: list[nn.Module] = []
     for width in hidden_sizes:
-        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+        layers += [nn.Linear(in_dim, width), ACTIVATIONS[activation]()]
         in_dim = width
     layers.append(nn.Linear(in_dim, out_dim))
     return nn.Sequential(*layers)
+
+
+class ValueNetwork(nn.Module):
+    """V(s), the state-value network of the 2018 variant."""
+
+    def __init__(self, obs_dim: int, hidden_sizes: list[int], activation: str = "relu"):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, 1, activation)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs).squeeze(-1)
 
 
 def squashed_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
@@ -40,9 +54,9 @@ def squashed_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: tor
 
 
 class SquashedGaussianActor(nn.Module):
-    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: list[int]):
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: list[int], activation: str = "relu"):
         super().__init__()
-        self.net = mlp(obs_dim, hidden_sizes, 2 * action_dim)
+        self.net = mlp(obs_dim, hidden_sizes, 2 * action_dim, activation)
 
     def distribution_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.net(obs).chunk(2, dim=-1)
@@ -79,15 +93,17 @@ class EnsembleLinear(nn.Module):
 class CriticEnsemble(nn.Module):
     """Q_1 .. Q_N (s, a), each an MLP of the same shape, returned stacked as (N, B)."""
 
-    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: list[int], num_critics: int):
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: list[int], num_critics: int,
+                 activation: str = "relu"):
         super().__init__()
         self.num_critics = num_critics
         sizes = [obs_dim + action_dim, *hidden_sizes, 1]
         self.layers = nn.ModuleList(EnsembleLinear(num_critics, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.activation = ACTIVATIONS[activation]()
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         x = torch.cat([obs, action], dim=-1)
         x = x.unsqueeze(0).expand(self.num_critics, *x.shape)
         for layer in self.layers[:-1]:
-            x = F.relu(layer(x))
+            x = self.activation(layer(x))
         return self.layers[-1](x).squeeze(-1)

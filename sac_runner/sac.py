@@ -1,12 +1,21 @@
 """Soft Actor-Critic (Haarnoja et al., 2018; 2019), continuous actions.
 
-`SAC.update(batch)` is the whole algorithm for one gradient step, in the papers' order and names:
+`SAC.update(batch)` is the whole algorithm for one gradient step, in the papers' order and names.
+The 2019 variant (default):
 
     y        = r + gamma * (1 - terminated) * (min_i Q'_i(s', a') - alpha * log pi(a'|s')),  a' ~ pi(.|s')
     J_Q      = sum_i 0.5 * E[(Q_i(s, a) - y)^2]
     J_pi     = E[alpha * log pi(a|s) - min_i Q_i(s, a)],                                     a ~ pi(.|s)
     J_alpha  = E[-log(alpha) * (log pi(a|s) + target_entropy)]
     theta'   <- tau * theta + (1 - tau) * theta'
+
+The 2018 variant (value_network=true) learns V(s) and bootstraps Q from its target V'(s'):
+
+    y        = r + gamma * (1 - terminated) * V'(s')
+    J_V      = 0.5 * E[(V(s) - (min_i Q_i(s, a) - alpha * log pi(a|s)))^2],                  a ~ pi(.|s)
+    psi'     <- tau * psi + (1 - tau) * psi'
+
+`r` is the environment's signal times reward_scale, negated when the objective is to minimize a cost.
 """
 
 from __future__ import annotations
@@ -15,11 +24,12 @@ import copy
 
 import numpy as np
 import torch
-from torch.nn import functional as F
+from torch import nn
 
 from sac_runner.buffer import Batch
-from sac_runner.config import AgentConfig
-from sac_runner.networks import CriticEnsemble, SquashedGaussianActor
+from sac_runner.config import OPTIMIZED, AgentConfig
+from sac_runner.lr_schedule import decayed_lr
+from sac_runner.networks import CriticEnsemble, SquashedGaussianActor, ValueNetwork
 
 
 def polyak_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
@@ -28,7 +38,7 @@ def polyak_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: f
 
 
 def soft_bellman_target(reward: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor,
-                        next_log_prob: torch.Tensor, alpha: torch.Tensor, gamma: float) -> torch.Tensor:
+                        next_log_prob: torch.Tensor, alpha: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
     """y = r + gamma * (1 - terminated) * (min_i Q'_i(s', a') - alpha * log pi(a'|s')).
 
     `next_q` is (num_critics, B). A truncated episode (time limit) has terminated = 0 and bootstraps.
@@ -38,18 +48,36 @@ def soft_bellman_target(reward: torch.Tensor, terminated: torch.Tensor, next_q: 
 
 
 class SAC:
-    def __init__(self, obs_dim: int, action_dim: int, cfg: AgentConfig, device: torch.device):
+    def __init__(self, obs_dim: int, action_dim: int, cfg: AgentConfig, device: torch.device, *,
+                 policy_update_every: int = 1, target_update_every: int = 1, policy_update_catch_up: bool = False):
         self.cfg = cfg
         self.device = device
         self.gamma = cfg.gamma
         self.tau = cfg.tau
+        # Signal -> reward: scaled, and negated when the signal is a cost to minimize.
+        self.reward_scale = cfg.reward_scale * (1.0 if cfg.objective == "maximize" else -1.0)
+        self.policy_update_every = policy_update_every
+        self.policy_steps_when_due = policy_update_every if policy_update_catch_up else 1
+        self.target_update_every = target_update_every
+        self.num_updates = 0
 
-        self.actor = SquashedGaussianActor(obs_dim, action_dim, cfg.hidden_sizes).to(device)
-        self.critic = CriticEnsemble(obs_dim, action_dim, cfg.hidden_sizes, cfg.num_critics).to(device)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-
+        actor_sizes = cfg.actor_hidden_sizes or cfg.hidden_sizes
+        critic_sizes = cfg.critic_hidden_sizes or cfg.hidden_sizes
+        self.actor = SquashedGaussianActor(obs_dim, action_dim, actor_sizes, cfg.activation).to(device)
+        self.critic = CriticEnsemble(obs_dim, action_dim, critic_sizes, cfg.num_critics, cfg.activation).to(device)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+
+        # The bootstrap comes from target critics (2019) or from a target V network (2018).
+        self.value: ValueNetwork | None = None
+        self.value_optimizer = None
+        if cfg.value_network:
+            self.value = ValueNetwork(obs_dim, critic_sizes, cfg.activation).to(device)
+            self.value_optimizer = torch.optim.Adam(self.value.parameters(), lr=cfg.value_lr)
+        bootstrap: nn.Module = self.critic if self.value is None else self.value
+        self.target = copy.deepcopy(bootstrap).requires_grad_(False)
+        self._target_params = list(self.target.parameters())
+        self._bootstrap_params = list(bootstrap.parameters())
 
         self.target_entropy = float(-action_dim if cfg.target_entropy == "auto" else cfg.target_entropy)
         self.learns_alpha = cfg.learns_alpha
@@ -63,6 +91,24 @@ class SAC:
     def alpha(self) -> torch.Tensor:
         return self.log_alpha.detach().exp()
 
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        found = {"actor": self.actor_optimizer, "critic": self.critic_optimizer,
+                 "alpha": self.alpha_optimizer, "value": self.value_optimizer}
+        return {name: opt for name, opt in found.items() if opt is not None}
+
+    @property
+    def decays_lr(self) -> bool:
+        return any(self.cfg.lr_decay_of(name) != "constant" for name in self.optimizers)
+
+    def set_lr_progress(self, progress: float) -> None:
+        """Set every learning rate for a training progress in [0, 1] (by steps or by epochs)."""
+        for name, optimizer in self.optimizers.items():
+            lr = decayed_lr(getattr(self.cfg, f"{name}_lr"), getattr(self.cfg, f"{name}_lr_final"),
+                            self.cfg.lr_decay_of(name), progress)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Action in [-1, 1]^d for one observation (or a batch of them)."""
@@ -70,68 +116,91 @@ class SAC:
         action = self.actor.deterministic(obs_t) if deterministic else self.actor.sample(obs_t)[0]
         return action.cpu().numpy()
 
+    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, params) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
+        optimizer.step()
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One gradient step on critics, actor and temperature, then the target update."""
+        """One gradient step: critics (and V), then actor and temperature when due, then targets when due."""
+        self.num_updates += 1
         alpha = self.alpha
+        reward = self.reward_scale * batch.reward
+        gamma = self.gamma if batch.discount is None else batch.discount  # gamma^n for n-step returns
+        metrics: dict[str, torch.Tensor] = {}
 
-        # Critic: regress every Q_i onto the soft Bellman target built from the target critics.
+        # Critic: regress every Q_i onto the soft Bellman target.
         with torch.no_grad():
-            next_action, next_log_prob = self.actor.sample(batch.next_obs)
-            next_q = self.critic_target(batch.next_obs, next_action)
-            y = soft_bellman_target(batch.reward, batch.terminated, next_q, next_log_prob, alpha, self.gamma)
+            if self.value is None:
+                next_action, next_log_prob = self.actor.sample(batch.next_obs)
+                next_q = self.target(batch.next_obs, next_action)
+                y = soft_bellman_target(reward, batch.terminated, next_q, next_log_prob, alpha, gamma)
+            else:
+                y = reward + gamma * (1.0 - batch.terminated) * self.target(batch.next_obs)
         q = self.critic(batch.obs, batch.action)
-        critic_loss = 0.5 * F.mse_loss(q, y.expand_as(q), reduction="none").mean(dim=1).sum()
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_optimizer.step()
+        squared_error = (q - y) ** 2
+        if batch.weights is not None:  # importance-sampling weights of prioritized replay
+            squared_error = squared_error * batch.weights
+        critic_loss = 0.5 * squared_error.mean(dim=1).sum()
+        self._step(self.critic_optimizer, critic_loss, self.critic.parameters())
+        metrics.update({"train/critic_loss": critic_loss.detach(), "train/q_mean": q.detach().mean(),
+                        "train/target_q_mean": y.mean()})
+        self.td_error = (q.detach() - y).abs().max(dim=0).values  # per sample, for replay priorities
 
-        # Actor: maximise min_i Q_i(s, a) + alpha * entropy, with a ~ pi reparameterised.
-        action, log_prob = self.actor.sample(batch.obs)
-        q_pi = self.critic(batch.obs, action).min(dim=0).values
-        actor_loss = (alpha * log_prob - q_pi).mean()
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_optimizer.step()
+        # Value (2018 variant): regress V(s) onto E_a~pi[min_i Q_i(s, a) - alpha * log pi(a|s)].
+        if self.value is not None:
+            with torch.no_grad():
+                action, log_prob = self.actor.sample(batch.obs)
+                v_target = self.critic(batch.obs, action).min(dim=0).values - alpha * log_prob
+            value_loss = 0.5 * ((self.value(batch.obs) - v_target) ** 2).mean()
+            self._step(self.value_optimizer, value_loss, self.value.parameters())
+            metrics["train/value_loss"] = value_loss.detach()
 
-        # Temperature: raise alpha when the entropy -log pi is below target, lower it when above.
-        if self.alpha_optimizer is not None:
-            alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
-            self.alpha_optimizer.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_optimizer.step()
+        if self.num_updates % self.policy_update_every == 0:
+            for _ in range(self.policy_steps_when_due):
+                # Actor: maximise min_i Q_i(s, a) + alpha * entropy, with a ~ pi reparameterised.
+                action, log_prob = self.actor.sample(batch.obs)
+                q_pi = self.critic(batch.obs, action).min(dim=0).values
+                actor_loss = (alpha * log_prob - q_pi).mean()
+                self._step(self.actor_optimizer, actor_loss, self.actor.parameters())
 
-        polyak_update(list(self.critic_target.parameters()), list(self.critic.parameters()), self.tau)
+                # Temperature: raise alpha when the entropy -log pi is below target, lower it when above.
+                if self.alpha_optimizer is not None:
+                    alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+                    self._step(self.alpha_optimizer, alpha_loss, [self.log_alpha])
+                    alpha = self.alpha
+            metrics.update({"train/actor_loss": actor_loss.detach(), "train/entropy": -log_prob.detach().mean()})
+        metrics["train/alpha"] = alpha
 
-        return {
-            "train/critic_loss": critic_loss.detach(),
-            "train/actor_loss": actor_loss.detach(),
-            "train/alpha": alpha,
-            "train/entropy": -log_prob.detach().mean(),
-            "train/q_mean": q.detach().mean(),
-            "train/target_q_mean": y.mean(),
-        }
+        if self.num_updates % self.target_update_every == 0:
+            polyak_update(self._target_params, self._bootstrap_params, self.tau)
+        return metrics
 
     # ---- checkpointing: plain state dicts only ---------------------------------------------------
     def state_dict(self) -> dict:
         state = {
             "actor": self.actor.state_dict(),
             "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "actor_optimizer": self.actor_optimizer.state_dict(),
-            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "target": self.target.state_dict(),
             "log_alpha": self.log_alpha.detach().clone(),
+            "num_updates": self.num_updates,
         }
-        if self.alpha_optimizer is not None:
-            state["alpha_optimizer"] = self.alpha_optimizer.state_dict()
+        if self.value is not None:
+            state["value"] = self.value.state_dict()
+        for name, optimizer in self.optimizers.items():
+            state[f"{name}_optimizer"] = optimizer.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
-        self.critic_target.load_state_dict(state["critic_target"])
-        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
-        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.target.load_state_dict(state["target"])
+        if self.value is not None:
+            self.value.load_state_dict(state["value"])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state[f"{name}_optimizer"])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-        if self.alpha_optimizer is not None and "alpha_optimizer" in state:
-            self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        self.num_updates = int(state["num_updates"])

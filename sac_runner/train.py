@@ -71,7 +71,9 @@ def build(run: RunConfig) -> Parts:
     env = make_env(run.env, seed=run.seed)
     eval_env = make_env(run.env)
     obs_dim, action_dim = space_dims(env)
-    agent = SAC(obs_dim, action_dim, run.agent, device)
+    agent = SAC(obs_dim, action_dim, run.agent, device, policy_update_every=run.schedule.policy_update_every,
+                target_update_every=run.schedule.target_update_every,
+                policy_update_catch_up=run.schedule.policy_update_catch_up)
     buffer = ReplayBuffer(run.buffer.capacity, obs_dim, action_dim, device, seed=run.seed)
     return Parts(env, eval_env, agent, buffer, obs_dim, action_dim)
 
@@ -92,18 +94,29 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     return final
 
 
+def training_progress(run: RunConfig, step: int) -> float:
+    """Fraction of training done before `step`, counted in steps or in whole epochs (agent.lr_decay_ref)."""
+    s = run.schedule
+    if run.agent.lr_decay_ref == "epoch":
+        return ((step - 1) // s.steps_per_epoch) / s.num_epochs
+    return (step - 1) / s.steps
+
+
 def run_training(run: RunConfig, parts: Parts, tracker: Tracker, run_dir: Path, resolved: dict) -> dict[str, float]:
     s = run.schedule
+    total_steps = s.steps
     env, eval_env, agent, buffer = parts.env, parts.eval_env, parts.agent, parts.buffer
     final: dict[str, float] = {}
+    # "Best" follows the objective: the highest return, or the lowest cost.
+    sign = 1.0 if run.agent.objective == "maximize" else -1.0
     best_eval = -float("inf")
     metrics: dict[str, torch.Tensor] = {}
     episode = 0
     obs, _ = env.reset(seed=run.seed)
     window_start, window_steps, started = time.perf_counter(), 0, time.perf_counter()
 
-    with TrainingProgress(s.total_steps, enabled=run.logging.progress) as progress:
-        for step in range(1, s.total_steps + 1):
+    with TrainingProgress(total_steps, enabled=run.logging.progress) as progress:
+        for step in range(1, total_steps + 1):
             # Act: uniform random during warm-up, then a sample from the policy.
             action = env.action_space.sample() if step <= s.start_steps else agent.act(obs)
             next_obs, reward, terminated, truncated, info = env.step(action)
@@ -120,38 +133,42 @@ def run_training(run: RunConfig, parts: Parts, tracker: Tracker, run_dir: Path, 
 
             # Learn.
             if step >= s.update_after and every(s.update_every, step):
+                if agent.decays_lr:
+                    agent.set_lr_progress(training_progress(run, step))
                 for _ in range(s.gradient_steps):
-                    metrics = agent.update(buffer.sample(s.batch_size))
+                    metrics.update(agent.update(buffer.sample(s.batch_size)))
             window_steps += 1
 
             if every(s.log_every, step):
                 now = time.perf_counter()
                 sps = window_steps / (now - window_start)
+                if agent.decays_lr:
+                    metrics.update({f"train/{n}_lr": torch.tensor(o.param_groups[0]["lr"]) for n, o in agent.optimizers.items()})
                 tracker.log(step, {**{k: v.item() for k, v in metrics.items()},
                                    "time/sps": sps, "time/elapsed": now - started, "buffer/size": len(buffer)})
                 progress.update(step, sps=sps)
                 window_start, window_steps = now, 0
 
-            last_step = step == s.total_steps
-            if every(s.eval_every, step) or last_step:
+            last_step = step == total_steps
+            if every(s.eval_interval, step) or last_step:
                 result = evaluate(agent, eval_env, s.eval_episodes, seed=run.seed + EVAL_SEED_OFFSET)
                 final = result.summary()
-                best_eval = max(best_eval, final["eval/return_mean"])
-                final["eval/best_return_mean"] = best_eval
+                best_eval = max(best_eval, sign * final["eval/return_mean"])
+                final["eval/best_return_mean"] = sign * best_eval
                 tracker.log(step, final)
                 progress.update(step, eval_return=final["eval/return_mean"])
                 log.info("step %d: eval return %.1f +- %.1f", step, final["eval/return_mean"], final["eval/return_std"])
 
-            if every(s.checkpoint_every, step) or last_step:
+            if every(s.checkpoint_interval, step) or last_step:
                 save_checkpoint(run_dir, step, {"config": resolved, "obs_dim": parts.obs_dim,
                                                 "action_dim": parts.action_dim, "episode": episode,
                                                 "agent": agent.state_dict()})
             if every(100, step):
                 progress.update(step)
-        progress.update(s.total_steps)
+        progress.update(total_steps)
 
     elapsed = time.perf_counter() - started
-    final.update({"time/elapsed": elapsed, "time/sps_overall": s.total_steps / elapsed, "train/episodes": episode})
+    final.update({"time/elapsed": elapsed, "time/sps_overall": total_steps / elapsed, "train/episodes": episode})
     return final
 
 

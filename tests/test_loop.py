@@ -73,7 +73,7 @@ def test_checkpoints_are_written_at_the_cadence_and_load_without_pickle(compose_
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["latest.pt", "step_000000150.pt", "step_000000300.pt"]
     data = torch.load(tmp_path / "checkpoints" / "latest.pt", weights_only=True)
-    assert data["step"] == 300 and set(data["agent"]) >= {"actor", "critic", "critic_target", "log_alpha"}
+    assert data["step"] == 300 and set(data["agent"]) >= {"actor", "critic", "target", "log_alpha", "actor_optimizer", "critic_optimizer"}
 
 
 def test_same_seed_same_run(compose_run, tmp_path):

@@ -105,9 +105,9 @@ def test_target_entropy_default_is_minus_action_dim():
 
 def test_update_moves_targets_by_polyak_from_updated_critic():
     agent = _agent(tau=0.25)
-    old_target = [p.clone() for p in agent.critic_target.parameters()]
+    old_target = [p.clone() for p in agent.target.parameters()]
     agent.update(_batch())
-    for new_t, old_t, online in zip(agent.critic_target.parameters(), old_target, agent.critic.parameters()):
+    for new_t, old_t, online in zip(agent.target.parameters(), old_target, agent.critic.parameters()):
         assert torch.allclose(new_t, 0.25 * online + 0.75 * old_t, atol=1e-6)
 
 
@@ -118,7 +118,7 @@ def test_critic_loss_uses_the_soft_bellman_target():
     q_before = agent.critic(batch.obs, batch.action).detach()
     with torch.no_grad():
         next_action, next_log_prob = agent.actor.sample(batch.next_obs)
-        y = soft_bellman_target(batch.reward, batch.terminated, agent.critic_target(batch.next_obs, next_action),
+        y = soft_bellman_target(batch.reward, batch.terminated, agent.target(batch.next_obs, next_action),
                                 next_log_prob, torch.tensor(0.5), agent.gamma)
     expected = 0.5 * ((q_before - y) ** 2).mean(dim=1).sum()
     torch.manual_seed(123)

@@ -31,3 +31,21 @@ class Countdown(gym.Env):
 
 gym.register("Countdown-v0", entry_point=Countdown, kwargs={"horizon": 3}, max_episode_steps=100)
 gym.register("CountdownTruncated-v0", entry_point=Countdown, kwargs={"horizon": 100}, max_episode_steps=4)
+
+
+class CostBandit(gym.Env):
+    """One-step task whose signal is a cost: (a - 0.5)^2. Minimizing it means acting at 0.5."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        cost = float((action[0] - 0.5) ** 2)
+        return np.zeros(1, np.float32), cost, True, False, {}
+
+
+gym.register("CostBandit-v0", entry_point=CostBandit, max_episode_steps=1)
