@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from sac_runner.config import EnvConfig
+from sac_runner.envs import EnvError, make_env
+
+
+def test_mujoco_observations_are_float32_and_actions_span_minus_one_to_one():
+    env = make_env(EnvConfig(id="HalfCheetah-v5"), seed=0)
+    obs, _ = env.reset(seed=0)
+    assert obs.dtype == np.float32 and env.observation_space.dtype == np.float32
+    assert np.all(env.action_space.low == -1) and np.all(env.action_space.high == 1)
+    obs, *_ = env.step(env.action_space.sample())
+    assert obs.dtype == np.float32
+    env.close()
+
+
+def test_actions_are_rescaled_to_the_env_bounds():
+    env = make_env(EnvConfig(id="Pendulum-v1"))
+    assert env.unwrapped.action_space.high[0] == 2.0
+    env.reset(seed=0)
+    env.step(np.array([1.0], np.float32))
+    assert env.unwrapped.last_u == pytest.approx(2.0)  # +1 for the agent is the +2 torque bound
+    env.close()
+
+
+def test_max_episode_steps_and_kwargs_reach_gymnasium():
+    env = make_env(EnvConfig(id="Pendulum-v1", max_episode_steps=7, kwargs={"g": 3.0}))
+    env.reset(seed=0)
+    assert env.unwrapped.g == 3.0
+    steps = 0
+    while True:
+        steps += 1
+        *_, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            break
+    assert steps == 7
+
+
+def test_unknown_id_suggests_registered_ones():
+    with pytest.raises(EnvError, match="unknown environment id 'Pendulum-v9'.*Pendulum-v1"):
+        make_env(EnvConfig(id="Pendulum-v9"))
+
+
+def test_discrete_actions_are_refused_with_a_clear_message():
+    with pytest.raises(EnvError, match="Discrete action space"):
+        make_env(EnvConfig(id="CartPole-v1"))
