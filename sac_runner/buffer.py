@@ -1,4 +1,17 @@
-"""Preallocated circular replay buffer with uniform sampling."""
+"""Preallocated circular replay buffer: uniform or proportional prioritized sampling, n-step returns.
+
+Memory: each observation is stored once. Slot i holds (obs_i, action_i, reward_i, terminated_i,
+episode_end_i), and the next observation of transition i is obs_{i+1}. When an episode ends (by
+termination or truncation), the following slot holds its real final observation and is marked
+as not starting a transition; the reset observation goes in the slot after. So a transition costs
+obs + action + reward + 2 flag bytes, instead of two observations, at the price of one extra slot
+per episode.
+
+n-step returns (n_step > 1): transition i yields
+    R = sum_{k<m} gamma^k r_{i+k},  next_obs = obs_{i+m},  terminated = terminated_{i+m-1},  discount = gamma^m
+with m = n, or fewer where the episode ends (terminated: no bootstrap; truncated: bootstrap from the
+final observation) or where the newest data ends.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +20,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from sac_runner.config import BufferConfig
+
 
 class Batch(NamedTuple):
     obs: torch.Tensor         # (B, obs_dim)
-    action: torch.Tensor      # (B, action_dim), in [-1, 1]
+    action: torch.Tensor      # (B, action_dim), in [-1, 1] (or a one-hot-free index for discrete actions)
     reward: torch.Tensor      # (B,) the environment's signal (summed and discounted over n steps)
     next_obs: torch.Tensor    # (B, obs_dim) the observation n steps later
     terminated: torch.Tensor  # (B,) 1.0 where the episode ended in a terminal state (no bootstrap)
@@ -18,59 +33,173 @@ class Batch(NamedTuple):
     weights: torch.Tensor | None = None   # (B,) importance-sampling weights (prioritized replay)
 
 
+class SegmentTree:
+    """A complete binary tree over `size` leaves holding sums and minima, updated in batches."""
+
+    def __init__(self, size: int):
+        self.leaves = 1 << max(1, (size - 1).bit_length())
+        self.sum = np.zeros(2 * self.leaves)
+        self.min = np.full(2 * self.leaves, np.inf)
+
+    def set(self, index: np.ndarray, value: np.ndarray, min_value: np.ndarray) -> None:
+        node = np.asarray(index) + self.leaves
+        self.sum[node], self.min[node] = value, min_value
+        node = np.unique(node // 2)
+        while node[0] >= 1:
+            self.sum[node] = self.sum[2 * node] + self.sum[2 * node + 1]
+            self.min[node] = np.minimum(self.min[2 * node], self.min[2 * node + 1])
+            if node[0] == 1:
+                break
+            node = np.unique(node // 2)
+
+    @property
+    def total(self) -> float:
+        return float(self.sum[1])
+
+    def find_prefix(self, mass: np.ndarray) -> np.ndarray:
+        """The leaf i with sum(leaves < i) <= mass < sum(leaves <= i), for each mass."""
+        node = np.ones(len(mass), dtype=np.int64)
+        mass = mass.copy()
+        while node[0] < self.leaves:
+            left = 2 * node
+            go_right = mass >= self.sum[left]
+            mass -= np.where(go_right, self.sum[left], 0.0)
+            node = left + go_right
+        return node - self.leaves
+
+
 class ReplayBuffer:
-    """Fixed-capacity float32 storage; once full, the oldest transition is overwritten.
+    """Fixed number of slots; once full, the oldest slots are overwritten."""
 
-    `terminated` is stored, not `done`: a transition cut by a time limit (truncated) keeps
-    terminated = 0 so its target bootstraps from the next state, as the MDP has not ended.
-    """
-
-    def __init__(self, capacity: int, obs_dim: int, action_dim: int, device: torch.device, seed: int = 0):
-        self.capacity = capacity
+    def __init__(self, cfg: BufferConfig, obs_dim: int, action_dim: int, gamma: float, device: torch.device,
+                 seed: int = 0, action_dtype: np.dtype = np.float32):
+        self.cfg = cfg
+        self.capacity = cfg.capacity
+        self.n_step = cfg.n_step
+        self.gamma = gamma
         self.device = device
-        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
-        self.action = np.zeros((capacity, action_dim), dtype=np.float32)
-        self.reward = np.zeros(capacity, dtype=np.float32)
-        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
-        self.terminated = np.zeros(capacity, dtype=np.float32)
-        self.position = 0  # where the next transition is written
-        self.size = 0
-        self.generator = torch.Generator().manual_seed(seed)
-        # Torch views of the numpy storage (no copy) and reusable batch tensors, so sampling
-        # allocates nothing per call.
-        self._storage = [torch.from_numpy(a) for a in (self.obs, self.action, self.reward, self.next_obs,
-                                                       self.terminated)]
-        self._batch_size = 0
+        self.prioritized = cfg.type == "prioritized"
+        c = self.capacity
+        self.obs = np.zeros((c, obs_dim), dtype=np.float32)
+        self.action = np.zeros((c, action_dim), dtype=action_dtype)
+        self.reward = np.zeros(c, dtype=np.float32)
+        self.terminated = np.zeros(c, dtype=np.bool_)
+        self.episode_end = np.zeros(c, dtype=np.bool_)  # terminated or truncated
+        self.starts_transition = np.zeros(c, dtype=np.bool_)
+        self.head = 0  # the slot holding the newest observation (no action yet)
+        self.size = 0  # number of transitions stored
+        self.slots_used = 1  # slots written so far (at most capacity): uniform draws stay below it
+        self.rng = np.random.default_rng(seed)
+        self.beta = cfg.beta
+        self.max_priority = 1.0
+        self.tree = SegmentTree(c) if self.prioritized else None
+        self._last_indices: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.size
 
+    @property
+    def bytes_per_transition(self) -> int:
+        """Bytes stored per slot: one observation, one action, the reward and three flags."""
+        return (self.obs.itemsize * self.obs.shape[1] + self.action.itemsize * self.action.shape[1]
+                + self.reward.itemsize + 3)
+
+    def _overwrite(self, slot: int) -> None:
+        if self.starts_transition[slot]:
+            self.size -= 1
+            self.starts_transition[slot] = False
+            if self.tree is not None:
+                self.tree.set(np.array([slot]), 0.0, np.inf)
+
     def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
-            terminated: bool) -> None:
-        i = self.position
-        self.obs[i] = obs
+            terminated: bool, truncated: bool = False) -> None:
+        i = self.head
+        self.obs[i] = obs  # already there (it was the previous next_obs), except after a reset
         self.action[i] = action
         self.reward[i] = reward
-        self.next_obs[i] = next_obs
         self.terminated[i] = terminated
-        self.position = (i + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+        self.episode_end[i] = terminated or truncated
+        self.starts_transition[i] = True
+        self.size += 1
+        if self.tree is not None:
+            self.tree.set(np.array([i]), self.max_priority ** self.cfg.alpha, self.max_priority ** self.cfg.alpha)
+        j = (i + 1) % self.capacity
+        self._overwrite(j)
+        self.obs[j] = next_obs
+        self.head = j
+        if terminated or truncated:
+            # Slot j keeps the final observation; the reset observation goes in the slot after.
+            self.head = (j + 1) % self.capacity
+            self._overwrite(self.head)
+        self.slots_used = min(self.capacity, self.slots_used + (2 if terminated or truncated else 1))
 
-    def _allocate(self, batch_size: int) -> None:
-        pin = self.device.type == "cuda"
-        self._indices = torch.empty(batch_size, dtype=torch.int64)
-        self._host = [torch.empty((batch_size, *s.shape[1:]), dtype=s.dtype, pin_memory=pin) for s in self._storage]
-        self._batch_size = batch_size
+    # ---- sampling --------------------------------------------------------------------------------
+    def set_progress(self, progress: float) -> None:
+        """Anneal the importance-sampling exponent from beta to 1 over training (Schaul et al., 2016)."""
+        self.beta = self.cfg.beta + (1.0 - self.cfg.beta) * min(max(progress, 0.0), 1.0)
+
+    def _sample_indices(self, batch_size: int) -> np.ndarray:
+        if self.tree is not None:  # stratified: one draw in each of batch_size equal slices of the mass
+            edges = np.arange(batch_size) * (self.tree.total / batch_size)
+            mass = edges + self.rng.random(batch_size) * (self.tree.total / batch_size)
+            return self.tree.find_prefix(np.minimum(mass, np.nextafter(self.tree.total, 0)))
+        # Uniform over transitions: draw slots, redraw the few that start no transition.
+        index = self.rng.integers(0, self.slots_used, batch_size)
+        bad = ~self.starts_transition[index]
+        while bad.any():
+            index[bad] = self.rng.integers(0, self.slots_used, int(bad.sum()))
+            bad = ~self.starts_transition[index]
+        return index
 
     def sample(self, batch_size: int) -> Batch:
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
-        if batch_size != self._batch_size:
-            self._allocate(batch_size)
-        torch.randint(0, self.size, (batch_size,), generator=self.generator, out=self._indices)
-        for storage, out in zip(self._storage, self._host):
-            torch.index_select(storage, 0, self._indices, out=out)
-        if self.device.type == "cpu":
-            return Batch(*self._host)
-        # Synchronous copy: the pinned host tensors are reused by the next call.
-        return Batch(*(t.to(self.device) for t in self._host))
+        index = self._sample_indices(batch_size)
+        self._last_indices = index
+        batch = self.gather(index)
+        if self.tree is not None:
+            probability = self.tree.sum[index + self.tree.leaves] / self.tree.total
+            min_probability = self.tree.min[1] / self.tree.total
+            # w_i = (N P(i))^-beta / max_j w_j, and max_j w_j belongs to the smallest priority.
+            weights = (probability / min_probability) ** (-self.beta)
+            batch = batch._replace(weights=self._to_device(weights.astype(np.float32)))
+        return batch
+
+    def update_priorities(self, td_error: torch.Tensor) -> None:
+        """Priorities of the last sampled transitions: (|TD error| + eps)^alpha."""
+        if self.tree is None or self._last_indices is None:
+            return
+        priority = td_error.detach().cpu().numpy().astype(np.float64) + self.cfg.priority_eps
+        self.max_priority = max(self.max_priority, float(priority.max()))
+        index, keep = np.unique(self._last_indices, return_index=True)
+        still_stored = self.starts_transition[index]  # a slot may have been overwritten since
+        scaled = priority[keep][still_stored] ** self.cfg.alpha
+        self.tree.set(index[still_stored], scaled, scaled)
+
+    def gather(self, index: np.ndarray) -> Batch:
+        """The transitions starting at these slots, with n-step returns where n_step > 1."""
+        c = self.capacity
+        if self.n_step == 1:
+            next_index = (index + 1) % c
+            return Batch(*(self._to_device(a) for a in (
+                self.obs[index], self.action[index], self.reward[index], self.obs[next_index],
+                self.terminated[index].astype(np.float32))))
+        k = np.arange(self.n_step)
+        window = (index[:, None] + k[None, :]) % c                      # (B, n) slots i .. i+n-1
+        available = (self.head - index[:, None]) % c > k[None, :]      # stays before the newest observation
+        ended_before = np.cumsum(self.episode_end[window], axis=1) - self.episode_end[window] > 0
+        alive = available & ~ended_before                              # step k belongs to the return
+        m = alive.sum(axis=1)                                          # steps in the return, >= 1
+        reward = (self.reward[window] * alive * self.gamma ** k[None, :]).sum(axis=1)
+        last = window[np.arange(len(index)), m - 1]
+        return Batch(*(self._to_device(a) for a in (
+            self.obs[index], self.action[index], reward.astype(np.float32), self.obs[(last + 1) % c],
+            self.terminated[last].astype(np.float32), (self.gamma ** m).astype(np.float32))))
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+    def transitions(self) -> Batch:
+        """Every stored transition, oldest first (for inspection and tests; not for training)."""
+        order = (np.arange(self.capacity) + self.head + 1) % self.capacity
+        return self.gather(order[self.starts_transition[order]])

@@ -146,11 +146,28 @@ class AgentConfig:
 
 @dataclass
 class BufferConfig:
+    # uniform, or proportional prioritized replay (Schaul et al., 2016) on a sum tree.
+    type: str = "uniform"
+    # Slots; each stores one observation (an episode end uses one extra slot for its final observation).
     capacity: int = 1_000_000
+    # n-step returns; they stop at episode ends (no bootstrap past a termination).
+    n_step: int = 1
+    # Prioritized replay: priority = (|TD error| + priority_eps)^alpha; importance-sampling exponent
+    # annealed linearly from beta to 1 over training.
+    alpha: float = 0.6
+    beta: float = 0.4
+    priority_eps: float = 1e-6
 
     def __post_init__(self) -> None:
-        _require(self.capacity > 0, "buffer.capacity", f"must be positive, got {self.capacity}",
+        _require(self.type in ("uniform", "prioritized"), "buffer.type",
+                 f"must be uniform or prioritized, got '{self.type}'", "use buffer=uniform or buffer=prioritized")
+        _require(self.capacity > 1, "buffer.capacity", f"must be at least 2, got {self.capacity}",
                  "set buffer.capacity=1_000_000")
+        _require(self.n_step >= 1, "buffer.n_step", f"must be at least 1, got {self.n_step}", "set buffer.n_step=1")
+        _require(0 <= self.alpha <= 1, "buffer.alpha", f"must be in [0, 1], got {self.alpha}", "set buffer.alpha=0.6")
+        _require(0 <= self.beta <= 1, "buffer.beta", f"must be in [0, 1], got {self.beta}", "set buffer.beta=0.4")
+        _require(self.priority_eps > 0, "buffer.priority_eps", f"must be positive, got {self.priority_eps}",
+                 "set buffer.priority_eps=1e-6")
 
 
 @dataclass

@@ -74,7 +74,7 @@ def build(run: RunConfig) -> Parts:
     agent = SAC(obs_dim, action_dim, run.agent, device, policy_update_every=run.schedule.policy_update_every,
                 target_update_every=run.schedule.target_update_every,
                 policy_update_catch_up=run.schedule.policy_update_catch_up)
-    buffer = ReplayBuffer(run.buffer.capacity, obs_dim, action_dim, device, seed=run.seed)
+    buffer = ReplayBuffer(run.buffer, obs_dim, action_dim, run.agent.gamma, device, seed=run.seed)
     return Parts(env, eval_env, agent, buffer, obs_dim, action_dim)
 
 
@@ -121,7 +121,7 @@ def run_training(run: RunConfig, parts: Parts, tracker: Tracker, run_dir: Path, 
             action = env.action_space.sample() if step <= s.start_steps else agent.act(obs)
             next_obs, reward, terminated, truncated, info = env.step(action)
             # Only `terminated` cuts the bootstrap; a time-limit truncation is not the end of the MDP.
-            buffer.add(obs, action, reward, next_obs, terminated)
+            buffer.add(obs, action, reward, next_obs, terminated, truncated)
             obs = next_obs
             if terminated or truncated:
                 episode += 1
@@ -135,8 +135,12 @@ def run_training(run: RunConfig, parts: Parts, tracker: Tracker, run_dir: Path, 
             if step >= s.update_after and every(s.update_every, step):
                 if agent.decays_lr:
                     agent.set_lr_progress(training_progress(run, step))
+                if buffer.prioritized:
+                    buffer.set_progress((step - 1) / total_steps)
                 for _ in range(s.gradient_steps):
                     metrics.update(agent.update(buffer.sample(s.batch_size)))
+                    if buffer.prioritized:
+                        buffer.update_priorities(agent.td_error)
             window_steps += 1
 
             if every(s.log_every, step):
@@ -145,7 +149,8 @@ def run_training(run: RunConfig, parts: Parts, tracker: Tracker, run_dir: Path, 
                 if agent.decays_lr:
                     metrics.update({f"train/{n}_lr": torch.tensor(o.param_groups[0]["lr"]) for n, o in agent.optimizers.items()})
                 tracker.log(step, {**{k: v.item() for k, v in metrics.items()},
-                                   "time/sps": sps, "time/elapsed": now - started, "buffer/size": len(buffer)})
+                                   "time/sps": sps, "time/elapsed": now - started, "buffer/size": len(buffer),
+                                   "buffer/bytes_per_transition": buffer.bytes_per_transition})
                 progress.update(step, sps=sps)
                 window_start, window_steps = now, 0
 

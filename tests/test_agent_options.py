@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 from torch import nn
@@ -209,3 +211,35 @@ def test_lr_decay_in_the_loop_by_step_and_by_epoch(compose_run, tmp_path):
     logged = {r["step"]: r["train/actor_lr"] for r in records if "train/actor_lr" in r}
     assert logged[125] == logged[200] == pytest.approx(1e-3 * (1e-2) ** (1 / 3))  # constant within epoch 2
     assert logged[225] == pytest.approx(1e-3 * (1e-2) ** (2 / 3))
+
+
+# ---- buffer group through the loop ------------------------------------------------------------------
+
+def test_prioritized_replay_feeds_weights_and_updates_priorities(compose_run, tmp_path, monkeypatch):
+    seen = []
+    original = SAC.update
+    monkeypatch.setattr(SAC, "update", lambda self, batch: seen.append(batch.weights) or original(self, batch))
+    _, parts, _, records = _run(compose_run, tmp_path, "buffer=prioritized", "buffer.capacity=1000")
+    assert all(w is not None and w.max().item() <= 1.0 + 1e-6 for w in seen)
+    tree, capacity = parts.buffer.tree, parts.buffer.capacity
+    leaves = tree.sum[tree.leaves:tree.leaves + capacity][parts.buffer.starts_transition]
+    assert len(np.unique(leaves)) > 10  # TD errors replaced the initial maximal priorities
+    assert parts.buffer.beta == pytest.approx(0.4 + 0.6 * 299 / 300)  # annealed toward 1
+
+
+def test_n_step_batches_reach_the_agent(compose_run, tmp_path, monkeypatch):
+    discounts = []
+    original = SAC.update
+    monkeypatch.setattr(SAC, "update", lambda self, batch: discounts.append(batch.discount) or original(self, batch))
+    _run(compose_run, tmp_path, "buffer.n_step=3", "agent.gamma=0.9")
+    values = torch.cat(discounts).unique().tolist()
+    assert set(np.round(values, 4)) <= {0.9, 0.81, 0.729}
+    assert any(abs(v - 0.729) < 1e-4 for v in values)
+
+
+def test_importance_weights_scale_the_critic_loss():
+    agent = _agent(alpha=0.0)
+    batch = _batch(terminated=1.0)._replace(weights=torch.linspace(0.1, 1.0, 16))
+    q = agent.critic(batch.obs, batch.action).detach()
+    expected = 0.5 * (batch.weights * (q - batch.reward) ** 2).mean(dim=1).sum()
+    assert agent.update(batch)["train/critic_loss"].item() == pytest.approx(expected.item(), rel=1e-5)

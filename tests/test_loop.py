@@ -24,15 +24,15 @@ def _run(compose_run, tmp_path, *overrides):
 def test_termination_is_stored_and_truncation_is_not(compose_run, tmp_path):
     # Countdown-v0 terminates every 3rd step; CountdownTruncated-v0 is cut by a 4-step time limit.
     _, parts, _ = _run(compose_run, tmp_path, "env.id=Countdown-v0", "schedule.total_steps=30")
-    n = len(parts.buffer)
-    assert parts.buffer.terminated[:n].tolist() == [0.0, 0.0, 1.0] * 10
-    assert np.all(parts.buffer.next_obs[2:n:3] == 0.0)  # the terminal observation itself is stored
+    t = parts.buffer.transitions()
+    assert t.terminated.tolist() == [0.0, 0.0, 1.0] * 10
+    assert np.all(t.next_obs[2::3].numpy() == 0.0)  # the terminal observation itself is stored
 
     _, parts, _ = _run(compose_run, tmp_path, "env.id=CountdownTruncated-v0", "schedule.total_steps=32")
-    n = len(parts.buffer)
-    assert not parts.buffer.terminated[:n].any()
+    t = parts.buffer.transitions()
+    assert not t.terminated.any() and len(t.obs) == 32
     # At each truncation the stored next_obs is the real last observation, not the reset one.
-    assert parts.buffer.next_obs[3:n:4, 0].tolist() == [96.0] * 8
+    assert t.next_obs[3::4, 0].tolist() == [96.0] * 8
 
 
 def test_warm_up_uses_random_actions_then_the_policy(compose_run, tmp_path, monkeypatch):
