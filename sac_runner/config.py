@@ -32,6 +32,10 @@ class EnvConfig:
     max_episode_steps: Optional[int] = None
     # Extra keyword arguments for gymnasium.make (e.g. {ctrl_cost_weight: 0.1}).
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # Normalize observations by a running mean and std (updated from training steps only, frozen
+    # during evaluation, saved with the agent); normalized values are clipped to +-normalize_obs_clip.
+    normalize_obs: bool = False
+    normalize_obs_clip: float = 10.0
 
     def __post_init__(self) -> None:
         _require(bool(self.id), "env.id", "is empty", "set env.id=<a registered Gymnasium id>")

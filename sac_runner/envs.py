@@ -13,7 +13,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.wrappers import DtypeObservation, RecordEpisodeStatistics, RescaleAction
+from gymnasium.wrappers import DtypeObservation, FlattenObservation, RecordEpisodeStatistics, RescaleAction
 
 from sac_runner.config import EnvConfig
 
@@ -24,6 +24,18 @@ class EnvError(ValueError):
 
 def _closest_ids(env_id: str) -> list[str]:
     return difflib.get_close_matches(env_id, list(gym.registry.keys()), n=3, cutoff=0.5)
+
+
+FLAT_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiBinary, spaces.MultiDiscrete)
+
+
+def _flattenable(space: spaces.Space) -> bool:
+    """Box, Discrete (one-hot), MultiBinary, MultiDiscrete, and Dict / Tuple of those."""
+    if isinstance(space, spaces.Dict):
+        return all(_flattenable(s) for s in space.spaces.values())
+    if isinstance(space, spaces.Tuple):
+        return all(_flattenable(s) for s in space.spaces)
+    return isinstance(space, FLAT_SPACES)
 
 
 def make_env(cfg: EnvConfig, seed: int | None = None) -> gym.Env:
@@ -50,10 +62,12 @@ def make_env(cfg: EnvConfig, seed: int | None = None) -> gym.Env:
         env.close()
         raise EnvError(f"environment '{cfg.id}' has unbounded actions; SAC squashes actions with tanh and "
                        "needs finite Box bounds (wrap the env with gymnasium.wrappers.ClipAction)")
-    if not isinstance(env.observation_space, spaces.Box) or len(env.observation_space.shape) != 1:
+    if not _flattenable(env.observation_space):
         env.close()
-        raise EnvError(f"environment '{cfg.id}' has observation space {env.observation_space}; "
-                       "sac-runner needs a flat Box observation")
+        raise EnvError(f"environment '{cfg.id}' has observation space {env.observation_space}, which sac-runner "
+                       "cannot flatten; supported: Box, Discrete, MultiBinary, MultiDiscrete and Dict/Tuple of those")
+    if not (isinstance(env.observation_space, spaces.Box) and len(env.observation_space.shape) == 1):
+        env = FlattenObservation(env)  # Discrete -> one-hot, Dict/Tuple -> concatenation
 
     unit = np.ones(env.action_space.shape, dtype=np.float32)
     env = RescaleAction(env, -unit, unit)

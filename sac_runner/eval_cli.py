@@ -44,8 +44,10 @@ def evaluate_checkpoint(cfg: EvalConfig, out_dir: Path) -> dict:
         raise CheckpointError(f"{path} was trained with observation/action sizes "
                               f"({checkpoint['obs_dim']}, {checkpoint['action_dim']}) but {run.env.id} has "
                               f"({obs_dim}, {action_dim})")
-    agent = SAC(obs_dim, action_dim, run.agent, resolve_device(cfg.device))
+    agent = SAC(obs_dim, action_dim, run.agent, resolve_device(cfg.device), normalize_obs=run.env.normalize_obs,
+                normalize_obs_clip=run.env.normalize_obs_clip)
     agent.actor.load_state_dict(checkpoint["agent"]["actor"])
+    agent.normalizer.load_state_dict(checkpoint["agent"]["normalizer"])
     result = evaluate(agent, env, cfg.episodes, seed=cfg.seed, deterministic=cfg.deterministic)
     env.close()
 

@@ -30,6 +30,7 @@ from sac_runner.buffer import Batch
 from sac_runner.config import OPTIMIZED, AgentConfig
 from sac_runner.lr_schedule import decayed_lr
 from sac_runner.networks import CriticEnsemble, SquashedGaussianActor, ValueNetwork
+from sac_runner.normalization import ObservationNormalizer
 
 
 def polyak_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
@@ -49,8 +50,10 @@ def soft_bellman_target(reward: torch.Tensor, terminated: torch.Tensor, next_q: 
 
 class SAC:
     def __init__(self, obs_dim: int, action_dim: int, cfg: AgentConfig, device: torch.device, *,
-                 policy_update_every: int = 1, target_update_every: int = 1, policy_update_catch_up: bool = False):
+                 policy_update_every: int = 1, target_update_every: int = 1, policy_update_catch_up: bool = False,
+                 normalize_obs: bool = False, normalize_obs_clip: float = 10.0):
         self.cfg = cfg
+        self.normalizer = ObservationNormalizer(obs_dim, normalize_obs, normalize_obs_clip).to(device)
         self.device = device
         self.gamma = cfg.gamma
         self.tau = cfg.tau
@@ -112,7 +115,7 @@ class SAC:
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Action in [-1, 1]^d for one observation (or a batch of them)."""
-        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        obs_t = self.normalizer(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
         action = self.actor.deterministic(obs_t) if deterministic else self.actor.sample(obs_t)[0]
         return action.cpu().numpy()
 
@@ -126,6 +129,8 @@ class SAC:
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient step: critics (and V), then actor and temperature when due, then targets when due."""
         self.num_updates += 1
+        if self.normalizer.enabled:  # raw observations in the buffer, normalized with today's statistics
+            batch = batch._replace(obs=self.normalizer(batch.obs), next_obs=self.normalizer(batch.next_obs))
         alpha = self.alpha
         reward = self.reward_scale * batch.reward
         gamma = self.gamma if batch.discount is None else batch.discount  # gamma^n for n-step returns
@@ -186,6 +191,7 @@ class SAC:
             "target": self.target.state_dict(),
             "log_alpha": self.log_alpha.detach().clone(),
             "num_updates": self.num_updates,
+            "normalizer": self.normalizer.state_dict(),
         }
         if self.value is not None:
             state["value"] = self.value.state_dict()
@@ -195,6 +201,7 @@ class SAC:
 
     def load_state_dict(self, state: dict) -> None:
         self.actor.load_state_dict(state["actor"])
+        self.normalizer.load_state_dict(state["normalizer"])
         self.critic.load_state_dict(state["critic"])
         self.target.load_state_dict(state["target"])
         if self.value is not None:

@@ -73,7 +73,8 @@ def build(run: RunConfig) -> Parts:
     obs_dim, action_dim = space_dims(env)
     agent = SAC(obs_dim, action_dim, run.agent, device, policy_update_every=run.schedule.policy_update_every,
                 target_update_every=run.schedule.target_update_every,
-                policy_update_catch_up=run.schedule.policy_update_catch_up)
+                policy_update_catch_up=run.schedule.policy_update_catch_up,
+                normalize_obs=run.env.normalize_obs, normalize_obs_clip=run.env.normalize_obs_clip)
     buffer = ReplayBuffer(run.buffer, obs_dim, action_dim, run.agent.gamma, device, seed=run.seed)
     return Parts(env, eval_env, agent, buffer, obs_dim, action_dim)
 
@@ -113,6 +114,7 @@ def run_training(run: RunConfig, parts: Parts, tracker: Tracker, run_dir: Path, 
     metrics: dict[str, torch.Tensor] = {}
     episode = 0
     obs, _ = env.reset(seed=run.seed)
+    agent.normalizer.update(obs)
     window_start, window_steps, started = time.perf_counter(), 0, time.perf_counter()
 
     with TrainingProgress(total_steps, enabled=run.logging.progress) as progress:
@@ -122,6 +124,7 @@ def run_training(run: RunConfig, parts: Parts, tracker: Tracker, run_dir: Path, 
             next_obs, reward, terminated, truncated, info = env.step(action)
             # Only `terminated` cuts the bootstrap; a time-limit truncation is not the end of the MDP.
             buffer.add(obs, action, reward, next_obs, terminated, truncated)
+            agent.normalizer.update(next_obs)
             obs = next_obs
             if terminated or truncated:
                 episode += 1
@@ -130,6 +133,7 @@ def run_training(run: RunConfig, parts: Parts, tracker: Tracker, run_dir: Path, 
                                    "train/episode_length": int(info["episode"]["l"]), "train/episode": episode})
                 progress.update(step, train_return=episode_return)
                 obs, _ = env.reset()
+                agent.normalizer.update(obs)
 
             # Learn.
             if step >= s.update_after and every(s.update_every, step):

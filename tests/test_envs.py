@@ -45,3 +45,21 @@ def test_unknown_id_suggests_registered_ones():
 def test_discrete_actions_are_refused_with_a_clear_message():
     with pytest.raises(EnvError, match="Discrete action space"):
         make_env(EnvConfig(id="CartPole-v1"))
+
+
+def test_discrete_observations_become_one_hot():
+    env = make_env(EnvConfig(id="DiscreteObs-v0"))
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (5,) and obs.dtype == np.float32 and obs.sum() == 1.0 and set(obs) <= {0.0, 1.0}
+
+
+def test_dict_and_tuple_observations_are_flattened():
+    env = make_env(EnvConfig(id="DictObs-v0"))
+    obs, _ = env.reset(seed=0)
+    # flags: MultiBinary(2) + one-hot Discrete(2); mode: one-hot Discrete(3); position: 2 (keys sorted)
+    assert obs.shape == (2 + 2 + 3 + 2,) and obs.dtype == np.float32
+
+
+def test_unsupported_observation_space_is_named():
+    with pytest.raises(EnvError, match="observation space Text.*cannot flatten"):
+        make_env(EnvConfig(id="TextObs-v0"))

@@ -49,3 +49,28 @@ class CostBandit(gym.Env):
 
 
 gym.register("CostBandit-v0", entry_point=CostBandit, max_episode_steps=1)
+
+
+class ObsSpaceEnv(gym.Env):
+    """A Box-action env whose observation space is whatever the test asks for."""
+
+    action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def __init__(self, observation_space: spaces.Space):
+        self.observation_space = observation_space
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.observation_space.seed(seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+gym.register("DiscreteObs-v0", entry_point=ObsSpaceEnv, kwargs={"observation_space": spaces.Discrete(5)},
+             max_episode_steps=10)
+gym.register("DictObs-v0", entry_point=ObsSpaceEnv, max_episode_steps=10, kwargs={"observation_space": spaces.Dict(
+    {"position": spaces.Box(-1.0, 1.0, (2,), np.float32), "mode": spaces.Discrete(3),
+     "flags": spaces.Tuple((spaces.MultiBinary(2), spaces.Discrete(2)))})})
+gym.register("TextObs-v0", entry_point=ObsSpaceEnv, kwargs={"observation_space": spaces.Text(5)}, max_episode_steps=10)
