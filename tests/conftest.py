@@ -33,6 +33,25 @@ def compose_run():
     GlobalHydra.instance().clear()
 
 
+def train_tiny(compose_run, run_dir: Path, *overrides: str):
+    """Train in-process on the smoke schedule with a small network: (run, parts, final, metric records)."""
+    import json
+
+    from sac_runner.config import to_run_config
+    from sac_runner.tracker import Tracker
+    from sac_runner.train import build, run_training, seed_everything
+
+    cfg = compose_run("schedule=smoke", "logging=disabled", "logging.progress=false", "device=cpu",
+                      "agent.hidden_sizes=[16]", *overrides)
+    run = to_run_config(cfg)
+    seed_everything(run.seed)
+    parts = build(run)
+    with Tracker(run_dir, run.logging, {}, run_name="test") as tracker:
+        final = run_training(run, parts, tracker, run_dir, {})
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return run, parts, final, records
+
+
 def console_script(name: str) -> str:
     """The installed console script next to this interpreter (the venv's bin/)."""
     path = BIN / name

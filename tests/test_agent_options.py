@@ -9,11 +9,10 @@ import torch
 from torch import nn
 
 from sac_runner.buffer import Batch
-from sac_runner.config import AgentConfig, to_run_config
+from sac_runner.config import AgentConfig
 from sac_runner.lr_schedule import decayed_lr
 from sac_runner.sac import SAC
-from sac_runner.train import build, run_training, seed_everything
-from sac_runner.tracker import Tracker
+from tests.conftest import train_tiny
 
 
 def _batch(batch_size=16, obs_dim=3, action_dim=2, seed=0, terminated=None) -> Batch:
@@ -167,16 +166,7 @@ def test_target_update_methods(every, tau):
 
 # ---- schedule group: through the training loop ------------------------------------------------------
 
-def _run(compose_run, tmp_path, *overrides):
-    cfg = compose_run("schedule=smoke", "logging=disabled", "logging.progress=false", "device=cpu",
-                      "agent.hidden_sizes=[16]", *overrides)
-    run = to_run_config(cfg)
-    seed_everything(run.seed)
-    parts = build(run)
-    with Tracker(tmp_path, run.logging, {}, run_name="test") as tracker:
-        final = run_training(run, parts, tracker, tmp_path, {})
-    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    return run, parts, final, records
+_run = train_tiny
 
 
 def test_start_steps_and_update_after_are_separate(compose_run, tmp_path, monkeypatch):

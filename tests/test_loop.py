@@ -5,19 +5,11 @@ import json
 import numpy as np
 import torch
 
-from sac_runner.config import to_run_config
-from sac_runner.train import build, run_training, seed_everything
-from sac_runner.tracker import Tracker
+from tests.conftest import train_tiny
 
 
 def _run(compose_run, tmp_path, *overrides):
-    cfg = compose_run("schedule=smoke", "logging=disabled", "logging.progress=false", "device=cpu",
-                      "agent.hidden_sizes=[16]", *overrides)
-    run = to_run_config(cfg)
-    seed_everything(run.seed)
-    parts = build(run)
-    with Tracker(tmp_path, run.logging, {}, run_name="test") as tracker:
-        final = run_training(run, parts, tracker, tmp_path, {})
+    run, parts, final, _ = train_tiny(compose_run, tmp_path, *overrides)
     return run, parts, final
 
 

@@ -2,10 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from sac_runner.config import to_run_config
 from sac_runner.normalization import ObservationNormalizer
-from sac_runner.tracker import Tracker
-from sac_runner.train import build, run_training, seed_everything
+from tests.conftest import train_tiny
 
 
 def test_running_statistics_by_hand():
@@ -36,13 +34,7 @@ def test_disabled_normalizer_is_the_identity():
 
 
 def test_training_updates_statistics_evaluation_does_not_and_checkpoints_keep_them(compose_run, tmp_path):
-    cfg = compose_run("schedule=smoke", "logging=disabled", "logging.progress=false", "device=cpu",
-                      "agent.hidden_sizes=[16]", "env.normalize_obs=true")
-    run = to_run_config(cfg)
-    seed_everything(run.seed)
-    parts = build(run)
-    with Tracker(tmp_path, run.logging, {}, run_name="test") as tracker:
-        run_training(run, parts, tracker, tmp_path, {})
+    _, parts, _, _ = train_tiny(compose_run, tmp_path, "env.normalize_obs=true")
     norm = parts.agent.normalizer
     # 300 steps of Pendulum = 1 initial reset + 300 next observations + 1 reset after the 200-step episode;
     # the 2 evaluations (4 episodes of 200 steps) add nothing.
