@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sac_runner.buffer import ReplayBuffer
 from sac_runner.checkpoint import save_checkpoint
-from sac_runner.config import RunConfig, register_configs, to_run_config
+from sac_runner.config import ConfigError, RunConfig, register_configs, to_run_config
 from sac_runner.console import TrainingProgress, console, key_value_table
 from sac_runner.envs import make_env, space_dims
 from sac_runner.errors import exit_on_user_error
@@ -45,7 +45,6 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        from sac_runner.config import ConfigError
         raise ConfigError("device=cuda was asked for but no CUDA device is available; set device=auto or device=cpu")
     return device
 
