@@ -47,10 +47,14 @@ class EnvConfig:
 LR_DECAYS = ("constant", "linear", "exponential")
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu", "leaky_relu")
 OPTIMIZED = ("actor", "critic", "alpha", "value")
+ACTION_SPACES = ("auto", "continuous", "discrete")
 
 
 @dataclass
 class AgentConfig:
+    # auto: continuous SAC for a Box action space, discrete SAC (Christodoulou, 2019) for a Discrete
+    # one. continuous / discrete insist on one and refuse an environment of the other kind.
+    action_space: str = "auto"
     # Learning rates (Adam), one per optimized quantity; `value` is the V network of value_network=true.
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
@@ -75,8 +79,10 @@ class AgentConfig:
     # Temperature: "auto" learns log(alpha) toward target_entropy; a number keeps alpha fixed.
     alpha: Union[float, str] = "auto"
     alpha_init: float = 1.0
-    # "auto" means -dim(A), the heuristic of Haarnoja et al. (2019).
+    # "auto" means -dim(A) for continuous actions (Haarnoja et al., 2019) and
+    # target_entropy_ratio * log|A| for discrete ones (Christodoulou, 2019: 0.98).
     target_entropy: Union[float, str] = "auto"
+    target_entropy_ratio: float = 0.98
     num_critics: int = 2
     hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
     # Network-specific widths; null uses hidden_sizes.
@@ -93,6 +99,11 @@ class AgentConfig:
     max_grad_norm: Optional[float] = None
 
     def __post_init__(self) -> None:
+        _require(self.action_space in ACTION_SPACES, "agent.action_space",
+                 f"must be one of {', '.join(ACTION_SPACES)}, got '{self.action_space}'",
+                 "set agent.action_space=auto")
+        _require(0 < self.target_entropy_ratio <= 1, "agent.target_entropy_ratio",
+                 f"must be in (0, 1], got {self.target_entropy_ratio}", "set agent.target_entropy_ratio=0.98")
         for name in OPTIMIZED:
             for key in (f"{name}_lr", f"{name}_lr_final"):
                 value = getattr(self, key)

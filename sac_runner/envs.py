@@ -1,6 +1,7 @@
 """Build Gymnasium environments the agent can act in, with gymnasium's own wrappers:
 
-- actions rescaled so the agent always acts in [-1, 1]^d (RescaleAction);
+- continuous actions rescaled so the agent always acts in [-1, 1]^d (RescaleAction); discrete
+  actions are indices 0 .. n-1 (a Discrete space that starts elsewhere is shifted to 0);
 - observations cast to float32 at the boundary (DtypeObservation: MuJoCo returns float64);
 - episode return and length recorded in `info["episode"]` (RecordEpisodeStatistics).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -54,11 +56,12 @@ def make_env(cfg: EnvConfig, seed: int | None = None) -> gym.Env:
         raise EnvError(f"environment '{cfg.id}' could not be built: {type(error).__name__}: {error}; "
                        "check env.kwargs and that its package is installed") from error
 
-    if not isinstance(env.action_space, spaces.Box):
+    if not isinstance(env.action_space, (spaces.Box, spaces.Discrete)):
         env.close()
         raise EnvError(f"environment '{cfg.id}' has a {type(env.action_space).__name__} action space; "
-                       "SAC here needs continuous (Box) actions")
-    if not np.all(np.isfinite(env.action_space.low)) or not np.all(np.isfinite(env.action_space.high)):
+                       "sac-runner supports Box (continuous SAC) and Discrete (discrete SAC) actions")
+    if isinstance(env.action_space, spaces.Box) and not (
+            np.all(np.isfinite(env.action_space.low)) and np.all(np.isfinite(env.action_space.high))):
         env.close()
         raise EnvError(f"environment '{cfg.id}' has unbounded actions; SAC squashes actions with tanh and "
                        "needs finite Box bounds (wrap the env with gymnasium.wrappers.ClipAction)")
@@ -69,8 +72,11 @@ def make_env(cfg: EnvConfig, seed: int | None = None) -> gym.Env:
     if not (isinstance(env.observation_space, spaces.Box) and len(env.observation_space.shape) == 1):
         env = FlattenObservation(env)  # Discrete -> one-hot, Dict/Tuple -> concatenation
 
-    unit = np.ones(env.action_space.shape, dtype=np.float32)
-    env = RescaleAction(env, -unit, unit)
+    if isinstance(env.action_space, spaces.Box):
+        unit = np.ones(env.action_space.shape, dtype=np.float32)
+        env = RescaleAction(env, -unit, unit)
+    elif env.action_space.start != 0:
+        env = ZeroBasedDiscreteAction(env)
     if env.observation_space.dtype != np.float32:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*precision lowered.*")
@@ -81,6 +87,28 @@ def make_env(cfg: EnvConfig, seed: int | None = None) -> gym.Env:
     return env
 
 
-def space_dims(env: gym.Env) -> tuple[int, int]:
-    """(observation size, action size) of a flat Box/Box environment."""
-    return int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
+class ZeroBasedDiscreteAction(gym.ActionWrapper):
+    """Discrete(n, start=s) seen as Discrete(n): the agent's index i is the environment's action s + i."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.start = int(env.action_space.start)
+        self.action_space = spaces.Discrete(int(env.action_space.n), seed=env.action_space.np_random)
+
+    def action(self, action):
+        return self.start + int(action)
+
+
+@dataclass(frozen=True)
+class Spaces:
+    """What the agent needs to know about a built environment."""
+
+    obs_dim: int
+    action_dim: int  # the size of a continuous action, or the number |A| of discrete actions
+    discrete: bool
+
+
+def env_spaces(env: gym.Env) -> Spaces:
+    if isinstance(env.action_space, spaces.Discrete):
+        return Spaces(int(np.prod(env.observation_space.shape)), int(env.action_space.n), discrete=True)
+    return Spaces(int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape)), discrete=False)

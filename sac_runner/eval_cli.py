@@ -17,11 +17,10 @@ from rich.table import Table
 from sac_runner.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint_path
 from sac_runner.config import EvalConfig, RunConfig, register_configs
 from sac_runner.console import console
-from sac_runner.envs import make_env, space_dims
+from sac_runner.envs import env_spaces, make_env
 from sac_runner.errors import exit_on_user_error
 from sac_runner.evaluation import evaluate
-from sac_runner.sac import SAC
-from sac_runner.train import resolve_device, seed_everything
+from sac_runner.train import make_agent, resolve_device, seed_everything
 
 
 def run_config_of(checkpoint: dict, path: Path) -> RunConfig:
@@ -39,13 +38,12 @@ def evaluate_checkpoint(cfg: EvalConfig, out_dir: Path) -> dict:
     run = run_config_of(checkpoint, path)
     seed_everything(cfg.seed)
     env = make_env(run.env, seed=cfg.seed)
-    obs_dim, action_dim = space_dims(env)
-    if (obs_dim, action_dim) != (checkpoint["obs_dim"], checkpoint["action_dim"]):
+    spaces = env_spaces(env)
+    if (spaces.obs_dim, spaces.action_dim) != (checkpoint["obs_dim"], checkpoint["action_dim"]):
         raise CheckpointError(f"{path} was trained with observation/action sizes "
                               f"({checkpoint['obs_dim']}, {checkpoint['action_dim']}) but {run.env.id} has "
-                              f"({obs_dim}, {action_dim})")
-    agent = SAC(obs_dim, action_dim, run.agent, resolve_device(cfg.device), normalize_obs=run.env.normalize_obs,
-                normalize_obs_clip=run.env.normalize_obs_clip)
+                              f"({spaces.obs_dim}, {spaces.action_dim})")
+    agent = make_agent(run, spaces, resolve_device(cfg.device))
     agent.actor.load_state_dict(checkpoint["agent"]["actor"])
     agent.normalizer.load_state_dict(checkpoint["agent"]["normalizer"])
     result = evaluate(agent, env, cfg.episodes, seed=cfg.seed, deterministic=cfg.deterministic)

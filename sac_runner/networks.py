@@ -1,7 +1,11 @@
 """Actor and critic networks.
 
-The actor is a Gaussian policy squashed by tanh (Haarnoja et al., 2018, Appendix C). Actions live
-in [-1, 1]^d; the environment wrapper rescales them to the environment's bounds.
+Continuous actions: the actor is a Gaussian policy squashed by tanh (Haarnoja et al., 2018,
+Appendix C). Actions live in [-1, 1]^d; the environment wrapper rescales them to the environment's
+bounds. The critics Q_i(s, a) take the action as an input.
+
+Discrete actions (Christodoulou, 2019): the actor outputs the probabilities pi(.|s) over the |A|
+actions, and the critics Q_i(s, .) output one value per action.
 
 The critics are an ensemble evaluated in one batched product per layer: weights of shape
 (num_critics, in, out), so Q_1 .. Q_N cost one matmul call instead of N module calls.
@@ -90,20 +94,66 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
+class EnsembleMLP(nn.Module):
+    """N MLPs of the same shape on the same input, evaluated together: (B, in) -> (N, B, out)."""
+
+    def __init__(self, num_members: int, in_dim: int, hidden_sizes: list[int], out_dim: int,
+                 activation: str = "relu"):
+        super().__init__()
+        self.num_members = num_members
+        sizes = [in_dim, *hidden_sizes, out_dim]
+        self.layers = nn.ModuleList(EnsembleLinear(num_members, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.activation = ACTIVATIONS[activation]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.unsqueeze(0).expand(self.num_members, *x.shape)
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.layers[-1](x)
+
+
 class CriticEnsemble(nn.Module):
-    """Q_1 .. Q_N (s, a), each an MLP of the same shape, returned stacked as (N, B)."""
+    """Q_1 .. Q_N (s, a) for continuous actions, returned stacked as (N, B)."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: list[int], num_critics: int,
                  activation: str = "relu"):
         super().__init__()
         self.num_critics = num_critics
-        sizes = [obs_dim + action_dim, *hidden_sizes, 1]
-        self.layers = nn.ModuleList(EnsembleLinear(num_critics, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
-        self.activation = ACTIVATIONS[activation]()
+        self.net = EnsembleMLP(num_critics, obs_dim + action_dim, hidden_sizes, 1, activation)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([obs, action], dim=-1)
-        x = x.unsqueeze(0).expand(self.num_critics, *x.shape)
-        for layer in self.layers[:-1]:
-            x = self.activation(layer(x))
-        return self.layers[-1](x).squeeze(-1)
+        return self.net(torch.cat([obs, action], dim=-1)).squeeze(-1)
+
+
+class DiscreteCriticEnsemble(nn.Module):
+    """Q_1 .. Q_N (s, .) for |A| discrete actions, returned stacked as (N, B, |A|)."""
+
+    def __init__(self, obs_dim: int, num_actions: int, hidden_sizes: list[int], num_critics: int,
+                 activation: str = "relu"):
+        super().__init__()
+        self.num_critics = num_critics
+        self.net = EnsembleMLP(num_critics, obs_dim, hidden_sizes, num_actions, activation)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs)
+
+
+class CategoricalActor(nn.Module):
+    """pi(.|s) over |A| discrete actions: a softmax over the network's logits."""
+
+    def __init__(self, obs_dim: int, num_actions: int, hidden_sizes: list[int], activation: str = "relu"):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, num_actions, activation)
+
+    def probabilities(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pi(.|s), log pi(.|s)), each (B, |A|); log_softmax keeps log pi finite where pi underflows."""
+        log_prob = F.log_softmax(self.net(obs), dim=-1)
+        return log_prob.exp(), log_prob
+
+    def sample(self, obs: torch.Tensor) -> torch.Tensor:
+        """An action index drawn from pi(.|s)."""
+        return torch.distributions.Categorical(logits=self.net(obs)).sample()
+
+    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        """The most probable action, used for evaluation and deployment."""
+        return self.net(obs).argmax(dim=-1)

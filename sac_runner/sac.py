@@ -16,6 +16,10 @@ The 2018 variant (value_network=true) learns V(s) and bootstraps Q from its targ
     psi'     <- tau * psi + (1 - tau) * psi'
 
 `r` is the environment's signal times reward_scale, negated when the objective is to minimize a cost.
+
+`DiscreteSAC` is the same algorithm for |A| discrete actions (Christodoulou, 2019): the critics
+output Q_i(s, .) for every action and the policy's expectations are exact sums over pi(.|s)
+instead of one sampled action (see its docstring).
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from torch import nn
 from sac_runner.buffer import Batch
 from sac_runner.config import OPTIMIZED, AgentConfig
 from sac_runner.lr_schedule import decayed_lr
-from sac_runner.networks import CriticEnsemble, SquashedGaussianActor, ValueNetwork
+from sac_runner.networks import (CategoricalActor, CriticEnsemble, DiscreteCriticEnsemble, SquashedGaussianActor,
+                                  ValueNetwork)
 from sac_runner.normalization import ObservationNormalizer
 
 
@@ -45,6 +50,17 @@ def soft_bellman_target(reward: torch.Tensor, terminated: torch.Tensor, next_q: 
     `next_q` is (num_critics, B). A truncated episode (time limit) has terminated = 0 and bootstraps.
     """
     soft_next_value = next_q.min(dim=0).values - alpha * next_log_prob
+    return reward + gamma * (1.0 - terminated) * soft_next_value
+
+
+def discrete_soft_bellman_target(reward: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor,
+                                 next_prob: torch.Tensor, next_log_prob: torch.Tensor, alpha: torch.Tensor,
+                                 gamma: float | torch.Tensor) -> torch.Tensor:
+    """y = r + gamma * (1 - terminated) * sum_a pi(a|s') (min_i Q'_i(s', a) - alpha * log pi(a|s')).
+
+    `next_q` is (num_critics, B, |A|); `next_prob` and `next_log_prob` are (B, |A|).
+    """
+    soft_next_value = (next_prob * (next_q.min(dim=0).values - alpha * next_log_prob)).sum(-1)
     return reward + gamma * (1.0 - terminated) * soft_next_value
 
 
@@ -66,8 +82,9 @@ class SAC:
 
         actor_sizes = cfg.actor_hidden_sizes or cfg.hidden_sizes
         critic_sizes = cfg.critic_hidden_sizes or cfg.hidden_sizes
-        self.actor = SquashedGaussianActor(obs_dim, action_dim, actor_sizes, cfg.activation).to(device)
-        self.critic = CriticEnsemble(obs_dim, action_dim, critic_sizes, cfg.num_critics, cfg.activation).to(device)
+        self.actor, self.critic = self._actor_and_critic(obs_dim, action_dim, actor_sizes, critic_sizes)
+        self.actor.to(device)
+        self.critic.to(device)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
 
@@ -82,13 +99,22 @@ class SAC:
         self._target_params = list(self.target.parameters())
         self._bootstrap_params = list(bootstrap.parameters())
 
-        self.target_entropy = float(-action_dim if cfg.target_entropy == "auto" else cfg.target_entropy)
+        self.target_entropy = float(self._auto_target_entropy(action_dim) if cfg.target_entropy == "auto"
+                                    else cfg.target_entropy)
         self.learns_alpha = cfg.learns_alpha
         initial_alpha = cfg.alpha_init if self.learns_alpha else float(cfg.alpha)
         # log(0) for a fixed alpha of 0 (no entropy bonus) is -inf; exp(-inf) = 0 is exact.
         self.log_alpha = torch.tensor(np.log(initial_alpha) if initial_alpha > 0 else -np.inf,
                                       dtype=torch.float32, device=device, requires_grad=self.learns_alpha)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr) if self.learns_alpha else None
+
+    def _actor_and_critic(self, obs_dim: int, action_dim: int, actor_sizes: list[int],
+                          critic_sizes: list[int]) -> tuple[nn.Module, nn.Module]:
+        return (SquashedGaussianActor(obs_dim, action_dim, actor_sizes, self.cfg.activation),
+                CriticEnsemble(obs_dim, action_dim, critic_sizes, self.cfg.num_critics, self.cfg.activation))
+
+    def _auto_target_entropy(self, action_dim: int) -> float:
+        return -action_dim  # the heuristic of Haarnoja et al. (2019)
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -128,13 +154,7 @@ class SAC:
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient step: critics (and V), then actor and temperature when due, then targets when due."""
-        self.num_updates += 1
-        if self.normalizer.enabled:  # raw observations in the buffer, normalized with today's statistics
-            batch = batch._replace(obs=self.normalizer(batch.obs), next_obs=self.normalizer(batch.next_obs))
-        alpha = self.alpha
-        reward = self.reward_scale * batch.reward
-        gamma = self.gamma if batch.discount is None else batch.discount  # gamma^n for n-step returns
-        metrics: dict[str, torch.Tensor] = {}
+        batch, reward, gamma, alpha = self._begin_update(batch)
 
         # Critic: regress every Q_i onto the soft Bellman target.
         with torch.no_grad():
@@ -144,44 +164,69 @@ class SAC:
                 y = soft_bellman_target(reward, batch.terminated, next_q, next_log_prob, alpha, gamma)
             else:
                 y = reward + gamma * (1.0 - batch.terminated) * self.target(batch.next_obs)
-        q = self.critic(batch.obs, batch.action)
-        squared_error = (q - y) ** 2
-        if batch.weights is not None:  # importance-sampling weights of prioritized replay
-            squared_error = squared_error * batch.weights
-        critic_loss = 0.5 * squared_error.mean(dim=1).sum()
-        self._step(self.critic_optimizer, critic_loss, self.critic.parameters())
-        metrics.update({"train/critic_loss": critic_loss.detach(), "train/q_mean": q.detach().mean(),
-                        "train/target_q_mean": y.mean()})
-        self.td_error = (q.detach() - y).abs().max(dim=0).values  # per sample, for replay priorities
+        metrics = self._critic_step(self.critic(batch.obs, batch.action), y, batch.weights)
 
         # Value (2018 variant): regress V(s) onto E_a~pi[min_i Q_i(s, a) - alpha * log pi(a|s)].
         if self.value is not None:
             with torch.no_grad():
                 action, log_prob = self.actor.sample(batch.obs)
                 v_target = self.critic(batch.obs, action).min(dim=0).values - alpha * log_prob
-            value_loss = 0.5 * ((self.value(batch.obs) - v_target) ** 2).mean()
-            self._step(self.value_optimizer, value_loss, self.value.parameters())
-            metrics["train/value_loss"] = value_loss.detach()
+            metrics.update(self._value_step(batch.obs, v_target))
 
-        if self.num_updates % self.policy_update_every == 0:
+        if self._policy_update_due():
             for _ in range(self.policy_steps_when_due):
                 # Actor: maximise min_i Q_i(s, a) + alpha * entropy, with a ~ pi reparameterised.
                 action, log_prob = self.actor.sample(batch.obs)
                 q_pi = self.critic(batch.obs, action).min(dim=0).values
                 actor_loss = (alpha * log_prob - q_pi).mean()
                 self._step(self.actor_optimizer, actor_loss, self.actor.parameters())
-
-                # Temperature: raise alpha when the entropy -log pi is below target, lower it when above.
-                if self.alpha_optimizer is not None:
-                    alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
-                    self._step(self.alpha_optimizer, alpha_loss, [self.log_alpha])
-                    alpha = self.alpha
+                alpha = self._temperature_step(log_prob.detach())
             metrics.update({"train/actor_loss": actor_loss.detach(), "train/entropy": -log_prob.detach().mean()})
         metrics["train/alpha"] = alpha
+        self._end_update()
+        return metrics
 
+    # ---- the steps both action types share -------------------------------------------------------
+    def _begin_update(self, batch: Batch) -> tuple[Batch, torch.Tensor, float | torch.Tensor, torch.Tensor]:
+        """Count the update; normalize observations; the scaled reward, the discount and alpha to use."""
+        self.num_updates += 1
+        if self.normalizer.enabled:  # raw observations in the buffer, normalized with today's statistics
+            batch = batch._replace(obs=self.normalizer(batch.obs), next_obs=self.normalizer(batch.next_obs))
+        reward = self.reward_scale * batch.reward
+        gamma = self.gamma if batch.discount is None else batch.discount  # gamma^n for n-step returns
+        return batch, reward, gamma, self.alpha
+
+    def _critic_step(self, q: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """J_Q = sum_i 0.5 * E[w * (Q_i(s, a) - y)^2] for q of shape (num_critics, B); w = 1 unless prioritized."""
+        squared_error = (q - y) ** 2
+        if weights is not None:  # importance-sampling weights of prioritized replay
+            squared_error = squared_error * weights
+        critic_loss = 0.5 * squared_error.mean(dim=1).sum()
+        self._step(self.critic_optimizer, critic_loss, self.critic.parameters())
+        self.td_error = (q.detach() - y).abs().max(dim=0).values  # per sample, for replay priorities
+        return {"train/critic_loss": critic_loss.detach(), "train/q_mean": q.detach().mean(),
+                "train/target_q_mean": y.mean()}
+
+    def _value_step(self, obs: torch.Tensor, v_target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """J_V = 0.5 * E[(V(s) - v_target)^2] (2018 variant)."""
+        value_loss = 0.5 * ((self.value(obs) - v_target) ** 2).mean()
+        self._step(self.value_optimizer, value_loss, self.value.parameters())
+        return {"train/value_loss": value_loss.detach()}
+
+    def _policy_update_due(self) -> bool:
+        return self.num_updates % self.policy_update_every == 0
+
+    def _temperature_step(self, log_prob: torch.Tensor) -> torch.Tensor:
+        """J_alpha = E[-log(alpha) * (log pi + target_entropy)]: alpha rises when the entropy -log pi
+        is below target and falls when above. Returns alpha after the step."""
+        if self.alpha_optimizer is not None:
+            alpha_loss = -(self.log_alpha * (log_prob + self.target_entropy)).mean()
+            self._step(self.alpha_optimizer, alpha_loss, [self.log_alpha])
+        return self.alpha
+
+    def _end_update(self) -> None:
         if self.num_updates % self.target_update_every == 0:
             polyak_update(self._target_params, self._bootstrap_params, self.tau)
-        return metrics
 
     # ---- checkpointing: plain state dicts only ---------------------------------------------------
     def state_dict(self) -> dict:
@@ -211,3 +256,76 @@ class SAC:
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.num_updates = int(state["num_updates"])
+
+
+class DiscreteSAC(SAC):
+    """SAC for |A| discrete actions (Christodoulou, 2019, "Soft Actor-Critic for Discrete Action Settings").
+
+    The critics output Q_i(s, .) for all actions at once, and the policy pi(.|s) is a categorical
+    distribution, so every expectation over actions is an exact sum rather than a sample:
+
+        y        = r + gamma * (1 - terminated) * sum_a' pi(a'|s') (min_i Q'_i(s', a') - alpha * log pi(a'|s'))
+        J_Q      = sum_i 0.5 * E[(Q_i(s, a) - y)^2]
+        J_pi     = E_s[sum_a pi(a|s) (alpha * log pi(a|s) - min_i Q_i(s, a))]
+        J_alpha  = E_s[-log(alpha) * (sum_a pi(a|s) log pi(a|s) + target_entropy)]
+
+    with target_entropy = target_entropy_ratio * log|A| by default (the paper uses 0.98 of the
+    maximum entropy log|A|). The 2018 value-network variant works the same way:
+    V(s) is regressed onto sum_a pi(a|s) (min_i Q_i(s, a) - alpha * log pi(a|s)).
+    """
+
+    def _actor_and_critic(self, obs_dim: int, num_actions: int, actor_sizes: list[int],
+                          critic_sizes: list[int]) -> tuple[nn.Module, nn.Module]:
+        return (CategoricalActor(obs_dim, num_actions, actor_sizes, self.cfg.activation),
+                DiscreteCriticEnsemble(obs_dim, num_actions, critic_sizes, self.cfg.num_critics, self.cfg.activation))
+
+    def _auto_target_entropy(self, num_actions: int) -> float:
+        return self.cfg.target_entropy_ratio * float(np.log(num_actions))
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Action index in 0 .. |A|-1 for one observation (or a batch of them)."""
+        obs_t = self.normalizer(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
+        action = self.actor.deterministic(obs_t) if deterministic else self.actor.sample(obs_t)
+        return action.cpu().numpy()
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One gradient step: critics (and V), then actor and temperature when due, then targets when due."""
+        batch, reward, gamma, alpha = self._begin_update(batch)
+
+        # Critic: regress Q_i(s, a) of the action taken onto the soft Bellman target.
+        with torch.no_grad():
+            if self.value is None:
+                next_prob, next_log_prob = self.actor.probabilities(batch.next_obs)
+                next_q = self.target(batch.next_obs)
+                y = discrete_soft_bellman_target(reward, batch.terminated, next_q, next_prob, next_log_prob,
+                                                 alpha, gamma)
+            else:
+                y = reward + gamma * (1.0 - batch.terminated) * self.target(batch.next_obs)
+        q_all = self.critic(batch.obs)                                     # (N, B, |A|)
+        taken = batch.action.long().view(1, -1, 1).expand(q_all.shape[0], -1, 1)
+        metrics = self._critic_step(q_all.gather(-1, taken).squeeze(-1), y, batch.weights)
+
+        # Value (2018 variant): regress V(s) onto sum_a pi(a|s) (min_i Q_i(s, a) - alpha * log pi(a|s)).
+        if self.value is not None:
+            with torch.no_grad():
+                prob, log_prob = self.actor.probabilities(batch.obs)
+                min_q = self.critic(batch.obs).min(dim=0).values
+                v_target = (prob * (min_q - alpha * log_prob)).sum(-1)
+            metrics.update(self._value_step(batch.obs, v_target))
+
+        if self._policy_update_due():
+            with torch.no_grad():
+                min_q = self.critic(batch.obs).min(dim=0).values             # (B, |A|), after the critic step
+            for _ in range(self.policy_steps_when_due):
+                # Actor: minimise the exact expectation over pi(.|s) of alpha * log pi - min_i Q_i.
+                prob, log_prob = self.actor.probabilities(batch.obs)
+                actor_loss = (prob * (alpha * log_prob - min_q)).sum(-1).mean()
+                self._step(self.actor_optimizer, actor_loss, self.actor.parameters())
+                # Temperature, with E_pi[log pi] = -entropy in place of a sampled log pi.
+                expected_log_prob = (prob * log_prob).sum(-1).detach()
+                alpha = self._temperature_step(expected_log_prob)
+            metrics.update({"train/actor_loss": actor_loss.detach(), "train/entropy": -expected_log_prob.mean()})
+        metrics["train/alpha"] = alpha
+        self._end_update()
+        return metrics

@@ -19,10 +19,10 @@ from sac_runner.buffer import ReplayBuffer
 from sac_runner.checkpoint import save_checkpoint
 from sac_runner.config import ConfigError, RunConfig, register_configs, to_run_config
 from sac_runner.console import TrainingProgress, console, key_value_table
-from sac_runner.envs import make_env, space_dims
+from sac_runner.envs import Spaces, env_spaces, make_env
 from sac_runner.errors import exit_on_user_error
 from sac_runner.evaluation import evaluate
-from sac_runner.sac import SAC
+from sac_runner.sac import SAC, DiscreteSAC
 from sac_runner.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -57,25 +57,38 @@ class Parts:
     eval_env: gym.Env
     agent: SAC
     buffer: ReplayBuffer
-    obs_dim: int
-    action_dim: int
+    spaces: Spaces
 
     def close(self) -> None:
         self.env.close()
         self.eval_env.close()
 
 
+def make_agent(run: RunConfig, spaces: Spaces, device: torch.device) -> SAC:
+    """Continuous or discrete SAC, as agent.action_space and the environment's action space say."""
+    kind = "discrete" if spaces.discrete else "continuous"
+    if run.agent.action_space not in ("auto", kind):
+        raise ConfigError(f"agent.action_space={run.agent.action_space} but {run.env.id} has {kind} actions; "
+                          f"set agent.action_space=auto (or use agent=sac{'_discrete' if spaces.discrete else ''})")
+    agent_class = DiscreteSAC if spaces.discrete else SAC
+    return agent_class(spaces.obs_dim, spaces.action_dim, run.agent, device,
+                       policy_update_every=run.schedule.policy_update_every,
+                       target_update_every=run.schedule.target_update_every,
+                       policy_update_catch_up=run.schedule.policy_update_catch_up,
+                       normalize_obs=run.env.normalize_obs, normalize_obs_clip=run.env.normalize_obs_clip)
+
+
 def build(run: RunConfig) -> Parts:
     device = resolve_device(run.device)
     env = make_env(run.env, seed=run.seed)
     eval_env = make_env(run.env)
-    obs_dim, action_dim = space_dims(env)
-    agent = SAC(obs_dim, action_dim, run.agent, device, policy_update_every=run.schedule.policy_update_every,
-                target_update_every=run.schedule.target_update_every,
-                policy_update_catch_up=run.schedule.policy_update_catch_up,
-                normalize_obs=run.env.normalize_obs, normalize_obs_clip=run.env.normalize_obs_clip)
-    buffer = ReplayBuffer(run.buffer, obs_dim, action_dim, run.agent.gamma, device, seed=run.seed)
-    return Parts(env, eval_env, agent, buffer, obs_dim, action_dim)
+    spaces = env_spaces(env)
+    agent = make_agent(run, spaces, device)
+    # A discrete action is stored as its index.
+    action_columns, action_dtype = (1, np.int64) if spaces.discrete else (spaces.action_dim, np.float32)
+    buffer = ReplayBuffer(run.buffer, spaces.obs_dim, action_columns, run.agent.gamma, device, seed=run.seed,
+                          action_dtype=action_dtype)
+    return Parts(env, eval_env, agent, buffer, spaces)
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
@@ -168,8 +181,9 @@ def run_training(run: RunConfig, parts: Parts, tracker: Tracker, run_dir: Path, 
                 log.info("step %d: eval return %.1f +- %.1f", step, final["eval/return_mean"], final["eval/return_std"])
 
             if every(s.checkpoint_interval, step) or last_step:
-                save_checkpoint(run_dir, step, {"config": resolved, "obs_dim": parts.obs_dim,
-                                                "action_dim": parts.action_dim, "episode": episode,
+                save_checkpoint(run_dir, step, {"config": resolved, "obs_dim": parts.spaces.obs_dim,
+                                                "action_dim": parts.spaces.action_dim,
+                                                "discrete": parts.spaces.discrete, "episode": episode,
                                                 "agent": agent.state_dict()})
             if every(100, step):
                 progress.update(step)

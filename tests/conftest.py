@@ -37,6 +37,8 @@ def train_tiny(compose_run, run_dir: Path, *overrides: str):
     """Train in-process on the smoke schedule with a small network: (run, parts, final, metric records)."""
     import json
 
+    from omegaconf import OmegaConf
+
     from sac_runner.config import to_run_config
     from sac_runner.tracker import Tracker
     from sac_runner.train import build, run_training, seed_everything
@@ -46,8 +48,9 @@ def train_tiny(compose_run, run_dir: Path, *overrides: str):
     run = to_run_config(cfg)
     seed_everything(run.seed)
     parts = build(run)
-    with Tracker(run_dir, run.logging, {}, run_name="test") as tracker:
-        final = run_training(run, parts, tracker, run_dir, {})
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    with Tracker(run_dir, run.logging, resolved, run_name="test") as tracker:
+        final = run_training(run, parts, tracker, run_dir, resolved)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return run, parts, final, records
 

@@ -45,7 +45,7 @@ def test_num_critics_three_and_the_target_takes_the_minimum_of_all_three():
     batch = _batch(terminated=0.0)
     assert agent.critic(batch.obs, batch.action).shape == (3, 16)
     with torch.no_grad():  # make the third target critic far lower than the other two
-        agent.target.layers[-1].bias[2].fill_(-100.0)
+        agent.target.net.layers[-1].bias[2].fill_(-100.0)
     metrics = agent.update(batch)
     # y = r + 0.99 * min_i Q'_i: only the third critic can bring the mean target near -99.
     assert metrics["train/target_q_mean"].item() < -90
@@ -61,8 +61,8 @@ def test_separate_hidden_sizes_and_activation():
     agent = _agent(actor_hidden_sizes=[8], critic_hidden_sizes=[16, 12, 4], activation="tanh")
     actor_linears = [m for m in agent.actor.net if isinstance(m, nn.Linear)]
     assert [m.out_features for m in actor_linears] == [8, 4]
-    assert [tuple(layer.weight.shape[1:]) for layer in agent.critic.layers] == [(5, 16), (16, 12), (12, 4), (4, 1)]
-    assert any(isinstance(m, nn.Tanh) for m in agent.actor.net) and isinstance(agent.critic.activation, nn.Tanh)
+    assert [tuple(layer.weight.shape[1:]) for layer in agent.critic.net.layers] == [(5, 16), (16, 12), (12, 4), (4, 1)]
+    assert any(isinstance(m, nn.Tanh) for m in agent.actor.net) and isinstance(agent.critic.net.activation, nn.Tanh)
 
 
 def test_value_network_variant_bootstraps_from_the_target_v():

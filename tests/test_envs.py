@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 from sac_runner.config import EnvConfig
-from sac_runner.envs import EnvError, make_env
+from gymnasium import spaces
+
+from sac_runner.envs import EnvError, Spaces, env_spaces, make_env
 
 
 def test_mujoco_observations_are_float32_and_actions_span_minus_one_to_one():
@@ -42,9 +44,24 @@ def test_unknown_id_suggests_registered_ones():
         make_env(EnvConfig(id="Pendulum-v9"))
 
 
-def test_discrete_actions_are_refused_with_a_clear_message():
-    with pytest.raises(EnvError, match="Discrete action space"):
-        make_env(EnvConfig(id="CartPole-v1"))
+def test_discrete_actions_are_indices_from_zero():
+    env = make_env(EnvConfig(id="CartPole-v1"))
+    assert env_spaces(env) == Spaces(obs_dim=4, action_dim=2, discrete=True)
+    # BestArm's actions are Discrete(3, start=1); the agent's index 2 is the environment's action 3.
+    env = make_env(EnvConfig(id="BestArm-v0"))
+    assert env.action_space == spaces.Discrete(3) and env_spaces(env).action_dim == 3
+    env.reset(seed=0)
+    _, reward, *_ = env.step(np.int64(2))
+    assert env.unwrapped.last_action == 3 and reward == 1.0
+
+
+def test_continuous_actions_give_their_size():
+    assert env_spaces(make_env(EnvConfig(id="HalfCheetah-v5"))) == Spaces(obs_dim=17, action_dim=6, discrete=False)
+
+
+def test_unsupported_action_space_is_named():
+    with pytest.raises(EnvError, match="MultiDiscrete action space; sac-runner supports Box .* and Discrete"):
+        make_env(EnvConfig(id="MultiDiscreteActions-v0"))
 
 
 def test_discrete_observations_become_one_hot():

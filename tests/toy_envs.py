@@ -51,13 +51,12 @@ class CostBandit(gym.Env):
 gym.register("CostBandit-v0", entry_point=CostBandit, max_episode_steps=1)
 
 
-class ObsSpaceEnv(gym.Env):
-    """A Box-action env whose observation space is whatever the test asks for."""
+class SpacesEnv(gym.Env):
+    """An env with whatever observation (and action) space the test asks for, and random observations."""
 
-    action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-
-    def __init__(self, observation_space: spaces.Space):
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space | None = None):
         self.observation_space = observation_space
+        self.action_space = action_space or spaces.Box(-1.0, 1.0, (1,), np.float32)
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -68,9 +67,35 @@ class ObsSpaceEnv(gym.Env):
         return self.observation_space.sample(), 0.0, False, False, {}
 
 
-gym.register("DiscreteObs-v0", entry_point=ObsSpaceEnv, kwargs={"observation_space": spaces.Discrete(5)},
+gym.register("DiscreteObs-v0", entry_point=SpacesEnv, kwargs={"observation_space": spaces.Discrete(5)},
              max_episode_steps=10)
-gym.register("DictObs-v0", entry_point=ObsSpaceEnv, max_episode_steps=10, kwargs={"observation_space": spaces.Dict(
+gym.register("DictObs-v0", entry_point=SpacesEnv, max_episode_steps=10, kwargs={"observation_space": spaces.Dict(
     {"position": spaces.Box(-1.0, 1.0, (2,), np.float32), "mode": spaces.Discrete(3),
      "flags": spaces.Tuple((spaces.MultiBinary(2), spaces.Discrete(2)))})})
-gym.register("TextObs-v0", entry_point=ObsSpaceEnv, kwargs={"observation_space": spaces.Text(5)}, max_episode_steps=10)
+gym.register("TextObs-v0", entry_point=SpacesEnv, kwargs={"observation_space": spaces.Text(5)}, max_episode_steps=10)
+gym.register("MultiDiscreteActions-v0", entry_point=SpacesEnv, max_episode_steps=10,
+             kwargs={"observation_space": spaces.Box(-1.0, 1.0, (2,), np.float32),
+                     "action_space": spaces.MultiDiscrete([2, 3])})
+
+
+class BestArm(gym.Env):
+    """One-step choice among the actions 1, 2, 3 (a Discrete space that starts at 1): only 3 pays 1.
+
+    The observation is a random sign the reward ignores, so the best policy is "always 3".
+    """
+
+    observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+    action_space = spaces.Discrete(3, start=1)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.last_action = None
+        return self.np_random.choice([-1.0, 1.0], size=1).astype(np.float32), {}
+
+    def step(self, action):
+        assert self.action_space.contains(action), action
+        self.last_action = int(action)
+        return np.zeros(1, np.float32), float(action == 3), True, False, {}
+
+
+gym.register("BestArm-v0", entry_point=BestArm, max_episode_steps=1)
