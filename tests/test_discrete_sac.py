@@ -83,7 +83,7 @@ def test_actor_step_moves_probability_toward_the_best_q():
 
 
 def test_target_entropy_default_is_a_fraction_of_log_num_actions():
-    assert _agent().target_entropy == pytest.approx(0.98 * math.log(NUM_ACTIONS))
+    assert _agent().target_entropy == pytest.approx(0.7 * math.log(NUM_ACTIONS))
     assert _agent(target_entropy_ratio=0.5).target_entropy == pytest.approx(0.5 * math.log(NUM_ACTIONS))
     assert _agent(target_entropy=0.1).target_entropy == pytest.approx(0.1)
 

@@ -32,3 +32,12 @@ def test_objective_minimize_reduces_a_cost(compose_run, tmp_path, objective):
         assert cost < 0.02, cost
     else:
         assert cost > 1.0, cost
+
+
+def test_cartpole_discrete_sac_learns(compose_run, tmp_path):
+    # Discrete SAC, chosen from CartPole's Discrete(2) action space. Seed 0 scores 415 at 7.5k steps
+    # and the maximum, 500, from 10k steps on this machine; the issue asks for 400 within 50k.
+    cfg = compose_run("env=cartpole", "seed=0", "device=cpu", "logging=disabled", "logging.progress=false",
+                      "schedule.total_steps=15_000", "schedule.eval_every=15_000", "schedule.checkpoint_every=15_000")
+    final = train(cfg, tmp_path)
+    assert final["eval/return_mean"] >= 400, final
