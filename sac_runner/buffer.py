@@ -199,6 +199,34 @@ class ReplayBuffer:
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
 
+    # ---- checkpointing: the used slots as tensors sharing the arrays' memory ------------------------
+    ARRAYS = ("obs", "action", "reward", "terminated", "episode_end", "starts_transition")
+
+    def state_dict(self) -> dict:
+        n = self.slots_used  # slots at or beyond slots_used were never written
+        state = {name: torch.from_numpy(getattr(self, name)[:n]) for name in self.ARRAYS}
+        state.update(capacity=self.capacity, head=self.head, size=self.size, slots_used=n,
+                     rng=self.rng.bit_generator.state, beta=self.beta, max_priority=self.max_priority)
+        if self.tree is not None:
+            state.update(tree_sum=torch.from_numpy(self.tree.sum), tree_min=torch.from_numpy(self.tree.min))
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["capacity"] != self.capacity or state["obs"].shape[1:] != self.obs.shape[1:] \
+                or state["action"].shape[1:] != self.action.shape[1:]:
+            raise ValueError(f"saved buffer (capacity {state['capacity']}, observation {tuple(state['obs'].shape[1:])}, "
+                             f"action {tuple(state['action'].shape[1:])}) does not fit this one (capacity "
+                             f"{self.capacity}, {self.obs.shape[1:]}, {self.action.shape[1:]})")
+        n = state["slots_used"]
+        for name in self.ARRAYS:
+            getattr(self, name)[:n] = state[name].numpy()
+        self.head, self.size, self.slots_used = state["head"], state["size"], n
+        self.rng.bit_generator.state = state["rng"]
+        self.beta, self.max_priority = state["beta"], state["max_priority"]
+        if self.tree is not None:
+            self.tree.sum[:] = state["tree_sum"].numpy()
+            self.tree.min[:] = state["tree_min"].numpy()
+
     def transitions(self) -> Batch:
         """Every stored transition, oldest first (for inspection and tests; not for training)."""
         order = (np.arange(self.capacity) + self.head + 1) % self.capacity

@@ -3,14 +3,26 @@
 A checkpoint is a dict of tensors, numbers, strings and containers only, so it loads with
 `torch.load(weights_only=True)`, which never executes pickled code.
 
-    {"format": "sac-runner", "version": 1, "step": int, "config": {...resolved run config...},
-     "obs_dim": int, "action_dim": int, "agent": {actor, critic, critic_target, optimizers, log_alpha}}
+    checkpoints/step_<N>.pt         {"format": "sac-runner", "version": 2, "step": N, "config": {...},
+                                     "obs_dim", "action_dim" (|A| when discrete), "discrete",
+                                     "agent": {networks, targets, optimizers, log_alpha, normalizer, ...},
+                                     "loop": {step, episode, best_eval, last_eval}, "rng": {...},
+                                     "episode_replay": {...}, "obs", "wandb_run_id", "buffer_file"}
+    checkpoints/step_<N>.buffer.pt  the replay buffer's arrays (newest checkpoint only)
+    checkpoints/latest.pt -> step_<N>.pt, the newest complete checkpoint
+    checkpoints/best.pt   -> step_<M>.pt, the best evaluation so far
+
+The buffer is a dict of tensors sharing the NumPy arrays' memory: torch.save writes their bytes
+straight to the archive, nothing goes through pickle. Every file is written to a temporary name,
+flushed to disk and renamed over the old one, and the links move only after the files are
+complete, so a crash at any point leaves the previous checkpoint loadable.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,8 +30,10 @@ from typing import Any
 import torch
 
 FORMAT = "sac-runner"
-VERSION = 1
+VERSION = 2
 LATEST = "latest.pt"
+BEST = "best.pt"
+STEP_FILE = re.compile(r"^step_(\d{9})\.pt$")
 
 
 class CheckpointError(ValueError):
@@ -30,19 +44,56 @@ def checkpoint_dir(run_dir: Path) -> Path:
     return run_dir / "checkpoints"
 
 
-def save_checkpoint(run_dir: Path, step: int, payload: dict[str, Any]) -> Path:
-    """Write checkpoints/step_<N>.pt atomically, then point checkpoints/latest.pt at it."""
+def _buffer_file(step_file: Path) -> Path:
+    return step_file.with_name(step_file.stem + ".buffer.pt")
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save to path.tmp, fsync, rename: readers see the old file or the complete new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _point(link: Path, target: Path) -> None:
+    tmp = link.with_name(link.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target.name)
+    os.replace(tmp, link)
+
+
+def save_checkpoint(run_dir: Path, step: int, payload: dict[str, Any], buffer_state: dict[str, Any] | None = None,
+                    *, best: bool = False, keep_last: int = 0, keep_best: bool = True) -> Path:
+    """Write checkpoints/step_<N>.pt (and its buffer), point latest.pt (and best.pt) at it, prune old ones."""
     directory = checkpoint_dir(run_dir)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"step_{step:09d}.pt"
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save({"format": FORMAT, "version": VERSION, "step": step, **payload}, tmp)
-    os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the complete new one
-    link_tmp = directory / (LATEST + ".tmp")
-    link_tmp.unlink(missing_ok=True)
-    link_tmp.symlink_to(path.name)
-    os.replace(link_tmp, directory / LATEST)
+    if buffer_state is not None:
+        atomic_torch_save(buffer_state, _buffer_file(path))
+    atomic_torch_save({"format": FORMAT, "version": VERSION, "step": step, **payload,
+                       "buffer_file": _buffer_file(path).name if buffer_state is not None else None}, path)
+    _point(directory / LATEST, path)
+    if best and keep_best:
+        _point(directory / BEST, path)
+    _prune(directory, path, keep_last)
     return path
+
+
+def _prune(directory: Path, newest: Path, keep_last: int) -> None:
+    """Keep the newest keep_last step checkpoints (0 = all) and best.pt's; buffers only for the newest."""
+    steps = sorted(p for p in directory.iterdir() if STEP_FILE.match(p.name))
+    best = directory / BEST
+    protected = {newest.name, os.readlink(best) if best.is_symlink() else None}
+    if keep_last > 0:
+        for old in steps[:-keep_last]:
+            if old.name not in protected:
+                old.unlink(missing_ok=True)
+    for buffer in directory.glob("step_*.buffer.pt"):
+        if buffer != _buffer_file(newest):
+            buffer.unlink(missing_ok=True)
 
 
 def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
@@ -63,6 +114,27 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     p = resolve_checkpoint_path(path)
+    data = _safe_load(p, map_location)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{p} is not a sac-runner checkpoint; pass a file written by sac-train")
+    if data.get("version") != VERSION:
+        raise CheckpointError(f"{p} has checkpoint version {data.get('version')}, this sac-runner reads "
+                              f"version {VERSION}; use the sac-runner release that wrote it")
+    return data
+
+
+def load_buffer_state(checkpoint_path: str | os.PathLike, checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """The replay buffer saved with this checkpoint, or None if it was not saved or has been pruned."""
+    name = checkpoint.get("buffer_file")
+    if name is None:
+        return None
+    path = Path(checkpoint_path).resolve().parent / name
+    if not path.exists():
+        return None
+    return _safe_load(path, "cpu")
+
+
+def _safe_load(p: Path, map_location: str | torch.device) -> Any:
     if not zipfile.is_zipfile(p):  # torch.save writes a zip archive; anything else is not ours
         raise CheckpointError(f"{p} is not a sac-runner checkpoint (not a torch archive; truncated, corrupted or "
                               "from another program); pass a file written by sac-train")
@@ -74,9 +146,4 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
         raise CheckpointError(f"{p} is not a readable checkpoint (truncated or corrupted?): "
                               f"{str(error).splitlines()[0]}") from error
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{p} is not a sac-runner checkpoint; pass a file written by sac-train")
-    if data.get("version") != VERSION:
-        raise CheckpointError(f"{p} has checkpoint version {data.get('version')}, this sac-runner reads "
-                              f"version {VERSION}; evaluate it with the sac-runner release that wrote it")
     return data

@@ -80,9 +80,11 @@ class AgentConfig:
     alpha: Union[float, str] = "auto"
     alpha_init: float = 1.0
     # "auto" means -dim(A) for continuous actions (Haarnoja et al., 2019) and
-    # target_entropy_ratio * log|A| for discrete ones (Christodoulou, 2019: 0.98).
+    # target_entropy_ratio * log|A| for discrete ones. Christodoulou (2019) uses 0.98; on CartPole
+    # that target is out of the policy's reach and alpha grows without bound (to 2e5 by 50k steps,
+    # Q to 3e6), as it does at 0.89; 0.7 keeps alpha near 1 (see the README).
     target_entropy: Union[float, str] = "auto"
-    target_entropy_ratio: float = 0.98
+    target_entropy_ratio: float = 0.7
     num_critics: int = 2
     hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
     # Network-specific widths; null uses hidden_sizes.
@@ -97,13 +99,16 @@ class AgentConfig:
     objective: str = "maximize"
     # Clip each network's gradient to this global norm; null = no clipping.
     max_grad_norm: Optional[float] = None
+    # Warm start: a checkpoint (or run directory) whose networks initialise this run's; the
+    # optimizers, buffer and counters start fresh (Stable Learning Control's start_policy).
+    init_from: Optional[str] = None
 
     def __post_init__(self) -> None:
         _require(self.action_space in ACTION_SPACES, "agent.action_space",
                  f"must be one of {', '.join(ACTION_SPACES)}, got '{self.action_space}'",
                  "set agent.action_space=auto")
         _require(0 < self.target_entropy_ratio <= 1, "agent.target_entropy_ratio",
-                 f"must be in (0, 1], got {self.target_entropy_ratio}", "set agent.target_entropy_ratio=0.98")
+                 f"must be in (0, 1], got {self.target_entropy_ratio}", "set agent.target_entropy_ratio=0.7")
         for name in OPTIMIZED:
             for key in (f"{name}_lr", f"{name}_lr_final"):
                 value = getattr(self, key)
@@ -271,15 +276,31 @@ class LoggingConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    # Save the replay buffer with the newest checkpoint, so that a resumed run is exact.
+    save_buffer: bool = True
+    # Keep the newest keep_last step checkpoints (0 keeps all), plus the best one by evaluation.
+    keep_last: int = 3
+    keep_best: bool = True
+
+    def __post_init__(self) -> None:
+        _require(self.keep_last >= 0, "checkpoint.keep_last", f"must be 0 (keep all) or more, got {self.keep_last}",
+                 "set checkpoint.keep_last=3")
+
+
+@dataclass
 class RunConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     buffer: BufferConfig = field(default_factory=BufferConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     seed: int = 0
     # auto picks cuda when available, else cpu.
     device: str = "auto"
+    # A run directory or checkpoint to continue in place (same directory, W&B run and metrics file).
+    resume: Optional[str] = None
 
     def __post_init__(self) -> None:
         _require(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
@@ -306,8 +327,29 @@ class EvalConfig:
         _require(self.episodes > 0, "episodes", f"must be positive, got {self.episodes}", "set episodes=10")
 
 
+def run_dir_of(resume: Optional[str], new_run_dir: str) -> str:
+    """hydra.run.dir: the resumed run's own directory, or a new one."""
+    if not resume:
+        return new_run_dir
+    from pathlib import Path
+
+    path = Path(resume).expanduser()
+    if path.suffix == ".pt" or path.is_file():  # <run>/checkpoints/<file>.pt
+        return str(path.resolve().parent.parent)
+    return str(path)
+
+
+def hydra_subdir_of(resume: Optional[str], now: str) -> str:
+    """hydra.output_subdir: a resumed run keeps its original .hydra/ and records the resume beside it."""
+    return ".hydra" if not resume else f".hydra/resumed_{now}"
+
+
 def register_configs() -> None:
-    """Register the schemas the primary configs extend: `run_schema` (sac-train), `eval_schema` (sac-eval)."""
+    """Register the schemas the primary configs extend: `run_schema` (sac-train), `eval_schema` (sac-eval),
+    and the resolvers conf/config.yaml uses to send a resumed run to its own directory."""
+    for name, resolver in (("sac_run_dir", run_dir_of), ("sac_hydra_subdir", hydra_subdir_of)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
     cs.store(name="eval_schema", node=EvalConfig)

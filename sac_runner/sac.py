@@ -244,13 +244,17 @@ class SAC:
             state[f"{name}_optimizer"] = optimizer.state_dict()
         return state
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_networks(self, state: dict) -> None:
+        """The networks and observation statistics only (a warm start); optimizers and alpha stay fresh."""
         self.actor.load_state_dict(state["actor"])
         self.normalizer.load_state_dict(state["normalizer"])
         self.critic.load_state_dict(state["critic"])
-        self.target.load_state_dict(state["target"])
         if self.value is not None:
             self.value.load_state_dict(state["value"])
+        self.target.load_state_dict(state["target"])
+
+    def load_state_dict(self, state: dict) -> None:
+        self.load_networks(state)
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state[f"{name}_optimizer"])
         with torch.no_grad():
@@ -269,9 +273,10 @@ class DiscreteSAC(SAC):
         J_pi     = E_s[sum_a pi(a|s) (alpha * log pi(a|s) - min_i Q_i(s, a))]
         J_alpha  = E_s[-log(alpha) * (sum_a pi(a|s) log pi(a|s) + target_entropy)]
 
-    with target_entropy = target_entropy_ratio * log|A| by default (the paper uses 0.98 of the
-    maximum entropy log|A|). The 2018 value-network variant works the same way:
-    V(s) is regressed onto sum_a pi(a|s) (min_i Q_i(s, a) - alpha * log pi(a|s)).
+    with target_entropy = target_entropy_ratio * log|A| by default (0.7 of the maximum entropy
+    log|A|; the paper's 0.98 makes alpha diverge on CartPole, see AgentConfig). The 2018
+    value-network variant works the same way: V(s) is regressed onto
+    sum_a pi(a|s) (min_i Q_i(s, a) - alpha * log pi(a|s)).
     """
 
     def _actor_and_critic(self, obs_dim: int, num_actions: int, actor_sizes: list[int],

@@ -21,8 +21,24 @@ METRICS_FILE = "metrics.jsonl"
 STEP_KEY = "step"
 
 
+def truncate_metrics(run_dir: Path, last_step: int) -> int:
+    """Drop records after `last_step` (logged after the checkpoint a run resumes from); returns how many."""
+    path = run_dir / METRICS_FILE
+    if not path.exists():
+        return 0
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line)[STEP_KEY] <= last_step]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    os.replace(tmp, path)
+    return len(lines) - len(kept)
+
+
 class Tracker:
-    def __init__(self, run_dir: Path, cfg: LoggingConfig, run_config: dict[str, Any], run_name: str):
+    """`resume_id` continues that W&B run (same id) instead of starting a new one."""
+
+    def __init__(self, run_dir: Path, cfg: LoggingConfig, run_config: dict[str, Any], run_name: str,
+                 resume_id: str | None = None):
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = run_dir / METRICS_FILE
@@ -31,11 +47,15 @@ class Tracker:
         # Where an offline W&B run lies, for `wandb sync`.
         self.offline_run_dir: Path | None = None
         if cfg.mode != "disabled":
-            self.wandb_run = self._start_wandb(cfg, run_config, run_name)
+            self.wandb_run = self._start_wandb(cfg, run_config, run_name, resume_id)
             if cfg.mode == "offline":
                 self.offline_run_dir = Path(self.wandb_run.dir).parent
 
-    def _start_wandb(self, cfg: LoggingConfig, run_config: dict[str, Any], run_name: str):
+    @property
+    def run_id(self) -> str | None:
+        return None if self.wandb_run is None else self.wandb_run.id
+
+    def _start_wandb(self, cfg: LoggingConfig, run_config: dict[str, Any], run_name: str, resume_id: str | None):
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")
@@ -45,6 +65,8 @@ class Tracker:
             group=cfg.group,
             tags=list(cfg.tags),
             name=run_name,
+            id=resume_id,
+            resume="allow" if resume_id else None,
             config=run_config,
             dir=str(self.run_dir),
             mode=cfg.mode,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import hydra
@@ -16,14 +19,17 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sac_runner.buffer import ReplayBuffer
-from sac_runner.checkpoint import save_checkpoint
+from sac_runner.checkpoint import (CheckpointError, load_buffer_state, load_checkpoint, resolve_checkpoint_path,
+                                   save_checkpoint)
 from sac_runner.config import ConfigError, RunConfig, register_configs, to_run_config
 from sac_runner.console import TrainingProgress, console, key_value_table
 from sac_runner.envs import Spaces, env_spaces, make_env
 from sac_runner.errors import exit_on_user_error
 from sac_runner.evaluation import evaluate
 from sac_runner.sac import SAC, DiscreteSAC
-from sac_runner.tracker import Tracker
+from sac_runner.resume import resumed_config
+from sac_runner.run_state import EpisodeRecorder, capture_rng, restore_rng
+from sac_runner.tracker import Tracker, truncate_metrics
 
 log = logging.getLogger(__name__)
 
@@ -91,20 +97,61 @@ def build(run: RunConfig) -> Parts:
     return Parts(env, eval_env, agent, buffer, spaces)
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
-    """Train one SAC agent as `cfg` says; return the final evaluation metrics."""
+def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> dict[str, float]:
+    """Train one SAC agent as `cfg` says (or continue the run `resume=` names); return the final evaluation.
+
+    `overrides` are the command line's (Hydra's task overrides); with resume= only harmless ones apply.
+    """
+    checkpoint, checkpoint_path = None, None
+    if cfg.get("resume"):
+        checkpoint_path = resolve_checkpoint_path(cfg.resume)
+        checkpoint = load_checkpoint(checkpoint_path)
+        cfg = resumed_config(cfg, checkpoint["config"], overrides or [], source=str(checkpoint_path))
     run: RunConfig = to_run_config(cfg)
     seed_everything(run.seed)
     parts = build(run)
+    if run.agent.init_from and checkpoint is None:
+        warm_start(parts.agent, parts.spaces, run.agent.init_from)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    trainer = Trainer(run, parts, run_dir, resolved)
+    if checkpoint is not None:
+        trainer.restore(checkpoint, checkpoint_path)
+        dropped = truncate_metrics(run_dir, trainer.step)
+        log.info("resumed %s at step %d%s", run_dir, trainer.step,
+                 f" ({dropped} metric records after the checkpoint dropped)" if dropped else "")
     log.info("run directory: %s", run_dir)
     try:
-        with Tracker(run_dir, run.logging, resolved, run_name=run_dir.name) as tracker:
-            final = run_training(run, parts, tracker, run_dir, resolved)
+        with Tracker(run_dir, run.logging, resolved, run_name=run_dir.name,
+                     resume_id=checkpoint.get("wandb_run_id") if checkpoint else None) as tracker, \
+                StopOnSignals() as stop:
+            final = trainer.train(tracker, stop)
+            if stop.signal_name is not None:
+                console.print(f"[bold]{stop.signal_name}[/bold]: stopped at step {trainer.step} of "
+                              f"{run.schedule.steps} and saved {trainer.last_checkpoint}; continue with: "
+                              f"sac-train resume={run_dir}")
+                raise SystemExit(128 + stop.signal_number)
             _print_summary(final, run_dir, tracker)
     finally:
         parts.close()
     return final
+
+
+def warm_start(agent: SAC, spaces: Spaces, source: str) -> None:
+    """Copy a trained agent's networks (and observation statistics) into a new run's agent."""
+    path = resolve_checkpoint_path(source)
+    checkpoint = load_checkpoint(path)
+    saved = (checkpoint["obs_dim"], checkpoint["action_dim"], checkpoint["discrete"])
+    if saved != (spaces.obs_dim, spaces.action_dim, spaces.discrete):
+        raise CheckpointError(f"agent.init_from={source} was trained with observation size {saved[0]} and "
+                              f"{'|A| =' if saved[2] else 'action size'} {saved[1]}, but this environment has "
+                              f"{spaces.obs_dim} and {spaces.action_dim}; warm-start from a run on the same spaces")
+    try:
+        agent.load_networks(checkpoint["agent"])
+    except (RuntimeError, KeyError) as error:
+        raise CheckpointError(f"agent.init_from={source} has networks of another shape than this run's "
+                              f"({str(error).splitlines()[0]}); use the same agent.hidden_sizes, num_critics and "
+                              "value_network as that run") from error
+    log.info("warm start: networks from %s (step %d)", path, checkpoint["step"])
 
 
 def training_progress(run: RunConfig, step: int) -> float:
@@ -115,83 +162,175 @@ def training_progress(run: RunConfig, step: int) -> float:
     return (step - 1) / s.steps
 
 
-def run_training(run: RunConfig, parts: Parts, tracker: Tracker, run_dir: Path, resolved: dict) -> dict[str, float]:
-    s = run.schedule
-    total_steps = s.steps
-    env, eval_env, agent, buffer = parts.env, parts.eval_env, parts.agent, parts.buffer
-    final: dict[str, float] = {}
-    # "Best" follows the objective: the highest return, or the lowest cost.
-    sign = 1.0 if run.agent.objective == "maximize" else -1.0
-    best_eval = -float("inf")
-    metrics: dict[str, torch.Tensor] = {}
-    episode = 0
-    obs, _ = env.reset(seed=run.seed)
-    agent.normalizer.update(obs)
-    window_start, window_steps, started = time.perf_counter(), 0, time.perf_counter()
+class StopOnSignals:
+    """SIGINT (Ctrl-C) and SIGTERM (a cluster preempting the job) ask the loop to checkpoint and stop.
+    A second signal stops at once."""
 
-    with TrainingProgress(total_steps, enabled=run.logging.progress) as progress:
-        for step in range(1, total_steps + 1):
-            # Act: uniform random during warm-up, then a sample from the policy.
-            action = env.action_space.sample() if step <= s.start_steps else agent.act(obs)
-            next_obs, reward, terminated, truncated, info = env.step(action)
-            # Only `terminated` cuts the bootstrap; a time-limit truncation is not the end of the MDP.
-            buffer.add(obs, action, reward, next_obs, terminated, truncated)
-            agent.normalizer.update(next_obs)
-            obs = next_obs
-            if terminated or truncated:
-                episode += 1
-                episode_return = float(info["episode"]["r"])
-                tracker.log(step, {"train/episode_return": episode_return,
-                                   "train/episode_length": int(info["episode"]["l"]), "train/episode": episode})
-                progress.update(step, train_return=episode_return)
-                obs, _ = env.reset()
-                agent.normalizer.update(obs)
+    def __init__(self) -> None:
+        self.signal_number: int | None = None
+        self._previous: dict[int, Any] = {}
 
-            # Learn.
-            if step >= s.update_after and every(s.update_every, step):
-                if agent.decays_lr:
-                    agent.set_lr_progress(training_progress(run, step))
-                if buffer.prioritized:
-                    buffer.set_progress((step - 1) / total_steps)
-                for _ in range(s.gradient_steps):
-                    metrics.update(agent.update(buffer.sample(s.batch_size)))
+    @property
+    def requested(self) -> bool:
+        return self.signal_number is not None
+
+    @property
+    def signal_name(self) -> str | None:
+        return None if self.signal_number is None else signal.Signals(self.signal_number).name
+
+    def _handle(self, number, frame) -> None:
+        if self.requested:
+            signal.signal(number, self._previous.get(number, signal.SIG_DFL))
+            raise KeyboardInterrupt
+        self.signal_number = number
+        log.warning("%s received: saving a checkpoint after this step", signal.Signals(number).name)
+
+    def __enter__(self) -> "StopOnSignals":
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+class Trainer:
+    """The training loop of one run, and the state a checkpoint must hold to continue it exactly."""
+
+    def __init__(self, run: RunConfig, parts: Parts, run_dir: Path, resolved: dict):
+        self.run, self.parts, self.run_dir, self.resolved = run, parts, run_dir, resolved
+        self.step = 0          # environment steps done
+        self.episode = 0       # training episodes finished
+        # "Best" follows the objective: the highest return, or the lowest cost (sign = -1).
+        self.sign = 1.0 if run.agent.objective == "maximize" else -1.0
+        self.best_eval = -float("inf")
+        self.last_eval: dict[str, float] = {}
+        self.recorder = EpisodeRecorder()
+        self.obs: np.ndarray | None = None
+        self.last_checkpoint: Path | None = None
+        self.wandb_run_id: str | None = None
+
+    def train(self, tracker: Tracker, stop: StopOnSignals | None = None) -> dict[str, float]:
+        run, s = self.run, self.run.schedule
+        env, eval_env, agent, buffer = self.parts.env, self.parts.eval_env, self.parts.agent, self.parts.buffer
+        self.wandb_run_id = tracker.run_id
+        total_steps = s.steps
+        metrics: dict[str, torch.Tensor] = {}
+        if self.obs is None:  # a new run (a resumed one has replayed its current episode)
+            self.obs = self.recorder.reset(env, seed=run.seed)
+            agent.normalizer.update(self.obs)
+        window_start, window_steps, started = time.perf_counter(), 0, time.perf_counter()
+        first_step = self.step + 1
+
+        with TrainingProgress(total_steps, enabled=run.logging.progress, start=self.step) as progress:
+            for step in range(first_step, total_steps + 1):
+                self.step = step
+                # Act: uniform random during warm-up, then a sample from the policy.
+                action = env.action_space.sample() if step <= s.start_steps else agent.act(self.obs)
+                self.recorder.record(action)
+                next_obs, reward, terminated, truncated, info = env.step(action)
+                # Only `terminated` cuts the bootstrap; a time-limit truncation is not the end of the MDP.
+                buffer.add(self.obs, action, reward, next_obs, terminated, truncated)
+                agent.normalizer.update(next_obs)
+                self.obs = next_obs
+                if terminated or truncated:
+                    self.episode += 1
+                    episode_return = float(info["episode"]["r"])
+                    tracker.log(step, {"train/episode_return": episode_return,
+                                       "train/episode_length": int(info["episode"]["l"]), "train/episode": self.episode})
+                    progress.update(step, train_return=episode_return)
+                    self.obs = self.recorder.reset(env)
+                    agent.normalizer.update(self.obs)
+
+                # Learn.
+                if step >= s.update_after and every(s.update_every, step):
+                    if agent.decays_lr:
+                        agent.set_lr_progress(training_progress(run, step))
                     if buffer.prioritized:
-                        buffer.update_priorities(agent.td_error)
-            window_steps += 1
+                        buffer.set_progress((step - 1) / total_steps)
+                    for _ in range(s.gradient_steps):
+                        metrics.update(agent.update(buffer.sample(s.batch_size)))
+                        if buffer.prioritized:
+                            buffer.update_priorities(agent.td_error)
+                window_steps += 1
 
-            if every(s.log_every, step):
-                now = time.perf_counter()
-                sps = window_steps / (now - window_start)
-                if agent.decays_lr:
-                    metrics.update({f"train/{n}_lr": torch.tensor(o.param_groups[0]["lr"]) for n, o in agent.optimizers.items()})
-                tracker.log(step, {**{k: v.item() for k, v in metrics.items()},
-                                   "time/sps": sps, "time/elapsed": now - started, "buffer/size": len(buffer),
-                                   "buffer/bytes_per_transition": buffer.bytes_per_transition})
-                progress.update(step, sps=sps)
-                window_start, window_steps = now, 0
+                if every(s.log_every, step):
+                    now = time.perf_counter()
+                    sps = window_steps / (now - window_start)
+                    if agent.decays_lr:
+                        metrics.update({f"train/{n}_lr": torch.tensor(o.param_groups[0]["lr"])
+                                        for n, o in agent.optimizers.items()})
+                    tracker.log(step, {**{k: v.item() for k, v in metrics.items()},
+                                       "time/sps": sps, "time/elapsed": now - started, "buffer/size": len(buffer),
+                                       "buffer/bytes_per_transition": buffer.bytes_per_transition})
+                    progress.update(step, sps=sps)
+                    window_start, window_steps = now, 0
 
-            last_step = step == total_steps
-            if every(s.eval_interval, step) or last_step:
-                result = evaluate(agent, eval_env, s.eval_episodes, seed=run.seed + EVAL_SEED_OFFSET)
-                final = result.summary()
-                best_eval = max(best_eval, sign * final["eval/return_mean"])
-                final["eval/best_return_mean"] = sign * best_eval
-                tracker.log(step, final)
-                progress.update(step, eval_return=final["eval/return_mean"])
-                log.info("step %d: eval return %.1f +- %.1f", step, final["eval/return_mean"], final["eval/return_std"])
+                last_step = step == total_steps
+                is_best = False
+                if every(s.eval_interval, step) or last_step:
+                    result = evaluate(agent, eval_env, s.eval_episodes, seed=run.seed + EVAL_SEED_OFFSET)
+                    self.last_eval = result.summary()
+                    is_best = self.sign * self.last_eval["eval/return_mean"] > self.best_eval
+                    self.best_eval = max(self.best_eval, self.sign * self.last_eval["eval/return_mean"])
+                    self.last_eval["eval/best_return_mean"] = self.sign * self.best_eval
+                    tracker.log(step, self.last_eval)
+                    progress.update(step, eval_return=self.last_eval["eval/return_mean"])
+                    log.info("step %d: eval return %.1f +- %.1f", step, self.last_eval["eval/return_mean"],
+                             self.last_eval["eval/return_std"])
 
-            if every(s.checkpoint_interval, step) or last_step:
-                save_checkpoint(run_dir, step, {"config": resolved, "obs_dim": parts.spaces.obs_dim,
-                                                "action_dim": parts.spaces.action_dim,
-                                                "discrete": parts.spaces.discrete, "episode": episode,
-                                                "agent": agent.state_dict()})
-            if every(100, step):
-                progress.update(step)
-        progress.update(total_steps)
+                stopping = stop is not None and stop.requested
+                if every(s.checkpoint_interval, step) or last_step or stopping:
+                    self.save_checkpoint(best=is_best)
+                if stopping:
+                    return dict(self.last_eval)
+                if every(100, step):
+                    progress.update(step)
+            progress.update(total_steps)
 
-    elapsed = time.perf_counter() - started
-    final.update({"time/elapsed": elapsed, "time/sps_overall": total_steps / elapsed, "train/episodes": episode})
-    return final
+        elapsed = time.perf_counter() - started
+        steps_done = total_steps - first_step + 1
+        return {**self.last_eval, "time/elapsed": elapsed, "time/sps_overall": steps_done / max(elapsed, 1e-9),
+                "train/episodes": self.episode}
+
+    # ---- checkpoints --------------------------------------------------------------------------------
+    def save_checkpoint(self, best: bool = False) -> Path:
+        spaces = self.parts.spaces
+        payload = {
+            "config": self.resolved, "obs_dim": spaces.obs_dim, "action_dim": spaces.action_dim,
+            "discrete": spaces.discrete, "agent": self.parts.agent.state_dict(),
+            "loop": {"step": self.step, "episode": self.episode, "best_eval": self.best_eval,
+                     "last_eval": self.last_eval},
+            "episode_replay": self.recorder.state_dict(), "obs": torch.as_tensor(self.obs),
+            "rng": capture_rng(self.parts.env), "wandb_run_id": self.wandb_run_id,
+        }
+        c = self.run.checkpoint
+        buffer_state = self.parts.buffer.state_dict() if c.save_buffer else None
+        self.last_checkpoint = save_checkpoint(self.run_dir, self.step, payload, buffer_state, best=best,
+                                               keep_last=c.keep_last, keep_best=c.keep_best)
+        return self.last_checkpoint
+
+    def restore(self, checkpoint: dict, path: Path) -> None:
+        """Continue from `checkpoint`: agent, buffer, counters, the current episode, then the RNGs."""
+        loop = checkpoint["loop"]
+        if loop["step"] >= self.run.schedule.steps:
+            raise ConfigError(f"nothing to resume: {path} is at step {loop['step']}, the run's last step; "
+                              f"raise schedule.total_steps to train it longer")
+        agent, buffer = self.parts.agent, self.parts.buffer
+        agent.load_state_dict(checkpoint["agent"])
+        buffer_state = load_buffer_state(path, checkpoint)
+        if buffer_state is not None:
+            buffer.load_state_dict(buffer_state)
+        else:
+            log.warning("%s has no saved replay buffer (checkpoint.save_buffer=false, or an older checkpoint "
+                        "whose buffer was pruned): the buffer refills from scratch, so the run is not exact", path)
+        self.step, self.episode = loop["step"], loop["episode"]
+        self.best_eval, self.last_eval = loop["best_eval"], dict(loop["last_eval"])
+        self.obs, _ = self.recorder.replay(self.parts.env, checkpoint["episode_replay"], checkpoint["obs"].numpy())
+        restore_rng(checkpoint["rng"], self.parts.env)
+        self.last_checkpoint = path
 
 
 def _print_summary(final: dict[str, float], run_dir: Path, tracker: Tracker) -> None:
@@ -215,7 +354,8 @@ register_configs()
 @hydra.main(version_base="1.3", config_path="pkg://sac_runner.conf", config_name="config")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float:
-    final = train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    hydra_cfg = HydraConfig.get()
+    final = train(cfg, Path(hydra_cfg.runtime.output_dir), overrides=list(hydra_cfg.overrides.task))
     return final["eval/return_mean"]
 
 

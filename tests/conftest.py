@@ -41,7 +41,7 @@ def train_tiny(compose_run, run_dir: Path, *overrides: str):
 
     from sac_runner.config import to_run_config
     from sac_runner.tracker import Tracker
-    from sac_runner.train import build, run_training, seed_everything
+    from sac_runner.train import Trainer, build, seed_everything
 
     cfg = compose_run("schedule=smoke", "logging=disabled", "logging.progress=false", "device=cpu",
                       "agent.hidden_sizes=[16]", *overrides)
@@ -50,7 +50,7 @@ def train_tiny(compose_run, run_dir: Path, *overrides: str):
     parts = build(run)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     with Tracker(run_dir, run.logging, resolved, run_name="test") as tracker:
-        final = run_training(run, parts, tracker, run_dir, resolved)
+        final = Trainer(run, parts, run_dir, resolved).train(tracker)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return run, parts, final, records
 

@@ -184,7 +184,7 @@ def test_epochs_set_the_budget_and_the_cadence(compose_run, tmp_path):
     _, _, _, records = _run(compose_run, tmp_path, "schedule.steps_per_epoch=50", "schedule.epochs=4",
                             "schedule.eval_every_epochs=1", "schedule.checkpoint_every_epochs=2")
     assert [r["step"] for r in records if "eval/return_mean" in r] == [50, 100, 150, 200]
-    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*")) == ["step_000000100.pt", "step_000000200.pt"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*[0-9].pt")) == ["step_000000100.pt", "step_000000200.pt"]
 
 
 def test_lr_decay_in_the_loop_by_step_and_by_epoch(compose_run, tmp_path):

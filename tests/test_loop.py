@@ -63,7 +63,8 @@ def test_metrics_file_has_namespaced_keys_on_the_step_axis(compose_run, tmp_path
 def test_checkpoints_are_written_at_the_cadence_and_load_without_pickle(compose_run, tmp_path):
     _run(compose_run, tmp_path)
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert names == ["latest.pt", "step_000000150.pt", "step_000000300.pt"]
+    assert names == ["best.pt", "latest.pt", "step_000000150.pt", "step_000000300.buffer.pt", "step_000000300.pt"]
+    assert (tmp_path / "checkpoints" / "latest.pt").resolve().name == "step_000000300.pt"
     data = torch.load(tmp_path / "checkpoints" / "latest.pt", weights_only=True)
     assert data["step"] == 300 and set(data["agent"]) >= {"actor", "critic", "target", "log_alpha", "actor_optimizer", "critic_optimizer"}
 
