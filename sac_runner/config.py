@@ -269,10 +269,14 @@ class LoggingConfig:
     tags: list[str] = field(default_factory=list)
     # Rich progress bar and summary table on the terminal.
     progress: bool = True
+    # Record one evaluation episode as an MP4 (run_dir/videos/, and W&B) every K evaluations; 0 = never.
+    video_every_evals: int = 0
 
     def __post_init__(self) -> None:
         _require(self.mode in ("online", "offline", "disabled"), "logging.mode",
                  f"must be online, offline or disabled, got '{self.mode}'", "set logging.mode=offline")
+        _require(self.video_every_evals >= 0, "logging.video_every_evals",
+                 f"must be 0 (off) or positive, got {self.video_every_evals}", "set logging.video_every_evals=0")
 
 
 @dataclass
@@ -322,9 +326,27 @@ class EvalConfig:
     deterministic: bool = True
     seed: int = 12_345
     device: str = "auto"
+    # Record every episode as an MP4 under the evaluation's output directory.
+    video: bool = False
+    # W&B for the evaluation (results and videos); disabled by default.
+    logging: LoggingConfig = field(default_factory=lambda: LoggingConfig(mode="disabled", progress=False))
 
     def __post_init__(self) -> None:
         _require(self.episodes > 0, "episodes", f"must be positive, got {self.episodes}", "set episodes=10")
+
+
+@dataclass
+class ExportConfig:
+    """sac-export: write a checkpoint's deterministic policy as a standalone file."""
+
+    checkpoint: str = "???"
+    format: str = "torchscript"
+    # The file to write; null writes policy.pt / policy.onnx in the export's output directory.
+    output: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        _require(self.format in ("torchscript", "onnx"), "format", f"must be torchscript or onnx, got '{self.format}'",
+                 "set format=torchscript or format=onnx")
 
 
 def run_dir_of(resume: Optional[str], new_run_dir: str) -> str:
@@ -353,6 +375,7 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
     cs.store(name="eval_schema", node=EvalConfig)
+    cs.store(name="export_schema", node=ExportConfig)
 
 
 def to_run_config(cfg: DictConfig) -> RunConfig:

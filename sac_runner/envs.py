@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -40,12 +41,19 @@ def _flattenable(space: spaces.Space) -> bool:
     return isinstance(space, FLAT_SPACES)
 
 
-def make_env(cfg: EnvConfig, seed: int | None = None) -> gym.Env:
+def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = None) -> gym.Env:
+    """The environment `cfg` names, wrapped for the agent; render_mode="rgb_array" for videos."""
+    if render_mode is not None:
+        cfg_kwargs = {**cfg.kwargs, "render_mode": render_mode}
+        if not os.environ.get("DISPLAY"):
+            os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen MuJoCo rendering without a display or GPU
+    else:
+        cfg_kwargs = cfg.kwargs
     try:
         with warnings.catch_warnings():
             # MuJoCo 4 warns about a deprecated attribute in gymnasium's bundled model files.
             warnings.filterwarnings("ignore", message=".*deprecated.*")
-            env = gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, **cfg.kwargs)
+            env = gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, **cfg_kwargs)
     except gym.error.Error as error:
         if cfg.id not in gym.registry:
             close = _closest_ids(cfg.id)

@@ -1,6 +1,6 @@
 """sac-eval: rebuild env and agent from a checkpoint's own config and run evaluation episodes.
 
-    sac-eval checkpoint=outputs/runs/<run>/checkpoints/latest.pt episodes=10
+    sac-eval checkpoint=outputs/runs/<run>/checkpoints/latest.pt episodes=10 [video=true] [seed=...]
 """
 
 from __future__ import annotations
@@ -14,51 +14,44 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
-from sac_runner.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint_path
-from sac_runner.config import EvalConfig, RunConfig, register_configs
+from sac_runner.config import EvalConfig, register_configs
 from sac_runner.console import console
-from sac_runner.envs import env_spaces, make_env
 from sac_runner.errors import exit_on_user_error
-from sac_runner.evaluation import evaluate
-from sac_runner.train import make_agent, resolve_device, seed_everything
-
-
-def run_config_of(checkpoint: dict, path: Path) -> RunConfig:
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), checkpoint["config"])
-        return OmegaConf.to_object(merged)
-    except Exception as error:
-        raise CheckpointError(f"{path} holds a config this sac-runner cannot read ({error}); "
-                              "evaluate it with the sac-runner release that wrote it") from error
+from sac_runner.evaluation import evaluate, recording
+from sac_runner.tracker import Tracker
+from sac_runner.train import resolve_device, seed_everything
+from sac_runner.trained import load_trained
 
 
 def evaluate_checkpoint(cfg: EvalConfig, out_dir: Path) -> dict:
-    path = resolve_checkpoint_path(cfg.checkpoint)
-    checkpoint = load_checkpoint(path)
-    run = run_config_of(checkpoint, path)
     seed_everything(cfg.seed)
-    env = make_env(run.env, seed=cfg.seed)
-    spaces = env_spaces(env)
-    if (spaces.obs_dim, spaces.action_dim) != (checkpoint["obs_dim"], checkpoint["action_dim"]):
-        raise CheckpointError(f"{path} was trained with observation/action sizes "
-                              f"({checkpoint['obs_dim']}, {checkpoint['action_dim']}) but {run.env.id} has "
-                              f"({spaces.obs_dim}, {spaces.action_dim})")
-    agent = make_agent(run, spaces, resolve_device(cfg.device))
-    agent.actor.load_state_dict(checkpoint["agent"]["actor"])
-    agent.normalizer.load_state_dict(checkpoint["agent"]["normalizer"])
-    result = evaluate(agent, env, cfg.episodes, seed=cfg.seed, deterministic=cfg.deterministic)
-    env.close()
+    trained = load_trained(cfg.checkpoint, resolve_device(cfg.device), env_seed=cfg.seed,
+                           render_mode="rgb_array" if cfg.video else None)
+    env = recording(trained.env, out_dir / "videos", "eval") if cfg.video else trained.env
+    try:
+        result = evaluate(trained.agent, env, cfg.episodes, seed=cfg.seed, deterministic=cfg.deterministic)
+    finally:
+        env.close()
 
     returns, lengths = np.asarray(result.returns), np.asarray(result.lengths)
+    videos = sorted((out_dir / "videos").glob("*.mp4")) if cfg.video else []
     report = {
-        "checkpoint": str(path.resolve()), "env": run.env.id, "step": checkpoint["step"],
+        "checkpoint": str(trained.path.resolve()), "env": trained.run.env.id, "step": trained.step,
         "episodes": cfg.episodes, "deterministic": cfg.deterministic, "seed": cfg.seed,
         "return_mean": float(returns.mean()), "return_std": float(returns.std()),
         "return_min": float(returns.min()), "return_max": float(returns.max()),
         "length_mean": float(lengths.mean()), "returns": result.returns, "lengths": result.lengths,
+        "videos": [str(v) for v in videos],
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "eval_results.json").write_text(json.dumps(report, indent=2))
+    if cfg.logging.mode != "disabled":
+        config = {"checkpoint": report["checkpoint"], "env": report["env"], "train_step": report["step"],
+                  "episodes": cfg.episodes, "deterministic": cfg.deterministic, "seed": cfg.seed}
+        with Tracker(out_dir, cfg.logging, config, run_name=f"eval-{out_dir.name}") as tracker:
+            tracker.log(report["step"], {f"eval/{k}": report[k] for k in
+                                         ("return_mean", "return_std", "return_min", "return_max", "length_mean")})
+            tracker.log_videos(report["step"], "eval/video", videos)
     _print_report(report, out_dir)
     return report
 
@@ -73,6 +66,8 @@ def _print_report(report: dict, out_dir: Path) -> None:
                                                  "length_mean")))
     console.print(table)
     console.print(f"results: {out_dir / 'eval_results.json'}")
+    if report["videos"]:
+        console.print(f"videos: {len(report['videos'])} MP4 files in {Path(report['videos'][0]).parent}")
 
 
 register_configs()

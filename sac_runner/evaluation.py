@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.wrappers import RecordVideo
 
 from sac_runner.sac import SAC
 
@@ -36,3 +39,20 @@ def evaluate(agent: SAC, env: gym.Env, episodes: int, seed: int, deterministic: 
         result.returns.append(episode_return)
         result.lengths.append(length)
     return result
+
+
+def recording(env: gym.Env, folder: Path, name_prefix: str) -> gym.Env:
+    """Record every episode of `env` (made with render_mode="rgb_array") as an MP4 in `folder`."""
+    logging.getLogger("moviepy").setLevel(logging.WARNING)
+    return RecordVideo(env, video_folder=str(folder), episode_trigger=lambda episode: True, name_prefix=name_prefix,
+                       disable_logger=True)
+
+
+def record_episode(agent: SAC, env: gym.Env, folder: Path, name_prefix: str, seed: int) -> list[Path]:
+    """One deterministic episode of `env` (render_mode="rgb_array") recorded to `folder`; the MP4 paths."""
+    video_env = recording(env, folder, name_prefix)
+    try:
+        evaluate(agent, video_env, episodes=1, seed=seed)
+    finally:
+        video_env.close()
+    return sorted(folder.glob(f"{name_prefix}*.mp4"))

@@ -42,7 +42,18 @@ def resumed_config(cfg: DictConfig, saved: dict[str, Any], overrides: list[str],
         if _harmless(key):
             OmegaConf.update(resumed, key, asked, merge=False)
         elif asked != was:
-            shown = lambda v: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v  # noqa: E731
-            raise ConfigError(f"resume: {key} would change the experiment ({shown(was)} in {source}, "
-                              f"{shown(asked)} asked); drop that override, or start a new run without resume=")
+            changes = ", ".join(f"{k}: {w} -> {a}" for k, w, a in _differences(key, was, asked))
+            raise ConfigError(f"resume: {key} would change the experiment ({changes}; the run is {source}); "
+                              "drop that override, or start a new run without resume=")
     return resumed
+
+
+def _differences(key: str, was: Any, asked: Any) -> list[tuple[str, Any, Any]]:
+    """The leaves that differ, as (dotted key, saved value, asked value)."""
+    if OmegaConf.is_dict(was) and OmegaConf.is_dict(asked):
+        found = []
+        for name in sorted(set(was) | set(asked), key=str):
+            found += _differences(f"{key}.{name}", was.get(name), asked.get(name))
+        return found
+    plain = lambda v: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v  # noqa: E731
+    return [] if plain(was) == plain(asked) else [(key, plain(was), plain(asked))]

@@ -83,6 +83,13 @@ class Tracker:
         if self.wandb_run is not None:
             self.wandb_run.log(record)
 
+    def log_videos(self, step: int, key: str, paths: list[Path]) -> None:
+        """Videos go to W&B (when on); the MP4 files themselves stay where they were written."""
+        if self.wandb_run is not None and paths:
+            import wandb
+
+            self.wandb_run.log({STEP_KEY: step, key: [wandb.Video(str(p), format="mp4") for p in paths]})
+
     def close(self, exit_code: int = 0) -> None:
         self._file.close()
         if self.wandb_run is not None:

@@ -25,7 +25,7 @@ from sac_runner.config import ConfigError, RunConfig, register_configs, to_run_c
 from sac_runner.console import TrainingProgress, console, key_value_table
 from sac_runner.envs import Spaces, env_spaces, make_env
 from sac_runner.errors import exit_on_user_error
-from sac_runner.evaluation import evaluate
+from sac_runner.evaluation import evaluate, record_episode
 from sac_runner.sac import SAC, DiscreteSAC
 from sac_runner.resume import resumed_config
 from sac_runner.run_state import EpisodeRecorder, capture_rng, restore_rng
@@ -207,6 +207,7 @@ class Trainer:
         self.sign = 1.0 if run.agent.objective == "maximize" else -1.0
         self.best_eval = -float("inf")
         self.last_eval: dict[str, float] = {}
+        self.evaluations = 0
         self.recorder = EpisodeRecorder()
         self.obs: np.ndarray | None = None
         self.last_checkpoint: Path | None = None
@@ -277,6 +278,10 @@ class Trainer:
                     self.best_eval = max(self.best_eval, self.sign * self.last_eval["eval/return_mean"])
                     self.last_eval["eval/best_return_mean"] = self.sign * self.best_eval
                     tracker.log(step, self.last_eval)
+                    self.evaluations += 1
+                    video_every = run.logging.video_every_evals
+                    if video_every and self.evaluations % video_every == 0:
+                        self.record_video(tracker)
                     progress.update(step, eval_return=self.last_eval["eval/return_mean"])
                     log.info("step %d: eval return %.1f +- %.1f", step, self.last_eval["eval/return_mean"],
                              self.last_eval["eval/return_std"])
@@ -295,6 +300,13 @@ class Trainer:
         return {**self.last_eval, "time/elapsed": elapsed, "time/sps_overall": steps_done / max(elapsed, 1e-9),
                 "train/episodes": self.episode}
 
+    def record_video(self, tracker: Tracker) -> None:
+        """The first evaluation episode again, rendered to videos/step_<N>-episode-0.mp4 and logged to W&B."""
+        env = make_env(self.run.env, render_mode="rgb_array")
+        paths = record_episode(self.parts.agent, env, self.run_dir / "videos", f"step_{self.step:09d}",
+                               seed=self.run.seed + EVAL_SEED_OFFSET)
+        tracker.log_videos(self.step, "eval/video", paths)
+
     # ---- checkpoints --------------------------------------------------------------------------------
     def save_checkpoint(self, best: bool = False) -> Path:
         spaces = self.parts.spaces
@@ -302,7 +314,7 @@ class Trainer:
             "config": self.resolved, "obs_dim": spaces.obs_dim, "action_dim": spaces.action_dim,
             "discrete": spaces.discrete, "agent": self.parts.agent.state_dict(),
             "loop": {"step": self.step, "episode": self.episode, "best_eval": self.best_eval,
-                     "last_eval": self.last_eval},
+                     "last_eval": self.last_eval, "evaluations": self.evaluations},
             "episode_replay": self.recorder.state_dict(), "obs": torch.as_tensor(self.obs),
             "rng": capture_rng(self.parts.env), "wandb_run_id": self.wandb_run_id,
         }
@@ -328,6 +340,7 @@ class Trainer:
                         "whose buffer was pruned): the buffer refills from scratch, so the run is not exact", path)
         self.step, self.episode = loop["step"], loop["episode"]
         self.best_eval, self.last_eval = loop["best_eval"], dict(loop["last_eval"])
+        self.evaluations = loop["evaluations"]
         self.obs, _ = self.recorder.replay(self.parts.env, checkpoint["episode_replay"], checkpoint["obs"].numpy())
         restore_rng(checkpoint["rng"], self.parts.env)
         self.last_checkpoint = path

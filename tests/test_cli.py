@@ -86,6 +86,31 @@ def test_eval_truncated_checkpoint_is_one_clear_line(trained, tmp_path):
     assert proc.returncode == 2 and "truncated" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["config"]["env"].update(id="NoSuchEnv-v0"), "unknown environment id 'NoSuchEnv-v0'"),
+    (lambda c: c.update(version=99), "has checkpoint version 99, this sac-runner reads version 2"),
+    (lambda c: c.update(format="someone-else"), "is not a sac-runner checkpoint"),
+])
+def test_eval_on_an_unusable_checkpoint_is_one_clear_line(trained, tmp_path, change, message):
+    _, run_dir, _ = trained
+    checkpoint = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)
+    change(checkpoint)
+    torch.save(checkpoint, tmp_path / "changed.pt")
+    proc = run("sac-eval", tmp_path, f"checkpoint={tmp_path / 'changed.pt'}")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and message in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+
+
+def test_export_and_eval_video_from_the_command_line(trained):
+    cwd, run_dir, _ = trained
+    proc = run("sac-export", cwd, f"checkpoint={run_dir}", "format=torchscript", f"output={cwd / 'policy.pt'}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert torch.jit.load(str(cwd / "policy.pt"))(torch.zeros(1, 3)).shape == (1, 1)
+    proc = run("sac-eval", cwd, f"checkpoint={run_dir}", "episodes=1", "video=true", f"hydra.run.dir={cwd / 'ev'}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list((cwd / "ev" / "videos").glob("*.mp4"))) == 1
+
+
 def test_invalid_config_value_is_one_clear_line(tmp_path):
     proc = run("sac-train", tmp_path, "agent.gamma=1.5")
     assert proc.returncode == 2

@@ -1,0 +1,122 @@
+"""sac-export: a checkpoint's deterministic policy as a standalone TorchScript or ONNX file.
+
+    sac-export checkpoint=outputs/runs/<run> format=torchscript   # torch.jit.load(...)(obs)
+    sac-export checkpoint=outputs/runs/<run> format=onnx          # onnxruntime.InferenceSession(...)
+
+The exported function maps a float32 batch of raw observations (B, obs_dim), as the environment
+returns them (flattened for Dict/Tuple/Discrete observation spaces), to what the environment's
+`step` takes: actions (B, action_dim) within its bounds, or action indices (B,) for a Discrete
+space. The run's observation normalization and the rescaling from [-1, 1] are inside the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import hydra
+import torch
+from gymnasium.wrappers import RescaleAction
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from sac_runner.config import ConfigError, ExportConfig, register_configs
+from sac_runner.console import console, key_value_table
+from sac_runner.envs import ZeroBasedDiscreteAction
+from sac_runner.errors import exit_on_user_error
+from sac_runner.trained import Trained, load_trained
+
+log = logging.getLogger(__name__)
+
+
+def _wrapper(env: gym.Env, kind: type) -> gym.Wrapper | None:
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, kind):
+            return env
+        env = env.env
+    return None
+
+
+class DeployedPolicy(nn.Module):
+    """raw observation -> normalized -> deterministic action -> the environment's units."""
+
+    def __init__(self, trained: Trained):
+        super().__init__()
+        agent = trained.agent
+        self.normalizer = copy.deepcopy(agent.normalizer).cpu()
+        self.actor = copy.deepcopy(agent.actor).cpu().eval()
+        self.discrete = trained.spaces.discrete
+        if self.discrete:
+            shift = _wrapper(trained.env, ZeroBasedDiscreteAction)
+            self.register_buffer("start", torch.tensor(0 if shift is None else shift.start, dtype=torch.int64))
+        else:
+            bounds = _wrapper(trained.env, RescaleAction).env.action_space  # the space before rescaling
+            self.register_buffer("low", torch.as_tensor(bounds.low, dtype=torch.float32))
+            self.register_buffer("high", torch.as_tensor(bounds.high, dtype=torch.float32))
+        self.requires_grad_(False)  # an inference-only file: its outputs convert straight to NumPy
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = self.normalizer(obs)
+        if self.discrete:
+            return self.actor.deterministic(x) + self.start
+        unit = self.actor.deterministic(x)  # in [-1, 1]
+        return self.low + (unit + 1.0) * 0.5 * (self.high - self.low)
+
+
+def export_policy(policy: DeployedPolicy, obs_dim: int, fmt: str, path: Path) -> Path:
+    example = torch.zeros(2, obs_dim)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        if fmt == "torchscript":
+            with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export; it still loads anywhere
+                warnings.simplefilter("ignore")
+                torch.jit.trace(policy, example).save(str(path))
+        else:
+            try:
+                import onnx  # noqa: F401
+                import onnxscript  # noqa: F401
+            except ImportError as error:
+                raise ConfigError(f"format=onnx needs the onnx and onnxscript packages ({error}); "
+                                  "pip install 'sac-runner[export]' or use format=torchscript") from error
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for name in ("torch.onnx", "onnxscript", "onnx_ir"):
+                    logging.getLogger(name).setLevel(logging.WARNING)
+                torch.onnx.export(policy, (example,), str(path), input_names=["obs"], output_names=["action"],
+                                  dynamic_shapes={"obs": {0: torch.export.Dim("batch")}}, dynamo=True,
+                                  verbose=False)
+    return path
+
+
+def export_checkpoint(cfg: ExportConfig, out_dir: Path) -> Path:
+    trained = load_trained(cfg.checkpoint, torch.device("cpu"))
+    trained.env.close()
+    suffix = ".pt" if cfg.format == "torchscript" else ".onnx"
+    path = Path(cfg.output) if cfg.output else out_dir / f"policy{suffix}"
+    export_policy(DeployedPolicy(trained), trained.spaces.obs_dim, cfg.format, path)
+    console.print(key_value_table("sac-export", {
+        "policy": f"{trained.run.env.id}, step {trained.step}, deterministic",
+        "format": cfg.format, "file": str(path),
+        "input": f"obs: float32 (batch, {trained.spaces.obs_dim}), raw observations",
+        "output": ("action index: int64 (batch,)" if trained.spaces.discrete
+                   else f"action: float32 (batch, {trained.spaces.action_dim}) in the env's bounds"),
+    }))
+    return path
+
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="pkg://sac_runner.conf", config_name="export")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    export_cfg: ExportConfig = OmegaConf.to_object(cfg)
+    export_checkpoint(export_cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Exported policies run without sac-runner and act like the agent; evaluation videos are written."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from sac_runner.config import EvalConfig, ExportConfig
+from sac_runner.eval_cli import evaluate_checkpoint
+from sac_runner.export import export_checkpoint
+from sac_runner.trained import load_trained
+from tests.conftest import train_tiny
+
+RUNNERS = {
+    "torchscript": """
+        import torch
+        policy = torch.jit.load(path)
+        actions = policy(torch.as_tensor(obs)).numpy()
+    """,
+    "onnx": """
+        import onnxruntime
+        session = onnxruntime.InferenceSession(path)
+        actions = session.run(None, {"obs": obs})[0]
+    """,
+}
+
+
+def _run_standalone(fmt: str, path, obs: np.ndarray) -> np.ndarray:
+    """Load and run the exported file in a fresh interpreter that never imports sac_runner."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        import numpy as np
+        path = {str(path)!r}
+        obs = np.asarray(json.loads(sys.stdin.read()), dtype=np.float32)
+    """) + textwrap.dedent(RUNNERS[fmt]) + textwrap.dedent("""
+        assert not any(name.startswith("sac_runner") for name in sys.modules), "sac_runner was imported"
+        print(json.dumps(np.asarray(actions).tolist()))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], input=json.dumps(obs.tolist()), capture_output=True,
+                            text=True, cwd="/", timeout=120)
+    assert result.returncode == 0, result.stderr
+    return np.asarray(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_exported_continuous_policy_matches_the_agent_in_env_units(compose_run, tmp_path, fmt):
+    # Normalized observations and Pendulum's torque bound of 2: both must be inside the exported file.
+    train_tiny(compose_run, tmp_path / "run", "env.normalize_obs=true")
+    path = export_checkpoint(ExportConfig(checkpoint=str(tmp_path / "run"), format=fmt), tmp_path / "export")
+    trained = load_trained(str(tmp_path / "run"), torch.device("cpu"))
+    assert trained.agent.normalizer.count > 0
+    obs = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32) * 3
+    expected = 2.0 * trained.agent.act(obs, deterministic=True)  # [-1, 1] -> [-2, 2]
+    actions = _run_standalone(fmt, path, obs)
+    assert actions.shape == (16, 1)
+    np.testing.assert_allclose(actions, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_exported_discrete_policy_returns_the_envs_action(compose_run, tmp_path, fmt):
+    # BestArm's actions are Discrete(3, start=1): the file returns 1, 2 or 3, as env.step takes them.
+    train_tiny(compose_run, tmp_path / "run", "env.id=BestArm-v0")
+    path = export_checkpoint(ExportConfig(checkpoint=str(tmp_path / "run"), format=fmt), tmp_path / "export")
+    trained = load_trained(str(tmp_path / "run"), torch.device("cpu"))
+    obs = np.random.default_rng(0).choice([-1.0, 1.0], size=(8, 1)).astype(np.float32)
+    actions = _run_standalone(fmt, path, obs)
+    np.testing.assert_array_equal(actions, trained.agent.act(obs, deterministic=True) + 1)
+
+
+@pytest.mark.parametrize("env", ["Pendulum-v1", "HalfCheetah-v5"], ids=["pygame", "mujoco_offscreen"])
+def test_eval_video_writes_one_mp4_per_episode(compose_run, tmp_path, env):
+    train_tiny(compose_run, tmp_path / "run", f"env.id={env}", "env.max_episode_steps=30")
+    report = evaluate_checkpoint(EvalConfig(checkpoint=str(tmp_path / "run"), episodes=2, device="cpu", video=True),
+                                 tmp_path / "eval")
+    videos = sorted((tmp_path / "eval" / "videos").glob("*.mp4"))
+    assert len(videos) == 2 and all(v.stat().st_size > 1000 for v in videos)
+    assert report["videos"] == [str(v) for v in videos]
+
+
+def test_training_records_a_video_every_k_evaluations(compose_run, tmp_path):
+    # The smoke schedule evaluates at steps 150 and 300: with K = 2 only the second is recorded.
+    train_tiny(compose_run, tmp_path, "logging.video_every_evals=2", "env.max_episode_steps=30")
+    assert [v.name for v in (tmp_path / "videos").glob("*.mp4")] == ["step_000000300-episode-0.mp4"]
