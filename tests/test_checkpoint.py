@@ -198,7 +198,8 @@ def test_a_checkpoint_with_a_pickled_object_is_refused_and_its_code_never_runs(t
 
 # ---- signals ------------------------------------------------------------------------------------------
 
-def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(tmp_path, signal_number):
     run_dir = tmp_path / "run"
     command = [console_script("sac-train"), *TINY, "schedule.total_steps=100000", "schedule.checkpoint_every=100000",
                f"hydra.run.dir={run_dir}"]
@@ -206,9 +207,9 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not ((run_dir / "metrics.jsonl").exists() and len(_steps(run_dir)) > 3):
         time.sleep(0.5)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal_number)
     out, err = process.communicate(timeout=120)
-    assert process.returncode == 128 + signal.SIGTERM, err
+    assert process.returncode == 128 + signal_number, err
     assert f"continue with: sac-train resume={run_dir}" in " ".join(out.split())
     assert "Traceback" not in err
     data = load_checkpoint(run_dir / "checkpoints" / "latest.pt")

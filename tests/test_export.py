@@ -85,3 +85,15 @@ def test_training_records_a_video_every_k_evaluations(compose_run, tmp_path):
     # The smoke schedule evaluates at steps 150 and 300: with K = 2 only the second is recorded.
     train_tiny(compose_run, tmp_path, "logging.video_every_evals=2", "env.max_episode_steps=30")
     assert [v.name for v in (tmp_path / "videos").glob("*.mp4")] == ["step_000000300-episode-0.mp4"]
+
+
+def test_eval_with_logging_puts_results_and_videos_in_a_wandb_run(compose_run, tmp_path):
+    from sac_runner.config import LoggingConfig
+
+    train_tiny(compose_run, tmp_path / "run", "env.max_episode_steps=30")
+    evaluate_checkpoint(EvalConfig(checkpoint=str(tmp_path / "run"), episodes=2, device="cpu", video=True,
+                                   logging=LoggingConfig(mode="offline", progress=False)), tmp_path / "eval")
+    (offline,) = (tmp_path / "eval" / "wandb").glob("offline-run-*")
+    assert len(list(offline.glob("files/media/videos/**/*.mp4"))) == 2
+    records = [json.loads(line) for line in (tmp_path / "eval" / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["step"] == 300 and "eval/return_mean" in records[0]
