@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # Another build: make install TORCH="torch==2.13.0 --index-url <your PyTorch wheel index>"
 TORCH ?= torch==2.13.0
 
-.PHONY: install train test test-fast clean
+.PHONY: install train test test-fast bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ test: install
 # Everything but the learning tests (a few seconds to a minute).
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# sac-runner against Stable-Baselines3 SAC on HalfCheetah-v5 (a few minutes); ARGS="--alternations 5" etc.
+bench: install
+	$(BIN)/python -m pip install -e ".[bench]"
+	$(BIN)/python scripts/bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -25,6 +25,7 @@ instead of one sampled action (see its docstring).
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -64,6 +65,24 @@ def discrete_soft_bellman_target(reward: torch.Tensor, terminated: torch.Tensor,
     return reward + gamma * (1.0 - terminated) * soft_next_value
 
 
+@contextmanager
+def frozen(module: nn.Module):
+    """No gradients for `module`'s weights inside the block (the actor loss needs dQ/da, not dQ/dtheta)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def adam(params, lr: float) -> torch.optim.Adam:
+    """Adam with its multi-tensor implementation (PyTorch's CPU default is one tensor at a time)."""
+    return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
 class SAC:
     def __init__(self, obs_dim: int, action_dim: int, cfg: AgentConfig, device: torch.device, *,
                  policy_update_every: int = 1, target_update_every: int = 1, policy_update_catch_up: bool = False,
@@ -85,15 +104,15 @@ class SAC:
         self.actor, self.critic = self._actor_and_critic(obs_dim, action_dim, actor_sizes, critic_sizes)
         self.actor.to(device)
         self.critic.to(device)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.actor_optimizer = adam(self.actor.parameters(), cfg.actor_lr)
+        self.critic_optimizer = adam(self.critic.parameters(), cfg.critic_lr)
 
         # The bootstrap comes from target critics (2019) or from a target V network (2018).
         self.value: ValueNetwork | None = None
         self.value_optimizer = None
         if cfg.value_network:
             self.value = ValueNetwork(obs_dim, critic_sizes, cfg.activation).to(device)
-            self.value_optimizer = torch.optim.Adam(self.value.parameters(), lr=cfg.value_lr)
+            self.value_optimizer = adam(self.value.parameters(), cfg.value_lr)
         bootstrap: nn.Module = self.critic if self.value is None else self.value
         self.target = copy.deepcopy(bootstrap).requires_grad_(False)
         self._target_params = list(self.target.parameters())
@@ -106,7 +125,7 @@ class SAC:
         # log(0) for a fixed alpha of 0 (no entropy bonus) is -inf; exp(-inf) = 0 is exact.
         self.log_alpha = torch.tensor(np.log(initial_alpha) if initial_alpha > 0 else -np.inf,
                                       dtype=torch.float32, device=device, requires_grad=self.learns_alpha)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr) if self.learns_alpha else None
+        self.alpha_optimizer = adam([self.log_alpha], cfg.alpha_lr) if self.learns_alpha else None
 
     def _actor_and_critic(self, obs_dim: int, action_dim: int, actor_sizes: list[int],
                           critic_sizes: list[int]) -> tuple[nn.Module, nn.Module]:
@@ -177,7 +196,8 @@ class SAC:
             for _ in range(self.policy_steps_when_due):
                 # Actor: maximise min_i Q_i(s, a) + alpha * entropy, with a ~ pi reparameterised.
                 action, log_prob = self.actor.sample(batch.obs)
-                q_pi = self.critic(batch.obs, action).min(dim=0).values
+                with frozen(self.critic):
+                    q_pi = self.critic(batch.obs, action).min(dim=0).values
                 actor_loss = (alpha * log_prob - q_pi).mean()
                 self._step(self.actor_optimizer, actor_loss, self.actor.parameters())
                 alpha = self._temperature_step(log_prob.detach())

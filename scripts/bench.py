@@ -1,0 +1,202 @@
+"""Training throughput of sac-runner and Stable-Baselines3 SAC, side by side, on the same machine.
+
+    python scripts/bench.py [--env HalfCheetah-v5] [--alternations 3] [--measure 1500]   (or: make bench)
+
+Both train with identical hyperparameters: one gradient step per environment step, batch 256, two
+hidden layers of 256, 1000 uniform-random steps before learning, CPU. Each run is a fresh process;
+the two alternate `--alternations` times so that drift in the machine's speed hits both. Steps per
+second are measured after `--warmup` learning steps, over `--measure` steps. Also printed:
+sac-runner's update time alone, its fraction of the FLOP floor (the update's matrix-product FLOPs at
+the GEMM throughput measured here), and each process's peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RANDOM_STEPS = 1_000
+BATCH, HIDDEN = 256, 256
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---- workers: one run each, in its own process -------------------------------------------------------
+
+def run_sac_runner(env_id: str, warmup: int, measure: int) -> dict:
+    import tempfile
+
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from sac_runner.config import register_configs, to_run_config
+    from sac_runner.tracker import Tracker
+    from sac_runner.train import Trainer, build, seed_everything
+
+    register_configs()
+    total = RANDOM_STEPS + warmup + measure
+    overrides = [f"env.id={env_id}", "logging=disabled", "logging.progress=false", "device=cpu",
+                 f"schedule.total_steps={total}", f"schedule.start_steps={RANDOM_STEPS}",
+                 f"schedule.update_after={RANDOM_STEPS}", f"schedule.batch_size={BATCH}",
+                 f"agent.hidden_sizes=[{HIDDEN},{HIDDEN}]", f"schedule.log_every={measure}",
+                 f"schedule.eval_every={10 * total}", f"schedule.checkpoint_every={10 * total}",
+                 "schedule.eval_episodes=1", "checkpoint.save_buffer=false", "buffer.capacity=1000000"]
+    with initialize_config_module(config_module="sac_runner.conf", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    run = to_run_config(cfg)
+    seed_everything(0)
+    parts = build(run)
+    run_dir = Path(tempfile.mkdtemp(prefix="sac-bench-"))
+    trainer = Trainer(run, parts, run_dir, OmegaConf.to_container(cfg, resolve=True))
+    marks: dict[int, float] = {}
+    update = parts.agent.update
+
+    def timed_update(batch):  # note the wall clock at the first and last measured steps
+        if trainer.step in (RANDOM_STEPS + warmup, total):
+            marks.setdefault(trainer.step, time.perf_counter())
+        return update(batch)
+
+    parts.agent.update = timed_update
+    with Tracker(run_dir, run.logging, {}, run_name="bench") as tracker:
+        trainer.train(tracker)
+    sps = (total - RANDOM_STEPS - warmup) / (marks[total] - marks[RANDOM_STEPS + warmup])
+    update_ms, floor = _update_time_and_floor(parts)
+    return {"sps": sps, "update_ms": update_ms, "floor_fraction": floor, "peak_mib": _peak_rss_mib()}
+
+
+def _update_time_and_floor(parts) -> tuple[float, float]:
+    """Median time of agent.update alone, and the FLOP floor's share of it."""
+    import torch
+
+    agent, buffer = parts.agent, parts.buffer
+    times = []
+    for i in range(300):
+        batch = buffer.sample(BATCH)
+        start = time.perf_counter()
+        agent.update(batch)
+        if i >= 50:
+            times.append(time.perf_counter() - start)
+    update_s = statistics.median(times)
+    a = torch.randn(BATCH, HIDDEN)
+    b = torch.randn(HIDDEN, HIDDEN)
+    for _ in range(50):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(1000):
+        a @ b
+    gemm_flops_per_s = 2 * BATCH * HIDDEN * HIDDEN / ((time.perf_counter() - start) / 1000)
+    floor_s = update_flops(parts.spaces.obs_dim, parts.spaces.action_dim, agent.cfg.num_critics) / gemm_flops_per_s
+    return update_s * 1e3, floor_s / update_s
+
+
+def update_flops(obs_dim: int, action_dim: int, num_critics: int) -> float:
+    """Matrix-product FLOPs of one SAC update (2019 variant), forward 2mnk, backward 4mnk (input and weight grads)."""
+    def mlp(in_dim, out_dim):
+        sizes = [in_dim, HIDDEN, HIDDEN, out_dim]
+        return sum(2 * BATCH * i * o for i, o in zip(sizes[:-1], sizes[1:]))
+    actor = mlp(obs_dim, 2 * action_dim)
+    critic = num_critics * mlp(obs_dim + action_dim, 1)
+    target = actor + critic                  # a' ~ pi(s'), Q'(s', a'): forward only
+    critic_step = critic + 2 * critic        # forward, then input and weight gradients
+    actor_step = actor + critic + critic + 2 * actor  # forward, critic input gradients only, actor backward
+    return target + critic_step + actor_step
+
+
+def run_sb3(env_id: str, warmup: int, measure: int) -> dict:
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    total = RANDOM_STEPS + warmup + measure
+    marks: dict[int, float] = {}
+
+    class Clock(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps in (RANDOM_STEPS + warmup, total):
+                marks.setdefault(self.num_timesteps, time.perf_counter())
+            return True
+
+    torch.manual_seed(0)
+    model = SAC("MlpPolicy", gym.make(env_id), learning_starts=RANDOM_STEPS, batch_size=BATCH, train_freq=1,
+                gradient_steps=1, buffer_size=1_000_000, policy_kwargs={"net_arch": [HIDDEN, HIDDEN]},
+                device="cpu", seed=0, verbose=0)
+    model.learn(total_timesteps=total, callback=Clock())
+    sps = (total - RANDOM_STEPS - warmup) / (marks[total] - marks[RANDOM_STEPS + warmup])
+    return {"sps": sps, "peak_mib": _peak_rss_mib()}
+
+
+WORKERS = {"sac-runner": run_sac_runner, "sb3": run_sb3}
+
+
+# ---- driver ------------------------------------------------------------------------------------------
+
+def _spawn(worker: str, args) -> dict:
+    command = [sys.executable, __file__, "--worker", worker, "--env", args.env, "--warmup", str(args.warmup),
+               "--measure", str(args.measure)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"error: the {worker} run failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="HalfCheetah-v5")
+    parser.add_argument("--alternations", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=300, help="learning steps before the clock starts")
+    parser.add_argument("--measure", type=int, default=1500, help="steps timed per run")
+    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker](args.env, args.warmup, args.measure)))
+        return
+    try:
+        import stable_baselines3  # noqa: F401
+    except ImportError:
+        sys.exit("error: the benchmark compares against Stable-Baselines3; pip install 'sac-runner[bench]' "
+                 "(or run make bench)")
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    results: dict[str, list[dict]] = {"sac-runner": [], "sb3": []}
+    for i in range(args.alternations):
+        for worker in ("sac-runner", "sb3"):
+            results[worker].append(_spawn(worker, args))
+            print(f"round {i + 1}/{args.alternations} {worker}: {results[worker][-1]['sps']:.1f} steps/s", flush=True)
+
+    ours, theirs = [r["sps"] for r in results["sac-runner"]], [r["sps"] for r in results["sb3"]]
+    ratios = [a / b for a, b in zip(ours, theirs)]
+    table = Table(title=f"SAC on {args.env}: environment steps per second (1 gradient step per step, batch "
+                        f"{BATCH}, {HIDDEN}x{HIDDEN}, CPU, {torch.get_num_threads()} torch threads)",
+                  title_justify="left")
+    for column in ("", "median steps/s", "runs", "peak memory"):
+        table.add_column(column)
+    for name, runs in results.items():
+        table.add_row(name, f"{statistics.median(r['sps'] for r in runs):.1f}",
+                      ", ".join(f"{r['sps']:.1f}" for r in runs), f"{max(r['peak_mib'] for r in runs):.0f} MiB")
+    console = Console()
+    console.print(table)
+    update = statistics.median(r["update_ms"] for r in results["sac-runner"])
+    floor = statistics.median(r["floor_fraction"] for r in results["sac-runner"])
+    console.print(f"ratio sac-runner / SB3: median {statistics.median(ratios):.2f}x "
+                  f"(per round: {', '.join(f'{r:.2f}' for r in ratios)})")
+    console.print(f"sac-runner update alone: {update:.2f} ms; FLOP floor at the measured GEMM rate: "
+                  f"{100 * floor:.0f}% of it")
+    console.print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}, "
+                  f"Python {platform.python_version()}, torch {torch.__version__}")
+
+
+if __name__ == "__main__":
+    main()
