@@ -125,14 +125,14 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
                      resume_id=checkpoint.get("wandb_run_id") if checkpoint else None) as tracker, \
                 StopOnSignals() as stop:
             final = trainer.train(tracker, stop)
-            if stop.signal_name is not None:
-                console.print(f"[bold]{stop.signal_name}[/bold]: stopped at step {trainer.step} of "
-                              f"{run.schedule.steps} and saved {trainer.last_checkpoint}; continue with: "
-                              f"sac-train resume={run_dir}")
-                raise SystemExit(128 + stop.signal_number)
-            _print_summary(final, run_dir, tracker)
+            if not stop.requested:
+                _print_summary(final, run_dir, tracker)
     finally:
         parts.close()
+    if stop.requested:  # after the W&B run has finished cleanly: it is paused, not failed
+        console.print(f"[bold]{stop.signal_name}[/bold]: stopped at step {trainer.step} of {run.schedule.steps} "
+                      f"and saved {trainer.last_checkpoint}; continue with: sac-train resume={run_dir}")
+        raise SystemExit(128 + stop.signal_number)
     return final
 
 
