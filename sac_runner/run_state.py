@@ -48,7 +48,7 @@ def capture_rng(env: gym.Env) -> dict[str, Any]:
 
 
 def restore_rng(state: dict[str, Any], env: gym.Env) -> None:
-    random.setstate(_as_tuples(state["python"]))
+    random.setstate(state["python"])
     n = state["numpy"]
     np.random.set_state((n["kind"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
                          n["cached_gaussian"]))
@@ -56,13 +56,6 @@ def restore_rng(state: dict[str, Any], env: gym.Env) -> None:
     if "torch_cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["torch_cuda"])
     _set_generator_state(env.action_space.np_random, state["env_action_space"])
-
-
-def _as_tuples(value):
-    """random.setstate wants tuples; a checkpoint round trip may give lists."""
-    if isinstance(value, (list, tuple)):
-        return tuple(_as_tuples(v) for v in value)
-    return value
 
 
 class EpisodeRecorder:

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from sac_runner.buffer import Batch
-from sac_runner.config import OPTIMIZED, AgentConfig
+from sac_runner.config import AgentConfig
 from sac_runner.lr_schedule import decayed_lr
 from sac_runner.networks import (CategoricalActor, CriticEnsemble, DiscreteCriticEnsemble, SquashedGaussianActor,
                                   ValueNetwork)

@@ -1,6 +1,5 @@
 """One test per agent and schedule option, each failing if the option were ignored."""
 
-import json
 
 import numpy as np
 

@@ -8,12 +8,11 @@ import sys
 import textwrap
 import time
 
-import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from sac_runner.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sac_runner.checkpoint import CheckpointError, load_checkpoint
 from sac_runner.config import ConfigError, to_run_config
 from sac_runner.resume import resumed_config
 from sac_runner.tracker import Tracker
