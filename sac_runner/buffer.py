@@ -94,6 +94,7 @@ class ReplayBuffer:
         self.max_priority = 1.0
         self.tree = SegmentTree(c) if self.prioritized else None
         self._last_indices: np.ndarray | None = None
+        self._staging: dict[int, tuple[list[np.ndarray], Batch]] = {}  # batch size -> reused batch memory
 
     def __len__(self) -> int:
         return self.size
@@ -156,7 +157,7 @@ class ReplayBuffer:
             raise RuntimeError("cannot sample from an empty replay buffer")
         index = self._sample_indices(batch_size)
         self._last_indices = index
-        batch = self.gather(index)
+        batch = self.gather(index) if self.n_step > 1 else self._gather_into_staging(index)
         if self.tree is not None:
             probability = self.tree.sum[index + self.tree.leaves] / self.tree.total
             min_probability = self.tree.min[1] / self.tree.total
@@ -195,6 +196,29 @@ class ReplayBuffer:
         return Batch(*(self._to_device(a) for a in (
             self.obs[index], self.action[index], reward.astype(np.float32), self.obs[(last + 1) % c],
             self.terminated[last].astype(np.float32), (self.gamma ** m).astype(np.float32))))
+
+    def _gather_into_staging(self, index: np.ndarray) -> Batch:
+        """One-step transitions gathered straight into memory allocated once per batch size (no
+        allocation per update). The returned tensors are overwritten by the next `sample`."""
+        if len(index) not in self._staging:
+            host = [np.empty((len(index), *a.shape[1:]), dtype=dtype) for a, dtype in (
+                (self.obs, np.float32), (self.action, self.action.dtype), (self.reward, np.float32),
+                (self.obs, np.float32), (self.terminated, np.float32))]
+            tensors = [torch.from_numpy(h) for h in host]
+            if self.device.type != "cpu":  # device tensors, refilled from the host staging
+                tensors = [t.to(self.device) for t in tensors]
+            self._staging[len(index)] = (host, Batch(*tensors))
+        host, batch = self._staging[len(index)]
+        obs, action, reward, next_obs, terminated = host
+        np.take(self.obs, index, axis=0, out=obs)
+        np.take(self.action, index, axis=0, out=action)
+        np.take(self.reward, index, out=reward)
+        np.take(self.obs, (index + 1) % self.capacity, axis=0, out=next_obs)
+        np.copyto(terminated, self.terminated[index])
+        if self.device.type != "cpu":  # a blocking copy: the host staging is refilled right after
+            for device_tensor, staged in zip(batch, host):
+                device_tensor.copy_(torch.from_numpy(staged))
+        return batch
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
