@@ -35,9 +35,11 @@ def test_objective_minimize_reduces_a_cost(compose_run, tmp_path, objective):
 
 
 def test_cartpole_discrete_sac_learns(compose_run, tmp_path):
-    # Discrete SAC, chosen from CartPole's Discrete(2) action space. Seed 0 scores 415 at 7.5k steps
-    # and the maximum, 500, from 10k steps on this machine; the issue asks for 400 within 50k.
-    cfg = compose_run("env=cartpole", "seed=0", "device=cpu", "logging=disabled", "logging.progress=false",
-                      "schedule.total_steps=15_000", "schedule.eval_every=15_000", "schedule.checkpoint_every=15_000")
+    # Discrete SAC, chosen from CartPole's Discrete(2) action space; the issue asks for 400 within 50k.
+    # Measured on this machine (fused Adam): seeds 0/1/2 score 432/456/406 at 20k steps; seeds 1 and 2
+    # score the maximum, 500, at 22.5k and 25k. Before, with per-tensor Adam, seed 0 reached 500 at
+    # 10k: the trajectory of one seed moves with float rounding, hence the margin taken here.
+    cfg = compose_run("env=cartpole", "seed=2", "device=cpu", "logging=disabled", "logging.progress=false",
+                      "schedule.total_steps=22_500", "schedule.eval_every=22_500", "schedule.checkpoint_every=22_500")
     final = train(cfg, tmp_path)
     assert final["eval/return_mean"] >= 400, final
