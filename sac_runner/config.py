@@ -265,7 +265,11 @@ class LoggingConfig:
     mode: str = "offline"
     project: str = "sac-runner"
     entity: Optional[str] = None
+    # W&B group: null puts every job of a sweep in a group named after the sweep directory.
     group: Optional[str] = None
+    # W&B run name: null names a run after its directory (a sweep job: its number and overrides).
+    name: Optional[str] = None
+    job_type: str = "train"
     tags: list[str] = field(default_factory=list)
     # Rich progress bar and summary table on the terminal.
     progress: bool = True
@@ -303,12 +307,20 @@ class RunConfig:
     seed: int = 0
     # auto picks cuda when available, else cpu.
     device: str = "auto"
+    # torch CPU threads: auto = the usable cores, shared among the jobs of a local parallel sweep.
+    threads: str = "auto"
     # A run directory or checkpoint to continue in place (same directory, W&B run and metrics file).
     resume: Optional[str] = None
+    # What sac-train returns to a sweeper (Optuna): the final or the best evaluation return.
+    sweep_objective: str = "final"
 
     def __post_init__(self) -> None:
         _require(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
                  f"must be auto, cpu or cuda, got '{self.device}'", "set device=auto")
+        _require(self.sweep_objective in ("final", "best"), "sweep_objective",
+                 f"must be final or best, got '{self.sweep_objective}'", "set sweep_objective=final")
+        _require(self.threads == "auto" or (self.threads.isdigit() and int(self.threads) > 0), "threads",
+                 f"must be auto or a positive number of threads, got '{self.threads}'", "set threads=auto")
         _require(self.schedule.batch_size <= self.buffer.capacity, "schedule.batch_size",
                  f"({self.schedule.batch_size}) is larger than buffer.capacity ({self.buffer.capacity})",
                  "lower schedule.batch_size or raise buffer.capacity")

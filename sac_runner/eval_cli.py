@@ -18,8 +18,9 @@ from sac_runner.config import EvalConfig, register_configs
 from sac_runner.console import console
 from sac_runner.errors import exit_on_user_error
 from sac_runner.evaluation import evaluate, recording
+from sac_runner.hardware import resolve_device
 from sac_runner.tracker import Tracker
-from sac_runner.train import resolve_device, seed_everything
+from sac_runner.train import seed_everything
 from sac_runner.trained import load_trained
 
 

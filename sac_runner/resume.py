@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from sac_runner.config import ConfigError, RunConfig
 
-HARMLESS = ("resume", "device", "logging", "checkpoint", "schedule.total_steps", "schedule.epochs",
+HARMLESS = ("resume", "device", "threads", "sweep_objective",
+            "logging", "checkpoint", "schedule.total_steps", "schedule.epochs",
             "schedule.eval_every", "schedule.eval_every_epochs", "schedule.eval_episodes",
             "schedule.checkpoint_every", "schedule.checkpoint_every_epochs", "schedule.log_every")
 

@@ -26,9 +26,11 @@ from sac_runner.console import TrainingProgress, console, key_value_table
 from sac_runner.envs import Spaces, env_spaces, make_env
 from sac_runner.errors import exit_on_user_error
 from sac_runner.evaluation import evaluate, record_episode
+from sac_runner.hardware import resolve_device, use_threads
 from sac_runner.sac import SAC, DiscreteSAC
 from sac_runner.resume import resumed_config
 from sac_runner.run_state import EpisodeRecorder, capture_rng, restore_rng
+from sac_runner.sweep import SweepJob, configure_job, run_job
 from sac_runner.tracker import Tracker, truncate_metrics
 
 log = logging.getLogger(__name__)
@@ -44,15 +46,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda was asked for but no CUDA device is available; set device=auto or device=cpu")
-    return device
 
 
 @dataclass
@@ -97,10 +90,12 @@ def build(run: RunConfig) -> Parts:
     return Parts(env, eval_env, agent, buffer, spaces)
 
 
-def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> dict[str, float]:
+def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
+          parallel_jobs: int = 1) -> dict[str, float]:
     """Train one SAC agent as `cfg` says (or continue the run `resume=` names); return the final evaluation.
 
     `overrides` are the command line's (Hydra's task overrides); with resume= only harmless ones apply.
+    `parallel_jobs` is how many runs share this machine's cores (a local parallel sweep).
     """
     checkpoint, checkpoint_path = None, None
     if cfg.get("resume"):
@@ -108,6 +103,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
         checkpoint = load_checkpoint(checkpoint_path)
         cfg = resumed_config(cfg, checkpoint["config"], overrides or [], source=str(checkpoint_path))
     run: RunConfig = to_run_config(cfg)
+    threads = use_threads(run.threads, parallel_jobs)
     seed_everything(run.seed)
     parts = build(run)
     if run.agent.init_from and checkpoint is None:
@@ -119,7 +115,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
         dropped = truncate_metrics(run_dir, trainer.step)
         log.info("resumed %s at step %d%s", run_dir, trainer.step,
                  f" ({dropped} metric records after the checkpoint dropped)" if dropped else "")
-    log.info("run directory: %s", run_dir)
+    log.info("run directory: %s (%s, %d torch thread%s)", run_dir, parts.agent.device, threads,
+             "s" if threads > 1 else "")
     try:
         with Tracker(run_dir, run.logging, resolved, run_name=run_dir.name,
                      resume_id=checkpoint.get("wandb_run_id") if checkpoint else None) as tracker, \
@@ -130,8 +127,11 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
     finally:
         parts.close()
     if stop.requested:  # after the W&B run has finished cleanly: it is paused, not failed
+        then = ("the job scheduler requeues the job, which resumes from it" if stop.scheduler_takes_over
+                else f"continue with: sac-train resume={run_dir}")
         console.print(f"[bold]{stop.signal_name}[/bold]: stopped at step {trainer.step} of {run.schedule.steps} "
-                      f"and saved {trainer.last_checkpoint}; continue with: sac-train resume={run_dir}")
+                      f"and saved {trainer.last_checkpoint}; {then}")
+        stop.hand_over()
         raise SystemExit(128 + stop.signal_number)
     return final
 
@@ -164,11 +164,18 @@ def training_progress(run: RunConfig, step: int) -> float:
 
 class StopOnSignals:
     """SIGINT (Ctrl-C) and SIGTERM (a cluster preempting the job) ask the loop to checkpoint and stop.
-    A second signal stops at once."""
+    A second signal stops at once.
+
+    SIGUSR1/SIGUSR2 are taken over only where a job scheduler's handler is installed (submitit's, which
+    requeues a Slurm job before its time limit or on preemption): the loop checkpoints and stops first,
+    then `hand_over` calls that handler, and the requeued job resumes from the checkpoint."""
+
+    SCHEDULER_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 
     def __init__(self) -> None:
         self.signal_number: int | None = None
         self._previous: dict[int, Any] = {}
+        self._scheduler_handlers: dict[int, Any] = {}
 
     @property
     def requested(self) -> bool:
@@ -185,11 +192,24 @@ class StopOnSignals:
         self.signal_number = number
         log.warning("%s received: saving a checkpoint after this step", signal.Signals(number).name)
 
+    @property
+    def scheduler_takes_over(self) -> bool:
+        return self.signal_number in self._scheduler_handlers
+
     def __enter__(self) -> "StopOnSignals":
         if threading.current_thread() is threading.main_thread():
             for number in (signal.SIGINT, signal.SIGTERM):
                 self._previous[number] = signal.signal(number, self._handle)
+            for number in self.SCHEDULER_SIGNALS:
+                if callable(handler := signal.getsignal(number)):
+                    self._scheduler_handlers[number] = handler
+                    self._previous[number] = signal.signal(number, self._handle)
         return self
+
+    def hand_over(self) -> None:
+        """Call the scheduler's handler for the signal that stopped the loop (submitit requeues and exits)."""
+        if self.scheduler_takes_over:
+            self._scheduler_handlers[self.signal_number](self.signal_number, None)
 
     def __exit__(self, *exc) -> None:
         for number, handler in self._previous.items():
@@ -367,9 +387,19 @@ register_configs()
 @hydra.main(version_base="1.3", config_path="pkg://sac_runner.conf", config_name="config")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float:
+    """One run, or one job of a sweep; returns the evaluation return `sweep_objective` names (to a sweeper)."""
     hydra_cfg = HydraConfig.get()
-    final = train(cfg, Path(hydra_cfg.runtime.output_dir), overrides=list(hydra_cfg.overrides.task))
-    return final["eval/return_mean"]
+    run_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)
+    job = SweepJob.from_hydra(hydra_cfg)
+    if job is None:
+        return sweep_objective(train(cfg, run_dir, overrides), cfg.sweep_objective)
+    configure_job(cfg, job, run_dir)
+    return run_job(lambda: sweep_objective(train(cfg, run_dir, overrides, job.parallel_jobs), cfg.sweep_objective),
+                   job, run_dir)
+
+
+def sweep_objective(final: dict[str, float], which: str) -> float:
+    return final["eval/best_return_mean" if which == "best" else "eval/return_mean"]
 
 
 if __name__ == "__main__":

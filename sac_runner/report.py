@@ -1,0 +1,327 @@
+"""sac-report: learning curves and a results table across seeds, from runs' local metrics.
+
+    sac-report outputs/sweeps/<sweep>            # every job of a sweep
+    sac-report outputs/runs/<run A> <run B> ...  # any runs (or folders holding runs)
+
+A run's configuration is its command-line overrides without the seed (and without where it logs or
+runs), its panel is its environment. Runs of one configuration are its seeds. Writes into --out
+(default: <sweep>/report, or outputs/reports/<time>):
+
+- learning_curves.png / .svg: evaluation return over environment steps, one panel per environment,
+  one line per configuration: the mean over seeds with a 95% bootstrap confidence band;
+- results.md: final and best evaluation return per configuration (mean, standard deviation,
+  interquartile mean, number of seeds).
+
+Runs that are incomplete, failed, or have no evaluation are listed and left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from sac_runner.console import console
+from sac_runner.sweep import FAILURE_FILE, INFRASTRUCTURE, overrides_of
+from sac_runner.tracker import METRICS_FILE, STEP_KEY
+
+RETURN_KEY = "eval/return_mean"
+CONFIG_FILE = Path(".hydra") / "config.yaml"
+BOOTSTRAP_RESAMPLES = 2000
+
+
+@dataclass
+class Run:
+    path: Path
+    env: str
+    overrides: tuple[str, ...]  # those that define its configuration
+    seed: int
+    steps: np.ndarray    # evaluation steps
+    returns: np.ndarray  # mean evaluation return at each
+    configuration: str = ""  # named once all runs are read (name_configurations)
+
+    @property
+    def final(self) -> float:
+        return float(self.returns[-1])
+
+    @property
+    def best(self) -> float:
+        return float(self.returns.max())
+
+
+@dataclass
+class Group:
+    """The seeds of one configuration on one environment."""
+
+    env: str
+    configuration: str
+    runs: list[Run] = field(default_factory=list)
+
+    def curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """Evaluation steps every seed has, and the returns there: (steps, returns of shape (seeds, steps))."""
+        common = sorted(set.intersection(*(set(r.steps.tolist()) for r in self.runs)))
+        returns = np.array([[r.returns[r.steps.tolist().index(s)] for s in common] for r in self.runs])
+        return np.array(common), returns
+
+
+# ---- statistics over seeds ----------------------------------------------------------------------
+def interquartile_mean(values: np.ndarray) -> float:
+    """The mean of the middle 50% (Agarwal et al., 2021): a quarter trimmed from each end; for fewer
+    than four seeds nothing is trimmed, so it equals the mean."""
+    ordered = np.sort(np.asarray(values, dtype=float))
+    cut = int(np.floor(0.25 * len(ordered)))
+    return float(ordered[cut:len(ordered) - cut].mean())
+
+
+def bootstrap_ci(samples: np.ndarray, confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap confidence interval of the mean over seeds (axis 0), for each column."""
+    samples = np.asarray(samples, dtype=float)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(samples), size=(resamples, len(samples)))
+    means = samples[picks].mean(axis=1)  # (resamples, columns)
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    return np.percentile(means, tail, axis=0), np.percentile(means, 100.0 - tail, axis=0)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    v = np.asarray(values, dtype=float)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+            "iqm": interquartile_mean(v), "n": len(v)}
+
+
+# ---- reading runs -----------------------------------------------------------------------------------
+def find_run_dirs(paths: list[Path]) -> list[Path]:
+    """Run directories (those Hydra wrote a config into) at or below each path, in order."""
+    found: list[Path] = []
+    for path in paths:
+        if (path / CONFIG_FILE).exists():
+            found.append(path)
+        else:
+            found += sorted((p.parent.parent for p in path.rglob(str(CONFIG_FILE))
+                             if ".submitit" not in p.parts and "resumed_" not in p.parent.name),
+                            key=lambda p: (str(p.parent), int(p.name) if p.name.isdigit() else -1, p.name))
+    return list(dict.fromkeys(found))
+
+
+def configuration_overrides(overrides: list[str]) -> tuple[str, ...]:
+    """The overrides that define a configuration: not the seed, the environment (the panel), or where
+    the run logs and computes."""
+    return tuple(o for o in overrides
+                 if o.split("=")[0].lstrip("+~") not in (*INFRASTRUCTURE, "seed", "env", "env.id")
+                 and not o.startswith(("logging", "hydra")))
+
+
+def name_configurations(runs: list[Run]) -> list[str]:
+    """Name each run's configuration by the overrides that differ between runs; returns those common
+    to all (stated once in the table rather than in every label)."""
+    common = set.intersection(*(set(r.overrides) for r in runs))
+    for run in runs:
+        run.configuration = " ".join(o for o in run.overrides if o not in common) or "default"
+    return [o for o in runs[0].overrides if o in common]
+
+
+def read_run(path: Path) -> tuple[Run | None, str | None]:
+    """The run, or None and why it is left out."""
+    if (path / FAILURE_FILE).exists():
+        lines = (path / FAILURE_FILE).read_text(encoding="utf-8").splitlines()
+        return None, f"failed ({lines[1].removeprefix('error: ') if len(lines) > 1 else 'see ' + FAILURE_FILE})"
+    metrics = path / METRICS_FILE
+    if not metrics.exists():
+        return None, f"no {METRICS_FILE}"
+    config = OmegaConf.load(path / CONFIG_FILE)
+    evaluations = []
+    for number, line in enumerate(metrics.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            return None, f"{METRICS_FILE} line {number} is not JSON (a crashed write?)"
+        if record.get(RETURN_KEY) is not None:
+            evaluations.append((record[STEP_KEY], record[RETURN_KEY]))
+    if not evaluations:
+        return None, "no evaluation recorded"
+    total = _total_steps(config)
+    last = evaluations[-1][0]
+    if total is not None and last < total:
+        return None, f"incomplete: evaluated up to step {last} of {total} (still running, or resume it)"
+    steps, returns = zip(*evaluations)
+    return Run(path, str(config.env.id), configuration_overrides(overrides_of(path)), int(config.seed),
+               np.array(steps), np.array(returns, dtype=float)), None
+
+
+def _total_steps(config) -> int | None:
+    schedule = config.get("schedule", {})
+    if schedule.get("epochs") is not None and schedule.get("steps_per_epoch") is not None:
+        return int(schedule.epochs) * int(schedule.steps_per_epoch)
+    return None if schedule.get("total_steps") is None else int(schedule.total_steps)
+
+
+def group_runs(runs: list[Run]) -> list[Group]:
+    groups: dict[tuple[str, str], Group] = {}
+    for run in runs:
+        groups.setdefault((run.env, run.configuration), Group(run.env, run.configuration)).runs.append(run)
+    return list(groups.values())
+
+
+# ---- outputs ------------------------------------------------------------------------------------------
+def plot_learning_curves(groups: list[Group], out_dir: Path, common: list[str] = ()) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter
+
+    envs = list(dict.fromkeys(g.env for g in groups))
+    columns = min(3, len(envs))
+    rows = -(-len(envs) // columns)
+    width = max(5.6, 4.6 * columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(width, 3.6 * rows + 0.9), squeeze=False)
+    colors = plt.get_cmap("tab10").colors
+    configurations = list(dict.fromkeys(g.configuration for g in groups))
+    for ax, env in zip(axes.flat, envs):
+        for group in (g for g in groups if g.env == env):
+            steps, returns = group.curve()
+            color = colors[configurations.index(group.configuration) % len(colors)]
+            ax.plot(steps, returns.mean(axis=0), color=color, linewidth=1.8, label=group.configuration)
+            if len(group.runs) > 1:
+                low, high = bootstrap_ci(returns)
+                ax.fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
+        ax.set_title(env, fontsize=11)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("evaluation return")
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.grid(True, alpha=0.3, linewidth=0.6)
+        ax.spines[["top", "right"]].set_visible(False)
+    for ax in list(axes.flat)[len(envs):]:
+        ax.set_visible(False)
+    seen: dict[str, object] = {}  # one legend entry per configuration, the same color in every panel
+    for ax in list(axes.flat)[:len(envs)]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    fig.legend(seen.values(), seen.keys(), loc="lower center", ncol=min(3, len(seen)), frameon=False,
+               fontsize=9, bbox_to_anchor=(0.5, 0.0))
+    seeds = sorted({len(g.runs) for g in groups})
+    title = (f"mean over {'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}, "
+             "95% bootstrap confidence band")
+    if common:
+        title += "\n" + textwrap.fill(" ".join(common), width=int(width * 14))
+    fig.suptitle(title, fontsize=8, color="0.35")
+    legend_rows = -(-len(seen) // min(3, len(seen)))
+    fig.tight_layout(rect=(0, (0.35 * legend_rows + 0.1) / fig.get_figheight(), 1, 1))
+    paths = [out_dir / "learning_curves.png", out_dir / "learning_curves.svg"]
+    fig.savefig(paths[0], dpi=200)
+    fig.savefig(paths[1])
+    plt.close(fig)
+    return paths
+
+
+def results_rows(groups: list[Group]) -> list[dict[str, object]]:
+    rows = []
+    for group in groups:
+        final = summary([r.final for r in group.runs])
+        best = summary([r.best for r in group.runs])
+        rows.append({"env": group.env, "configuration": group.configuration, "seeds": final["n"],
+                     "final": final, "best": best})
+    return rows
+
+
+def results_markdown(rows: list[dict[str, object]], common: list[str], skipped: list[tuple[Path, str]]) -> str:
+    lines = ["| environment | configuration | seeds | final return (mean ± std) | final IQM "
+             "| best return (mean ± std) | best IQM |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        f, b = row["final"], row["best"]
+        lines.append(f"| {row['env']} | {row['configuration']} | {row['seeds']} | {f['mean']:.1f} ± {f['std']:.1f} "
+                     f"| {f['iqm']:.1f} | {b['mean']:.1f} ± {b['std']:.1f} | {b['iqm']:.1f} |")
+    text = "\n".join(lines) + "\n"
+    text += ("\nFinal: the last evaluation (mean return over its episodes); best: the highest evaluation of the run. "
+             "Statistics across seeds; IQM: interquartile mean.\n")
+    if common:
+        text += f"\nCommon to every run: `{' '.join(common)}`.\n"
+    if skipped:
+        text += "\nLeft out:\n\n" + "".join(f"- `{path}`: {why}\n" for path, why in skipped)
+    return text
+
+
+def default_out_dir(paths: list[Path]) -> Path:
+    if len(paths) == 1 and not (paths[0] / CONFIG_FILE).exists():
+        return paths[0] / "report"
+    return Path("outputs") / "reports" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def report(paths: list[Path], out_dir: Path | None = None) -> dict[str, object]:
+    """Read the runs, write the plots and the table; returns what was written and what was left out."""
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise ReportError(f"{missing[0]} does not exist; pass sweep directories or run directories under outputs/")
+    run_dirs = find_run_dirs(paths)
+    if not run_dirs:
+        raise ReportError(f"no runs under {' '.join(map(str, paths))} (a run directory holds .hydra/config.yaml); "
+                          "pass a sweep directory (outputs/sweeps/<sweep>) or run directories")
+    runs, skipped = [], []
+    for run_dir in run_dirs:
+        run, why = read_run(run_dir)
+        if run is None:
+            skipped.append((run_dir, why))
+        else:
+            runs.append(run)
+    if not runs:
+        raise ReportError(f"none of the {len(run_dirs)} runs can be reported: "
+                          + "; ".join(f"{p}: {why}" for p, why in skipped[:3]))
+    out_dir = out_dir or default_out_dir(paths)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    common = name_configurations(runs)
+    groups = group_runs(runs)
+    rows = results_rows(groups)
+    figures = plot_learning_curves(groups, out_dir, common)
+    table_path = out_dir / "results.md"
+    table_path.write_text(results_markdown(rows, common, skipped), encoding="utf-8")
+    return {"figures": figures, "table": table_path, "rows": rows, "common": common, "skipped": skipped,
+            "runs": runs}
+
+
+class ReportError(Exception):
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sac-report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", type=Path, help="sweep directories, run directories, or folders of runs")
+    parser.add_argument("--out", type=Path, default=None, help="where to write (default: <sweep>/report)")
+    args = parser.parse_args(argv)
+    try:
+        result = report(args.paths, args.out)
+    except ReportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path, why in result["skipped"]:
+        console.print(f"left out {path}: {why}", markup=False, highlight=False, soft_wrap=True)
+    table = Table(title="evaluation return across seeds (final: last evaluation, best: highest)",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("env", "configuration", "seeds", "final", "final IQM", "best", "best IQM"):
+        left = column in ("env", "configuration")
+        table.add_column(column, justify="left" if left else "right", no_wrap=not left)
+    for row in result["rows"]:
+        f, b = row["final"], row["best"]
+        table.add_row(row["env"], row["configuration"], str(row["seeds"]), f"{f['mean']:.1f} ± {f['std']:.1f}",
+                      f"{f['iqm']:.1f}", f"{b['mean']:.1f} ± {b['std']:.1f}", f"{b['iqm']:.1f}")
+    # Piped or redirected output is not cut at 80 columns: the table keeps one line per configuration.
+    (console if console.is_terminal else Console(width=200)).print(table)
+    console.print(f"wrote {', '.join(str(p) for p in (*result['figures'], result['table']))}", soft_wrap=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""What a run does differently as one job of a Hydra multirun (`sac-train -m ...`, any launcher or sweeper).
+
+- W&B: every job of a sweep goes in one W&B group (the sweep directory's name, unless logging.group
+  is set), named by its job number and overrides.
+- Threads: a local parallel launcher's jobs share the cores (see hardware.torch_threads).
+- Failures: a job that fails writes `failure.txt` (its overrides and the error) into its directory,
+  logs one line, and returns NaN to the sweeper (Optuna records a failed trial); the other jobs go on,
+  and `SweepSummary` lists the failed jobs when the sweep ends and exits non-zero.
+- Requeue: a job started again in a directory that already holds its checkpoint (Slurm requeued it
+  after a preemption or time-out) resumes from that checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from sac_runner.console import console
+from sac_runner.hardware import usable_cores
+
+log = logging.getLogger(__name__)
+
+FAILURE_FILE = "failure.txt"
+OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
+INFRASTRUCTURE = ("device", "threads", "resume", "sweep_objective")
+
+
+@dataclass
+class SweepJob:
+    sweep_dir: Path
+    num: int
+    overrides: list[str]
+    parallel_jobs: int  # jobs a local parallel launcher runs at once (1 for sequential launchers)
+
+    @property
+    def experiment_overrides(self) -> list[str]:
+        """The overrides that shape the experiment (not where it logs, runs or how many threads it uses)."""
+        return [o for o in self.overrides if o.split("=")[0].lstrip("+~") not in INFRASTRUCTURE
+                and not o.startswith(("logging.", "logging=", "hydra"))]
+
+    @property
+    def label(self) -> str:
+        return f"job {self.num} ({' '.join(self.experiment_overrides) or 'no overrides'})"
+
+    @classmethod
+    def from_hydra(cls, hydra_cfg: Any) -> "SweepJob | None":
+        """The job this process runs, or None outside a multirun."""
+        if str(hydra_cfg.mode) != "RunMode.MULTIRUN":
+            return None
+        return cls(Path(hydra_cfg.sweep.dir), int(hydra_cfg.job.num), list(hydra_cfg.overrides.task),
+                   jobs_side_by_side(hydra_cfg))
+
+
+def jobs_side_by_side(hydra_cfg: Any) -> int:
+    """Jobs a local parallel launcher (joblib) runs at once; 1 for a single run or a sequential launcher.
+    joblib's n_jobs=-1 means one job per core."""
+    if str(hydra_cfg.mode) != "RunMode.MULTIRUN":
+        return 1
+    n_jobs = hydra_cfg.launcher.get("n_jobs")
+    if n_jobs is None:
+        return 1
+    return usable_cores() if int(n_jobs) < 0 else int(n_jobs)
+
+
+def configure_job(cfg: DictConfig, job: SweepJob, run_dir: Path) -> None:
+    """W&B group and name for the job; resume its own checkpoint if the job was started again."""
+    with open_dict(cfg):
+        if cfg.logging.group is None:
+            cfg.logging.group = job.sweep_dir.name
+        if cfg.logging.get("name") is None:
+            cfg.logging.name = f"{job.num}: {' '.join(job.experiment_overrides)}".rstrip(": ")
+        if not cfg.get("resume") and (run_dir / "checkpoints" / "latest.pt").exists():
+            log.info("%s: its directory holds a checkpoint (the job was requeued): resuming it", job.label)
+            cfg.resume = str(run_dir)
+
+
+def run_job(train_job: Callable[[], float], job: SweepJob, run_dir: Path) -> float:
+    """Run one job; a failure is recorded in its directory and returned to the sweeper as NaN."""
+    (run_dir / FAILURE_FILE).unlink(missing_ok=True)  # from an earlier attempt of a requeued job
+    try:
+        return train_job()
+    except Exception as error:  # noqa: BLE001 - every failure is reported, none stops the sweep
+        one_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / FAILURE_FILE).write_text(f"overrides: {' '.join(job.experiment_overrides)}\nerror: {one_line}\n\n"
+                                            f"{traceback.format_exc()}", encoding="utf-8")
+        log.error("%s failed: %s (details in %s)", job.label, one_line, run_dir / FAILURE_FILE)
+        return math.nan
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """The job directories of a sweep (those Hydra wrote overrides into), in job order."""
+    found = [p.parent.parent for p in sweep_dir.glob(f"*/{OVERRIDES_FILE}")]
+    return sorted(found, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+
+
+class SweepSummary(Callback):
+    """At the end of a multirun: how many jobs finished, and each failed job with its overrides.
+    Exits with status 1 when a job failed, so scripts and CI notice."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        jobs = job_dirs(sweep_dir)
+        failed = [d for d in jobs if (d / FAILURE_FILE).exists()]
+        console.print(f"sweep {sweep_dir}: {len(jobs) - len(failed)} of {len(jobs)} jobs finished"
+                      + (f", {len(failed)} failed:" if failed else ""), soft_wrap=True)
+        for d in failed:
+            lines = (d / FAILURE_FILE).read_text(encoding="utf-8").splitlines()
+            overrides, error = lines[0].removeprefix("overrides: "), lines[1].removeprefix("error: ")
+            console.print(f"  job {d.name} ({overrides}): {error}  [{d / FAILURE_FILE}]", markup=False,
+                          highlight=False, soft_wrap=True)
+        if failed:
+            raise SystemExit(1)
+
+
+def overrides_of(run_dir: Path) -> list[str]:
+    """The command-line overrides a run (or sweep job) was started with."""
+    path = run_dir / OVERRIDES_FILE
+    return [str(o) for o in OmegaConf.load(path)] if path.exists() else []

@@ -1,0 +1,108 @@
+"""sac-report: statistics by hand, runs grouped by configuration, files written, bad runs left out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from sac_runner.report import bootstrap_ci, interquartile_mean, report, summary
+from tests.conftest import console_script
+
+
+def fake_run(path: Path, overrides: list[str], env: str, seed: int, returns: list[float], every: int = 1000,
+             total: int | None = None) -> Path:
+    """A run directory as sac-train leaves it: .hydra/config.yaml, .hydra/overrides.yaml, metrics.jsonl."""
+    (path / ".hydra").mkdir(parents=True)
+    total = total if total is not None else every * len(returns)
+    config = {"env": {"id": env}, "seed": seed, "schedule": {"total_steps": total, "epochs": None}}
+    (path / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    lines = []
+    for i, value in enumerate(returns, 1):
+        lines.append({"step": i * every - 500, "train/critic_loss": 1.0})
+        lines.append({"step": i * every, "eval/return_mean": value, "eval/return_std": 0.0})
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return path
+
+
+def test_interquartile_mean_by_hand():
+    # 8 values: a quarter (2) trimmed from each end -> mean of 3, 4, 5, 6 = 4.5
+    assert interquartile_mean(np.array([100.0, 1, 3, 4, 5, 6, 7, -50])) == pytest.approx(4.5)
+    assert interquartile_mean(np.array([1.0, 2, 9])) == pytest.approx(4.0)  # fewer than 4: the mean
+
+
+def test_summary_by_hand():
+    s = summary([1.0, 2.0, 6.0])
+    assert (s["mean"], s["n"]) == (3.0, 3)
+    assert s["std"] == pytest.approx(np.sqrt(((1 - 3) ** 2 + (2 - 3) ** 2 + (6 - 3) ** 2) / 2))
+    assert summary([5.0])["std"] == 0.0
+
+
+def test_bootstrap_band_contains_the_mean_and_shrinks_with_more_seeds():
+    rng = np.random.default_rng(0)
+    few, many = rng.normal(10, 2, size=(4, 1)), rng.normal(10, 2, size=(64, 1))
+    low_few, high_few = bootstrap_ci(few)
+    low_many, high_many = bootstrap_ci(many)
+    assert low_few[0] <= few.mean() <= high_few[0] and low_many[0] <= many.mean() <= high_many[0]
+    assert high_many[0] - low_many[0] < high_few[0] - low_few[0]
+    # One seed: no spread to resample, the band collapses to the value.
+    low, high = bootstrap_ci(np.array([[3.0, 4.0]]))
+    assert np.allclose(low, [3.0, 4.0]) and np.allclose(high, [3.0, 4.0])
+
+
+def test_report_groups_seeds_by_configuration_and_leaves_out_bad_runs(tmp_path):
+    sweep = tmp_path / "sweep"
+    values = {("0.001", 0): [1, 5, 9], ("0.001", 1): [3, 7, 11], ("0.001", 2): [2, 14, 13],
+              ("0.0003", 0): [0, 2, 4], ("0.0003", 1): [0, 4, 2]}
+    for n, ((lr, seed), returns) in enumerate(values.items()):
+        fake_run(sweep / str(n), ["schedule=short", f"agent.actor_lr={lr}", f"seed={seed}", "logging=disabled"],
+                 "Pendulum-v1", seed, returns)
+    fake_run(sweep / "5", ["agent.actor_lr=0.001", "seed=3"], "Pendulum-v1", 3, [1, 2], total=3000)  # stopped early
+    (sweep / "6" / ".hydra").mkdir(parents=True)  # crashed before writing metrics
+    (sweep / "6" / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"env": {"id": "Pendulum-v1"}, "seed": 4}))
+    fake_run(sweep / "7", ["env=halfcheetah", "seed=0"], "HalfCheetah-v5", 0, [-1, 300, 900])
+
+    result = report([sweep])
+    rows = {(r["env"], r["configuration"]): r for r in result["rows"]}
+    # Labels carry what differs between runs; what all share is stated once.
+    assert set(rows) == {("Pendulum-v1", "schedule=short agent.actor_lr=0.001"),
+                         ("Pendulum-v1", "schedule=short agent.actor_lr=0.0003"), ("HalfCheetah-v5", "default")}
+    fast = rows[("Pendulum-v1", "schedule=short agent.actor_lr=0.001")]
+    assert fast["seeds"] == 3
+    assert fast["final"]["mean"] == pytest.approx((9 + 11 + 13) / 3) and fast["best"]["mean"] == pytest.approx(34 / 3)
+    slow = rows[("Pendulum-v1", "schedule=short agent.actor_lr=0.0003")]
+    assert result["common"] == []  # the HalfCheetah run shares no override with the others
+    assert slow["seeds"] == 2 and slow["final"]["mean"] == 3.0 and slow["best"]["mean"] == 4.0
+    assert rows[("HalfCheetah-v5", "default")]["seeds"] == 1
+
+    skipped = {path.name: why for path, why in result["skipped"]}
+    assert skipped == {"5": "incomplete: evaluated up to step 2000 of 3000 (still running, or resume it)",
+                       "6": "no metrics.jsonl"}
+    png, svg = result["figures"]
+    assert png == sweep / "report" / "learning_curves.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()[:2000]
+    table = (sweep / "report" / "results.md").read_text()
+    assert "| Pendulum-v1 | schedule=short agent.actor_lr=0.001 | 3 | 11.0 ± 2.0 | 11.0 | 11.3 ± 2.5 | 11.3 |" in table
+    assert "`" + str(sweep / "5") + "`: incomplete" in table
+
+
+def test_sac_report_cli_prints_the_table_and_says_what_is_wrong(tmp_path):
+    for seed in (0, 1):
+        fake_run(tmp_path / "runs" / f"run{seed}", [f"seed={seed}"], "Pendulum-v1", seed, [-900, -300])
+    result = subprocess.run([console_script("sac-report"), str(tmp_path / "runs"), "--out", str(tmp_path / "rep")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "evaluation return across seeds" in result.stdout and (tmp_path / "rep" / "learning_curves.png").exists()
+    table = (tmp_path / "rep" / "results.md").read_text()
+    assert "| Pendulum-v1 | default | 2 | -300.0 ± 0.0 |" in table
+    missing = subprocess.run([console_script("sac-report"), str(tmp_path / "nope")], capture_output=True, text=True)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (f"error: {tmp_path / 'nope'} does not exist; pass sweep directories or run "
+                                      "directories under outputs/")
+    empty = subprocess.run([console_script("sac-report"), str(tmp_path / "rep")], capture_output=True, text=True)
+    assert empty.returncode == 2 and "no runs under" in empty.stderr and "Traceback" not in empty.stderr
