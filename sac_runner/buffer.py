@@ -134,6 +134,17 @@ class ReplayBuffer:
             self._overwrite(self.head)
         self.slots_used = min(self.capacity, self.slots_used + (2 if terminated or truncated else 1))
 
+    def end_episode(self) -> None:
+        """Cut the current episode as a time limit would (its environment broke): the last transition
+        keeps its next observation, n-step returns stop there, the next reset goes in the slot after."""
+        last = (self.head - 1) % self.capacity
+        if self.size == 0 or not self.starts_transition[last] or self.episode_end[last]:
+            return  # no transition of this episode is stored
+        self.episode_end[last] = True
+        self.head = (self.head + 1) % self.capacity
+        self._overwrite(self.head)
+        self.slots_used = min(self.capacity, self.slots_used + 1)
+
     # ---- sampling --------------------------------------------------------------------------------
     def set_progress(self, progress: float) -> None:
         """Anneal the importance-sampling exponent from beta to 1 over training (Schaul et al., 2016)."""

@@ -12,6 +12,9 @@ A checkpoint is a dict of tensors, numbers, strings and containers only, so it l
     checkpoints/latest.pt -> step_<N>.pt, the newest complete checkpoint
     checkpoints/best.pt   -> step_<M>.pt, the best evaluation so far
 
+Loading first checks every record of the archive against the CRC-32 checksum the zip format stores
+(torch.load alone accepts flipped bytes in tensor data), so a corrupted file is refused, not used.
+
 The buffer is a dict of tensors sharing the NumPy arrays' memory: torch.save writes their bytes
 straight to the archive, nothing goes through pickle. Every file is written to a temporary name,
 flushed to disk and renamed over the old one, and the links move only after the files are
@@ -38,6 +41,10 @@ STEP_FILE = re.compile(r"^step_(\d{9})\.pt$")
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message says which file and what to do."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint that could not be written (disk full, quota, read-only); the previous one is intact."""
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -69,17 +76,45 @@ def save_checkpoint(run_dir: Path, step: int, payload: dict[str, Any], buffer_st
                     *, best: bool = False, keep_last: int = 0, keep_best: bool = True) -> Path:
     """Write checkpoints/step_<N>.pt (and its buffer), point latest.pt (and best.pt) at it, prune old ones."""
     directory = checkpoint_dir(run_dir)
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"step_{step:09d}.pt"
-    if buffer_state is not None:
-        atomic_torch_save(buffer_state, _buffer_file(path))
-    atomic_torch_save({"format": FORMAT, "version": VERSION, "step": step, **payload,
-                       "buffer_file": _buffer_file(path).name if buffer_state is not None else None}, path)
-    _point(directory / LATEST, path)
-    if best and keep_best:
-        _point(directory / BEST, path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _remove_partial_files(directory)  # left by a process killed while writing
+        if buffer_state is not None:
+            atomic_torch_save(buffer_state, _buffer_file(path))
+        atomic_torch_save({"format": FORMAT, "version": VERSION, "step": step, **payload,
+                           "buffer_file": _buffer_file(path).name if buffer_state is not None else None}, path)
+        _point(directory / LATEST, path)
+        if best and keep_best:
+            _point(directory / BEST, path)
+    except (OSError, RuntimeError) as error:  # torch's archive writer reports a failed write as RuntimeError
+        raise _write_failed(run_dir, path, error) from error
     _prune(directory, path, keep_last)
     return path
+
+
+def _remove_partial_files(directory: Path) -> None:
+    for partial in directory.glob("*.tmp"):
+        partial.unlink(missing_ok=True)
+
+
+def _write_failed(run_dir: Path, path: Path, error: Exception) -> CheckpointWriteError:
+    """Clean up what the failed write left and say what is still there."""
+    latest = checkpoint_dir(run_dir) / LATEST
+    try:
+        _remove_partial_files(path.parent)
+        if not (latest.is_symlink() and os.readlink(latest) == path.name):
+            path.unlink(missing_ok=True)
+            _buffer_file(path).unlink(missing_ok=True)
+    except OSError:
+        pass
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
+    if latest.is_symlink() and os.readlink(latest) != path.name:
+        kept = f"the previous checkpoint {os.readlink(latest)} is intact and {LATEST} still points at it"
+    else:
+        kept = "no earlier checkpoint exists"
+    return CheckpointWriteError(f"could not write checkpoint {path} ({reason}); {kept}; free some disk space "
+                                f"(or fix the directory's permissions), then continue with: sac-train resume={run_dir}")
 
 
 def _prune(directory: Path, newest: Path, keep_last: int) -> None:
@@ -138,6 +173,19 @@ def _safe_load(p: Path, map_location: str | torch.device) -> Any:
     if not zipfile.is_zipfile(p):  # torch.save writes a zip archive; anything else is not ours
         raise CheckpointError(f"{p} is not a sac-runner checkpoint (not a torch archive; truncated, corrupted or "
                               "from another program); pass a file written by sac-train")
+    try:  # every record of the archive against its CRC-32: torch.load itself reads flipped bytes silently
+        with zipfile.ZipFile(p) as archive:
+            damaged = archive.testzip()
+            written_by_torch = any(name.endswith("/data.pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+        raise CheckpointError(f"{p} is not a readable checkpoint (truncated or corrupted?): "
+                              f"{str(error).splitlines()[0]}; use an earlier checkpoints/step_*.pt") from error
+    if not written_by_torch:
+        raise CheckpointError(f"{p} is not a sac-runner checkpoint (a zip archive, but not one torch.save wrote); "
+                              "pass a file written by sac-train")
+    if damaged is not None:
+        raise CheckpointError(f"{p} is corrupted: its record {damaged} fails its CRC-32 checksum; "
+                              "use an earlier checkpoints/step_*.pt, or copy the file again")
     try:
         data = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:

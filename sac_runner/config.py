@@ -9,6 +9,7 @@ a type cannot express (ranges, cross-group constraints) live in ``__post_init__`
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
@@ -36,12 +37,17 @@ class EnvConfig:
     # during evaluation, saved with the agent); normalized values are clipped to +-normalize_obs_clip.
     normalize_obs: bool = False
     normalize_obs_clip: float = 10.0
+    # Exceptions from the environment's step tolerated per run: each one records the episode as broken,
+    # rebuilds the environment and carries on; one more stops the run (0 = stop at the first).
+    max_failures: int = 3
 
     def __post_init__(self) -> None:
         _require(bool(self.id), "env.id", "is empty", "set env.id=<a registered Gymnasium id>")
         if self.max_episode_steps is not None:
             _require(self.max_episode_steps > 0, "env.max_episode_steps",
                      f"must be positive, got {self.max_episode_steps}", "set it to a step count or null")
+        _require(self.max_failures >= 0, "env.max_failures", f"must be >= 0, got {self.max_failures}",
+                 "set env.max_failures=3 (0 stops at the first environment error)")
 
 
 LR_DECAYS = ("constant", "linear", "exponential")
@@ -99,6 +105,9 @@ class AgentConfig:
     objective: str = "maximize"
     # Clip each network's gradient to this global norm; null = no clipping.
     max_grad_norm: Optional[float] = None
+    # Stop at the first update with a non-finite loss, Q value, alpha or parameter, keep the last good
+    # checkpoint and save the batch (one check per update; its cost is in the README).
+    nan_guard: bool = True
     # Warm start: a checkpoint (or run directory) whose networks initialise this run's; the
     # optimizers, buffer and counters start fresh (Stable Learning Control's start_policy).
     init_from: Optional[str] = None
@@ -338,6 +347,9 @@ class EvalConfig:
     deterministic: bool = True
     seed: int = 12_345
     device: str = "auto"
+    # Evaluate on another environment id with the same observation and action spaces (a variant of the
+    # task); null = the environment the checkpoint was trained on, with its env.kwargs.
+    env_id: Optional[str] = None
     # Record every episode as an MP4 under the evaluation's output directory.
     video: bool = False
     # W&B for the evaluation (results and videos); disabled by default.
@@ -390,8 +402,24 @@ def register_configs() -> None:
     cs.store(name="export_schema", node=ExportConfig)
 
 
+def unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> list[str]:
+    """Keys a `+key=value` override added that the schema does not have (Hydra accepts them)."""
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    found = []
+    for key in cfg.keys():
+        if key not in fields:
+            found.append(f"{prefix}{key}")
+        elif isinstance(cfg[key], DictConfig) and dataclasses.is_dataclass(OmegaConf.get_type(cfg[key])):
+            found += unknown_keys(cfg[key], OmegaConf.get_type(cfg[key]), f"{prefix}{key}.")
+    return found
+
+
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """Turn a composed config into validated dataclasses; raises ConfigError naming the bad key."""
+    unknown = [key for key in unknown_keys(cfg, RunConfig) if key != "hydra"]
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]}: sac-runner has no such setting (added with +?); "
+                          "`sac-train --cfg job` prints every key and its value")
     run = OmegaConf.to_object(cfg)
     assert isinstance(run, RunConfig)
     return run

@@ -1,16 +1,46 @@
-"""User errors end a command with one clear line and exit code 2, never a traceback."""
+"""User errors end a command with one clear line and exit code 2, never a traceback.
+
+Two layers: `exit_on_user_error` wraps the task function (a bad value, environment or checkpoint found
+while the run is set up), and `one_line_config_errors` wraps `@hydra.main` itself, so that Hydra's own
+composition errors (a misspelled group option, an unknown key, a value of the wrong type, an override
+it cannot parse), which Hydra prints over several lines with exit code 1, read the same way.
+Faults during a run that are not the user's input (a diverged update, a full disk, a broken
+environment) end it with exit code 1 and one line as well: `RunFailure`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import difflib
 import functools
+import os
 import sys
 
-from sac_runner.checkpoint import CheckpointError
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException,
+                              ValidationError)
+
+from sac_runner.checkpoint import CheckpointError, CheckpointWriteError
 from sac_runner.config import ConfigError
 from sac_runner.envs import EnvError
 
-USER_ERRORS = (ConfigError, EnvError, CheckpointError)
 EXIT_USER_ERROR = 2
+EXIT_RUN_FAILURE = 1
+
+
+class RunFailure(RuntimeError):
+    """A run that cannot go on (non-finite update, checkpoint write failed, environment broken too often);
+    the message says what happened, what was kept and what to do."""
+
+
+USER_ERRORS = (ConfigError, EnvError, CheckpointError)
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.ENOTDIR)
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
 
 
 def exit_on_user_error(func):
@@ -19,6 +49,99 @@ def exit_on_user_error(func):
         try:
             return func(*args, **kwargs)
         except USER_ERRORS as error:
-            print(f"error: {error}", file=sys.stderr)
-            raise SystemExit(EXIT_USER_ERROR) from None
+            _fail(str(error), EXIT_USER_ERROR)
+        except OmegaConfBaseException as error:  # e.g. a mandatory value (???) left unset
+            _fail(describe_config_error(error), EXIT_USER_ERROR)
+        except (RunFailure, CheckpointWriteError) as error:
+            _fail(str(error), EXIT_RUN_FAILURE)
+        except OSError as error:  # a file the run writes: disk full, quota, read-only, permissions
+            _fail_on_write_error(error)
     return wrapper
+
+
+def _fail_on_write_error(error: OSError) -> None:
+    if error.errno not in WRITE_ERRNOS:
+        raise error
+    _fail(f"could not write {error.filename or 'a file'} ({error.strerror}); the files written before are "
+          "intact; free some disk space or choose a writable output directory (hydra.run.dir=...)", EXIT_RUN_FAILURE)
+
+
+def one_line_config_errors(hydra_main):
+    """The outermost decorator of a `@hydra.main` function (see the module docstring).
+
+    Hydra re-raises instead of printing when HYDRA_FULL_ERROR=1; it is set for the call. A user who set it
+    themselves gets Hydra's full traceback, as Hydra documents."""
+
+    @functools.wraps(hydra_main)
+    def wrapper():
+        wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        try:
+            return hydra_main()
+        except (HydraException, OmegaConfBaseException) as error:
+            if wants_traceback:
+                raise
+            _fail(describe_config_error(error), EXIT_USER_ERROR)
+        except OSError as error:  # Hydra could not create the output directory
+            if wants_traceback:
+                raise
+            _fail_on_write_error(error)
+
+    return wrapper
+
+
+def _first_line(text: object) -> str:
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+
+
+def _closest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
+    return f"did you mean {close[0]}? " if close else ""
+
+
+def describe_config_error(error: Exception) -> str:
+    """One line for an error Hydra or OmegaConf raised while composing the config."""
+    cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else None
+    if isinstance(error, MissingConfigException) and error.options is not None and error.missing_cfg_file:
+        group, _, option = error.missing_cfg_file.rpartition("/")
+        return (f"{group}={option}: no such option in group '{group}'; {_closest(option, list(error.options))}"
+                f"available: {', '.join(error.options)}")
+    if isinstance(error, OverrideParseException):
+        return (f"cannot parse the override: {_first_line(error)}; overrides are key=value, "
+                "e.g. agent.alpha=0.2 or agent.hidden_sizes=[256,256]")
+    omegaconf_error = cause or (error if isinstance(error, OmegaConfBaseException) else None)
+    program = os.path.basename(sys.argv[0]) or "sac-train"
+    if isinstance(omegaconf_error, (ConfigKeyError, ConfigAttributeError)):
+        key = omegaconf_error.full_key or omegaconf_error.key
+        fields = _fields_of(omegaconf_error.object_type)
+        if not fields:  # a free-form dict such as env.kwargs: new keys are added with +
+            return f"unknown key {key}; add a new key with +{key}=<value>"
+        parent = str(key).rpartition(".")[0]
+        close = difflib.get_close_matches(str(omegaconf_error.key), fields, n=1, cutoff=0.5)
+        hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
+        return f"unknown key {key}; {hint}`{program} --cfg job` prints every key and its value"
+    if isinstance(omegaconf_error, MissingMandatoryValue):
+        key = omegaconf_error.full_key
+        return f"{key} is required; give {key}=<value> (`{program} --help` says what it takes)"
+    if isinstance(omegaconf_error, ValidationError):
+        key = omegaconf_error.full_key
+        default = _default_of(omegaconf_error.object_type, str(omegaconf_error.key))
+        fix = f"e.g. {key}={default} (its default)" if default is not None else "a value of the key's type"
+        return f"{key}: {_first_line(omegaconf_error.msg)}; give {fix}"
+    if omegaconf_error is not None:
+        key = omegaconf_error.full_key
+        return f"{key + ': ' if key else ''}{_first_line(omegaconf_error.msg)}; `{program} --help` lists the options"
+    return f"{_first_line(error)}; `--help` lists the groups and options"
+
+
+def _fields_of(object_type: object) -> list[str]:
+    return [f.name for f in dataclasses.fields(object_type)] if dataclasses.is_dataclass(object_type) else []
+
+
+def _default_of(object_type: object, key: str) -> object | None:
+    if not dataclasses.is_dataclass(object_type):
+        return None
+    for f in dataclasses.fields(object_type):
+        if f.name == key and f.default is not dataclasses.MISSING and f.default is not None:
+            return f.default
+    return None

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from sac_runner.config import EvalConfig, register_configs
 from sac_runner.console import console
-from sac_runner.errors import exit_on_user_error
+from sac_runner.errors import exit_on_user_error, one_line_config_errors
 from sac_runner.evaluation import evaluate, recording
 from sac_runner.hardware import resolve_device
 from sac_runner.tracker import Tracker
@@ -27,7 +27,7 @@ from sac_runner.trained import load_trained
 def evaluate_checkpoint(cfg: EvalConfig, out_dir: Path) -> dict:
     seed_everything(cfg.seed)
     trained = load_trained(cfg.checkpoint, resolve_device(cfg.device), env_seed=cfg.seed,
-                           render_mode="rgb_array" if cfg.video else None)
+                           render_mode="rgb_array" if cfg.video else None, env_id=cfg.env_id)
     env = recording(trained.env, out_dir / "videos", "eval") if cfg.video else trained.env
     try:
         result = evaluate(trained.agent, env, cfg.episodes, seed=cfg.seed, deterministic=cfg.deterministic)
@@ -74,6 +74,7 @@ def _print_report(report: dict, out_dir: Path) -> None:
 register_configs()
 
 
+@one_line_config_errors
 @hydra.main(version_base="1.3", config_path="pkg://sac_runner.conf", config_name="eval")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float:

@@ -27,7 +27,7 @@ from torch import nn
 from sac_runner.config import ConfigError, ExportConfig, register_configs
 from sac_runner.console import console, key_value_table
 from sac_runner.envs import ZeroBasedDiscreteAction
-from sac_runner.errors import exit_on_user_error
+from sac_runner.errors import exit_on_user_error, one_line_config_errors
 from sac_runner.trained import Trained, load_trained
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,7 @@ def export_checkpoint(cfg: ExportConfig, out_dir: Path) -> Path:
 register_configs()
 
 
+@one_line_config_errors
 @hydra.main(version_base="1.3", config_path="pkg://sac_runner.conf", config_name="export")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:

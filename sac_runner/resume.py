@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sac_runner.config import ConfigError, RunConfig
 
-HARMLESS = ("resume", "device", "threads", "sweep_objective",
+HARMLESS = ("resume", "device", "threads", "sweep_objective", "agent.nan_guard", "env.max_failures",
             "logging", "checkpoint", "schedule.total_steps", "schedule.epochs",
             "schedule.eval_every", "schedule.eval_every_epochs", "schedule.eval_episodes",
             "schedule.checkpoint_every", "schedule.checkpoint_every_epochs", "schedule.log_every")
@@ -43,9 +43,13 @@ def resumed_config(cfg: DictConfig, saved: dict[str, Any], overrides: list[str],
         if _harmless(key):
             OmegaConf.update(resumed, key, asked, merge=False)
         elif asked != was:
-            changes = ", ".join(f"{k}: {w} -> {a}" for k, w, a in _differences(key, was, asked))
-            raise ConfigError(f"resume: {key} would change the experiment ({changes}; the run is {source}); "
-                              "drop that override, or start a new run without resume=")
+            differences = _differences(key, was, asked)
+            changes = ", ".join(f"{k}: {w} -> {a}" for k, w, a in differences if not _harmless(k))
+            if changes:
+                raise ConfigError(f"resume: {key} would change the experiment ({changes}; the run is {source}); "
+                                  "drop that override, or start a new run without resume=")
+            for leaf, _, value in differences:  # a group such as schedule=smoke that differs only in cadence
+                OmegaConf.update(resumed, leaf, value, merge=False)
     return resumed
 
 

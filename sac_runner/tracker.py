@@ -21,13 +21,22 @@ METRICS_FILE = "metrics.jsonl"
 STEP_KEY = "step"
 
 
+def _step_of(line: str) -> int | None:
+    """A record's step, or None for a line that is not a complete record (torn by a hard kill)."""
+    try:
+        return int(json.loads(line)[STEP_KEY])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def truncate_metrics(run_dir: Path, last_step: int) -> int:
-    """Drop records after `last_step` (logged after the checkpoint a run resumes from); returns how many."""
+    """Drop records after `last_step` (logged after the checkpoint a run resumes from), and a last line
+    a hard kill left half-written; returns how many lines were dropped."""
     path = run_dir / METRICS_FILE
     if not path.exists():
         return 0
     lines = path.read_text(encoding="utf-8").splitlines()
-    kept = [line for line in lines if line.strip() and json.loads(line)[STEP_KEY] <= last_step]
+    kept = [line for line in lines if (step := _step_of(line)) is not None and step <= last_step]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
     os.replace(tmp, path)
@@ -47,8 +56,11 @@ class Tracker:
         # Where an offline W&B run lies, for `wandb sync`.
         self.offline_run_dir: Path | None = None
         if cfg.mode != "disabled":
-            self.wandb_run = self._start_wandb(cfg, run_config, run_name, resume_id)
-            if cfg.mode == "offline":
+            try:
+                self.wandb_run = self._start_wandb(cfg, run_config, run_name, resume_id)
+            except Exception as error:  # no account, no network, a broken install: the run goes on
+                self._wandb_failed("start", error)
+            if self.wandb_run is not None and cfg.mode == "offline":
                 self.offline_run_dir = Path(self.wandb_run.dir).parent
 
     @property
@@ -77,24 +89,47 @@ class Tracker:
         run.define_metric("*", step_metric=STEP_KEY)
         return run
 
+    def _wandb_failed(self, action: str, error: Exception) -> None:
+        """Say once that W&B stopped working; from then on metrics go to metrics.jsonl only. A run that did
+        start is finished as failed, so that it does not linger (the next job of a sweep in this process
+        starts its own)."""
+        run, self.wandb_run = self.wandb_run, None
+        if run is not None and action != "finish":
+            try:
+                run.finish(exit_code=1)
+            except Exception:
+                pass
+        detail = str(error).splitlines()[0] if str(error) else ""
+        log.warning("W&B failed to %s (%s: %s): training continues with local metrics only, in %s",
+                    action, type(error).__name__, detail, self.metrics_path)
+
     def log(self, step: int, metrics: dict[str, float]) -> None:
         record = {STEP_KEY: step, **{k: _plain(v) for k, v in metrics.items()}}
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         if self.wandb_run is not None:
-            self.wandb_run.log(record)
+            try:
+                self.wandb_run.log(record)
+            except Exception as error:
+                self._wandb_failed("log", error)
 
     def log_videos(self, step: int, key: str, paths: list[Path]) -> None:
         """Videos go to W&B (when on); the MP4 files themselves stay where they were written."""
         if self.wandb_run is not None and paths:
             import wandb
 
-            self.wandb_run.log({STEP_KEY: step, key: [wandb.Video(str(p), format="mp4") for p in paths]})
+            try:
+                self.wandb_run.log({STEP_KEY: step, key: [wandb.Video(str(p), format="mp4") for p in paths]})
+            except Exception as error:
+                self._wandb_failed("log a video", error)
 
     def close(self, exit_code: int = 0) -> None:
         self._file.close()
         if self.wandb_run is not None:
-            self.wandb_run.finish(exit_code=exit_code)
+            try:
+                self.wandb_run.finish(exit_code=exit_code)
+            except Exception as error:
+                self._wandb_failed("finish", error)
             self.wandb_run = None
 
     def __enter__(self) -> "Tracker":

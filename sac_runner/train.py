@@ -18,15 +18,16 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sac_runner.buffer import ReplayBuffer
+from sac_runner.buffer import Batch, ReplayBuffer
 from sac_runner.checkpoint import (CheckpointError, load_buffer_state, load_checkpoint, resolve_checkpoint_path,
                                    save_checkpoint)
 from sac_runner.config import ConfigError, RunConfig, register_configs, to_run_config
 from sac_runner.console import TrainingProgress, console, key_value_table
 from sac_runner.envs import Spaces, env_spaces, make_env
-from sac_runner.errors import exit_on_user_error
+from sac_runner.errors import RunFailure, exit_on_user_error, one_line_config_errors
 from sac_runner.evaluation import evaluate, record_episode
 from sac_runner.hardware import resolve_device, use_threads
+from sac_runner.nan_guard import NanGuard, NonFiniteUpdate, batch_tensors
 from sac_runner.sac import SAC, DiscreteSAC
 from sac_runner.resume import resumed_config
 from sac_runner.run_state import EpisodeRecorder, capture_rng, restore_rng
@@ -232,6 +233,8 @@ class Trainer:
         self.obs: np.ndarray | None = None
         self.last_checkpoint: Path | None = None
         self.wandb_run_id: str | None = None
+        self.nan_guard = NanGuard(parts.agent) if run.agent.nan_guard else None
+        self.env_failures = 0  # exceptions the environment raised in step (env.max_failures)
 
     def train(self, tracker: Tracker, stop: StopOnSignals | None = None) -> dict[str, float]:
         run, s = self.run, self.run.schedule
@@ -251,19 +254,23 @@ class Trainer:
                 # Act: uniform random during warm-up, then a sample from the policy.
                 action = env.action_space.sample() if step <= s.start_steps else agent.act(self.obs)
                 self.recorder.record(action)
-                next_obs, reward, terminated, truncated, info = env.step(action)
-                # Only `terminated` cuts the bootstrap; a time-limit truncation is not the end of the MDP.
-                buffer.add(self.obs, action, reward, next_obs, terminated, truncated)
-                agent.normalizer.update(next_obs)
-                self.obs = next_obs
-                if terminated or truncated:
-                    self.episode += 1
-                    episode_return = float(info["episode"]["r"])
-                    tracker.log(step, {"train/episode_return": episode_return,
-                                       "train/episode_length": int(info["episode"]["l"]), "train/episode": self.episode})
-                    progress.update(step, train_return=episode_return)
-                    self.obs = self.recorder.reset(env)
-                    agent.normalizer.update(self.obs)
+                try:
+                    next_obs, reward, terminated, truncated, info = env.step(action)
+                except Exception as error:  # a broken environment: rebuilt, up to env.max_failures times
+                    env = self.replace_broken_env(error, tracker)
+                else:
+                    # Only `terminated` cuts the bootstrap; a time-limit truncation is not the end of the MDP.
+                    buffer.add(self.obs, action, reward, next_obs, terminated, truncated)
+                    agent.normalizer.update(next_obs)
+                    self.obs = next_obs
+                    if terminated or truncated:
+                        self.episode += 1
+                        episode_return = float(info["episode"]["r"])
+                        tracker.log(step, {"train/episode_return": episode_return, "train/episode": self.episode,
+                                           "train/episode_length": int(info["episode"]["l"])})
+                        progress.update(step, train_return=episode_return)
+                        self.obs = self.recorder.reset(env)
+                        agent.normalizer.update(self.obs)
 
                 # Learn.
                 if step >= s.update_after and every(s.update_every, step):
@@ -272,7 +279,11 @@ class Trainer:
                     if buffer.prioritized:
                         buffer.set_progress((step - 1) / total_steps)
                     for _ in range(s.gradient_steps):
-                        metrics.update(agent.update(buffer.sample(s.batch_size)))
+                        batch = buffer.sample(s.batch_size)
+                        update = agent.update(batch)
+                        if self.nan_guard is not None:
+                            self.check_update(update, batch)
+                        metrics.update(update)
                         if buffer.prioritized:
                             buffer.update_priorities(agent.td_error)
                 window_steps += 1
@@ -320,6 +331,56 @@ class Trainer:
         return {**self.last_eval, "time/elapsed": elapsed, "time/sps_overall": steps_done / max(elapsed, 1e-9),
                 "train/episodes": self.episode}
 
+    def replace_broken_env(self, error: Exception, tracker: Tracker) -> gym.Env:
+        """The environment raised in `step`: record the episode as broken, rebuild it and start a new
+        episode; after env.max_failures of these, stop (the last checkpoint stays as it was)."""
+        self.env_failures += 1
+        self.episode += 1
+        self.parts.buffer.end_episode()
+        tracker.log(self.step, {"train/broken_episode": self.episode, "train/env_failures": self.env_failures})
+        what = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        allowed = self.run.env.max_failures
+        if self.env_failures > allowed:
+            kept = f"the last checkpoint {self.last_checkpoint} is kept" if self.last_checkpoint else \
+                "no checkpoint had been written yet"
+            raise RunFailure(f"environment {self.run.env.id} raised in step at step {self.step} ({what}), "
+                             f"failure {self.env_failures} with env.max_failures={allowed}: training stopped; {kept}; "
+                             "fix the environment and resume, or raise env.max_failures")
+        log.warning("environment %s raised in step at step %d (%s): episode %d recorded as broken, environment "
+                    "rebuilt (failure %d of %d allowed)", self.run.env.id, self.step, what, self.episode,
+                    self.env_failures, allowed)
+        try:
+            self.parts.env.close()
+        except Exception:  # a broken environment may not close cleanly either
+            pass
+        seed = self.run.seed + self.env_failures  # a fresh stream for the new environment's resets
+        self.parts.env = make_env(self.run.env, seed=seed)
+        self.obs = self.recorder.reset(self.parts.env, seed=seed)
+        self.parts.agent.normalizer.update(self.obs)
+        return self.parts.env
+
+    def check_update(self, update: dict[str, torch.Tensor] | None, batch: Batch | None) -> None:
+        """agent.nan_guard: a non-finite update (or, with update=None, a non-finite parameter before a
+        checkpoint) stops the run before anything is saved from it."""
+        try:
+            if update is None:
+                self.nan_guard.check_parameters()
+            else:
+                self.nan_guard.check(update, batch)
+        except NonFiniteUpdate as fault:
+            saved = ""
+            if batch is not None:
+                path = self.run_dir / f"nonfinite_batch_step_{self.step:09d}.pt"
+                torch.save(batch_tensors(batch), path)
+                saved = f"; the batch is in {path}"
+            kept = f"the last good checkpoint {self.last_checkpoint} is kept" if self.last_checkpoint else \
+                "no checkpoint had been written yet"
+            note = f" ({fault.batch_note})" if fault.batch_note else ""
+            raise RunFailure(f"non-finite {fault.quantity} at step {self.step} (update {self.parts.agent.num_updates})"
+                             f"{note}: training stopped and nothing was saved from that update; {kept}{saved}; "
+                             "lower the learning rates or set agent.max_grad_norm (or fix the environment's "
+                             "rewards/observations), then restart or resume") from None
+
     def record_video(self, tracker: Tracker) -> None:
         """The first evaluation episode again, rendered to videos/step_<N>-episode-0.mp4 and logged to W&B."""
         env = make_env(self.run.env, render_mode="rgb_array")
@@ -329,12 +390,15 @@ class Trainer:
 
     # ---- checkpoints --------------------------------------------------------------------------------
     def save_checkpoint(self, best: bool = False) -> Path:
+        if self.nan_guard is not None:
+            self.check_update(None, None)
         spaces = self.parts.spaces
         payload = {
             "config": self.resolved, "obs_dim": spaces.obs_dim, "action_dim": spaces.action_dim,
             "discrete": spaces.discrete, "agent": self.parts.agent.state_dict(),
             "loop": {"step": self.step, "episode": self.episode, "best_eval": self.best_eval,
-                     "last_eval": self.last_eval, "evaluations": self.evaluations},
+                     "last_eval": self.last_eval, "evaluations": self.evaluations,
+                     "env_failures": self.env_failures},
             "episode_replay": self.recorder.state_dict(), "obs": torch.as_tensor(self.obs),
             "rng": capture_rng(self.parts.env), "wandb_run_id": self.wandb_run_id,
         }
@@ -361,6 +425,7 @@ class Trainer:
         self.step, self.episode = loop["step"], loop["episode"]
         self.best_eval, self.last_eval = loop["best_eval"], dict(loop["last_eval"])
         self.evaluations = loop["evaluations"]
+        self.env_failures = loop.get("env_failures", 0)
         self.obs, _ = self.recorder.replay(self.parts.env, checkpoint["episode_replay"], checkpoint["obs"].numpy())
         restore_rng(checkpoint["rng"], self.parts.env)
         self.last_checkpoint = path
@@ -384,6 +449,7 @@ def _print_summary(final: dict[str, float], run_dir: Path, tracker: Tracker) -> 
 register_configs()
 
 
+@one_line_config_errors
 @hydra.main(version_base="1.3", config_path="pkg://sac_runner.conf", config_name="config")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float:

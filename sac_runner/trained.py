@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -35,19 +35,24 @@ def run_config_of(checkpoint: dict, path: Path) -> RunConfig:
 
 
 def load_trained(source: str, device: torch.device, env_seed: int | None = None,
-                 render_mode: str | None = None) -> Trained:
+                 render_mode: str | None = None, env_id: str | None = None) -> Trained:
+    """The checkpoint's agent and its environment (or `env_id`, which must have the same spaces)."""
     from sac_runner.train import make_agent  # train imports the whole loop; only needed here
 
     path = resolve_checkpoint_path(source)
     checkpoint = load_checkpoint(path)
     run = run_config_of(checkpoint, path)
+    if env_id and env_id != run.env.id:
+        run.env = replace(run.env, id=env_id, kwargs={})
     env = make_env(run.env, seed=env_seed, render_mode=render_mode)
     spaces = env_spaces(env)
-    if (spaces.obs_dim, spaces.action_dim) != (checkpoint["obs_dim"], checkpoint["action_dim"]):
+    saved = (checkpoint["obs_dim"], checkpoint["action_dim"], checkpoint["discrete"])
+    if (spaces.obs_dim, spaces.action_dim, spaces.discrete) != saved:
         env.close()
-        raise CheckpointError(f"{path} was trained with observation/action sizes "
-                              f"({checkpoint['obs_dim']}, {checkpoint['action_dim']}) but {run.env.id} has "
-                              f"({spaces.obs_dim}, {spaces.action_dim})")
+        raise CheckpointError(f"{path} was trained with observation size {saved[0]} and "
+                              f"{'|A| =' if saved[2] else 'action size'} {saved[1]}, but {run.env.id} has "
+                              f"{spaces.obs_dim} and {spaces.action_dim}; evaluate it on an environment "
+                              "with the same spaces (or leave env_id unset)")
     agent = make_agent(run, spaces, device)
     agent.actor.load_state_dict(checkpoint["agent"]["actor"])
     agent.normalizer.load_state_dict(checkpoint["agent"]["normalizer"])

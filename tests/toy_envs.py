@@ -99,3 +99,50 @@ class BestArm(gym.Env):
 
 
 gym.register("BestArm-v0", entry_point=BestArm, max_episode_steps=1)
+
+
+# ---- environments that misbehave, for the fault suite (tests/faults). Usable from the command line
+# as env.id=tests.toy_envs:<Id> (Gymnasium imports the module first) with the repository on PYTHONPATH.
+
+class Drift(gym.Env):
+    """A smooth 2-D task: the action pushes a point, the reward is minus its distance to the origin.
+
+    `nan_reward_at`: the reward is NaN from that step of the instance on (a buggy reward function).
+    `raise_at`: `step` raises RuntimeError on that step of every instance (a simulator that crashes).
+    """
+
+    observation_space = spaces.Box(-10.0, 10.0, (2,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def __init__(self, nan_reward_at: int | None = None, raise_at: int | None = None):
+        self.nan_reward_at, self.raise_at = nan_reward_at, raise_at
+        self.steps = 0  # over the instance's lifetime
+        self.position = np.zeros(2, np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.position = self.np_random.uniform(-1, 1, 2).astype(np.float32)
+        return self.position.copy(), {}
+
+    def step(self, action):
+        self.steps += 1
+        if self.raise_at is not None and self.steps == self.raise_at:
+            raise RuntimeError(f"simulator crashed at its step {self.steps}")
+        self.position = np.clip(self.position + 0.1 * np.asarray(action, np.float32), -10, 10)
+        reward = -float(np.linalg.norm(self.position))
+        if self.nan_reward_at is not None and self.steps >= self.nan_reward_at:
+            reward = float("nan")
+        return self.position.copy(), reward, False, False, {}
+
+
+gym.register("Drift-v0", entry_point=Drift, max_episode_steps=50)
+
+
+class BrokenInit(gym.Env):
+    """An environment whose constructor fails (a missing asset, a bad kwarg)."""
+
+    def __init__(self):
+        raise FileNotFoundError("model file robot.xml not found")
+
+
+gym.register("BrokenInit-v0", entry_point=BrokenInit)

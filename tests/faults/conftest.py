@@ -1,0 +1,14 @@
+"""One tiny trained run (Pendulum, smoke schedule, W&B off), shared by the fault tests that need a
+real checkpoint to damage or imitate."""
+
+import pytest
+
+from tests.faults.cli import TINY, run_cli
+
+
+@pytest.fixture(scope="package")
+def trained_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("trained")
+    proc = run_cli("sac-train", cwd, *TINY, "hydra.run.dir=run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return cwd / "run"

@@ -1,0 +1,250 @@
+"""Faults during training: a diverged update, W&B down, an environment that crashes, a full disk."""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sac_runner.buffer import Batch
+from sac_runner.checkpoint import load_checkpoint
+from sac_runner.config import to_run_config
+from sac_runner.nan_guard import NanGuard, NonFiniteUpdate
+from sac_runner.train import make_agent, train
+from sac_runner.envs import Spaces
+from tests.conftest import console_script
+from tests.faults.cli import TINY, cli_env, error_line, run_cli
+
+DRIFT = "env.id=tests.toy_envs:Drift-v0"
+
+
+def records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+# ---- agent.nan_guard ------------------------------------------------------------------------------
+def small_agent(compose_run, *overrides):
+    run = to_run_config(compose_run("agent.hidden_sizes=[16]", *overrides))
+    return make_agent(run, Spaces(obs_dim=3, action_dim=1, discrete=False), torch.device("cpu"))
+
+
+def batch_of(size: int = 8, reward: float = 0.5) -> Batch:
+    g = torch.Generator().manual_seed(0)
+    return Batch(torch.randn(size, 3, generator=g), torch.rand(size, 1, generator=g) * 2 - 1,
+                 torch.full((size,), reward), torch.randn(size, 3, generator=g), torch.zeros(size))
+
+
+def test_the_guard_passes_finite_updates_and_stops_the_first_non_finite_one(compose_run):
+    agent = small_agent(compose_run)
+    guard = NanGuard(agent)
+    for _ in range(3):
+        batch = batch_of()
+        guard.check(agent.update(batch), batch)  # finite: no exception
+    bad = batch_of(reward=float("nan"))
+    with pytest.raises(NonFiniteUpdate) as caught:
+        guard.check(agent.update(bad), bad)  # the very update that saw the NaN
+    assert caught.value.quantity == "critic loss"
+    assert caught.value.batch_note == "the batch itself holds non-finite reward (from the environment)"
+
+
+@pytest.mark.parametrize("variant", [[], ["agent.value_network=true"], ["schedule.policy_update_every=2"]])
+@pytest.mark.parametrize("network", ["actor", "critic", "target"])
+def test_a_non_finite_weight_is_caught_by_the_next_update(compose_run, variant, network):
+    """Every network feeds a loss of every update, so one bad weight cannot slip past the per-update check."""
+    agent = small_agent(compose_run, *variant)
+    guard = NanGuard(agent)
+    batch = batch_of()
+    guard.check(agent.update(batch), batch)
+    with torch.no_grad():
+        next(getattr(agent, network).parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(NonFiniteUpdate):
+        guard.check(agent.update(batch), batch)
+
+
+def test_the_parameter_check_names_the_network(compose_run):
+    agent = small_agent(compose_run)
+    guard = NanGuard(agent)
+    guard.check_parameters()
+    with torch.no_grad():
+        next(agent.target.parameters()).view(-1)[0] = float("inf")
+    with pytest.raises(NonFiniteUpdate) as caught:
+        guard.check_parameters()
+    assert caught.value.quantity == "target parameters" and caught.value.batch_note == ""
+
+
+def test_no_checkpoint_is_written_with_a_non_finite_parameter(compose_run, tmp_path):
+    from sac_runner.errors import RunFailure
+    from sac_runner.train import Trainer, build
+
+    cfg = compose_run("schedule=smoke", "logging=disabled", "agent.hidden_sizes=[16]")
+    run = to_run_config(cfg)
+    trainer = Trainer(run, build(run), tmp_path, {})
+    trainer.obs = np.zeros(3, np.float32)
+    trainer.save_checkpoint()
+    with torch.no_grad():
+        next(trainer.parts.agent.actor.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(RunFailure, match="non-finite actor parameters at step 0"):
+        trainer.save_checkpoint()
+    assert load_checkpoint(tmp_path)["step"] == 0
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*.pt")) == [
+        "step_000000000.buffer.pt", "step_000000000.pt"]
+
+
+def test_a_fixed_alpha_of_zero_is_not_a_fault(compose_run):
+    agent = small_agent(compose_run, "agent.alpha=0.0")  # log_alpha = -inf by design
+    batch = batch_of()
+    NanGuard(agent).check(agent.update(batch), batch)
+
+
+def test_a_nan_reward_stops_the_run_keeps_the_last_good_checkpoint_and_saves_the_batch(tmp_path):
+    proc = run_cli("sac-train", tmp_path, *TINY, DRIFT, "+env.kwargs.nan_reward_at=200", "hydra.run.dir=run")
+    run_dir = tmp_path / "run"
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    line = error_line(proc)
+    (batch_file,) = run_dir.glob("nonfinite_batch_step_*.pt")
+    step = int(batch_file.stem.rsplit("_", 1)[1])
+    assert 200 <= step < 300
+    assert line == (f"error: non-finite critic loss at step {step} (update {step - 100 + 1}) (the batch itself holds "
+                    "non-finite reward (from the environment)): training stopped and nothing was saved from that "
+                    f"update; the last good checkpoint {run_dir / 'checkpoints' / 'step_000000150.pt'} is kept; the "
+                    f"batch is in {batch_file}; lower the learning rates or set agent.max_grad_norm (or fix the "
+                    "environment's rewards/observations), then restart or resume")
+    batch = torch.load(batch_file, weights_only=True)
+    assert torch.isnan(batch["reward"]).any() and batch["obs"].shape == (32, 2)
+    checkpoint = load_checkpoint(run_dir)
+    assert checkpoint["step"] == 150
+    assert all(torch.isfinite(p).all() for p in checkpoint["agent"]["critic"].values())
+
+
+# ---- W&B failing ---------------------------------------------------------------------------------
+@pytest.fixture
+def tiny_wandb_run(compose_run):
+    return compose_run("schedule=smoke", "logging.mode=offline", "logging.progress=false", "device=cpu",
+                       "agent.hidden_sizes=[16]")
+
+
+def test_wandb_failing_to_start_leaves_local_metrics_and_one_warning(tiny_wandb_run, tmp_path, monkeypatch, caplog):
+    import wandb
+
+    def no_wandb(**kwargs):
+        raise wandb.errors.CommError("Network error (ConnectionError), entering retry loop")
+
+    monkeypatch.setattr(wandb, "init", no_wandb)
+    with caplog.at_level(logging.WARNING):
+        final = train(tiny_wandb_run, tmp_path)
+    warnings = [r.getMessage() for r in caplog.records if "W&B" in r.getMessage()]
+    assert warnings == [f"W&B failed to start (CommError: Network error (ConnectionError), entering retry loop): "
+                        f"training continues with local metrics only, in {tmp_path / 'metrics.jsonl'}"]
+    assert np.isfinite(final["eval/return_mean"])
+    assert max(r["step"] for r in records(tmp_path)) == 300 and not (tmp_path / "wandb").exists()
+
+
+def test_wandb_failing_to_log_mid_run_warns_once_and_training_goes_on(tiny_wandb_run, tmp_path, monkeypatch, caplog):
+    from wandb.sdk.wandb_run import Run
+
+    calls = {"n": 0}
+    real_log = Run.log
+
+    def flaky_log(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OSError("wandb service is gone")
+        return real_log(self, *args, **kwargs)
+
+    monkeypatch.setattr(Run, "log", flaky_log)
+    with caplog.at_level(logging.WARNING):
+        train(tiny_wandb_run, tmp_path)
+    warnings = [r.getMessage() for r in caplog.records if "W&B" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("W&B failed to log (OSError: wandb service is gone)")
+    assert calls["n"] == 4  # no further attempts after the failure
+    steps = [r["step"] for r in records(tmp_path) if "eval/return_mean" in r]
+    assert steps == [150, 300]
+
+
+# ---- an environment that raises in step ---------------------------------------------------------
+RAISING = (*TINY, DRIFT, "+env.kwargs.raise_at=60", "schedule.eval_every=1000", "schedule.eval_episodes=1",
+           "env.max_failures=3", "hydra.run.dir=run")
+
+
+def test_an_environment_that_raises_is_rebuilt_and_training_goes_on(tmp_path):
+    proc = run_cli("sac-train", tmp_path, *RAISING, "schedule.total_steps=200")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    failures = [r for r in records(tmp_path / "run") if "train/env_failures" in r]
+    assert [(r["step"], r["train/env_failures"]) for r in failures] == [(60, 1), (120, 2), (180, 3)]
+    assert "raised in step at step 60 (RuntimeError: simulator crashed at its step 60)" in " ".join(proc.stdout.split())
+    checkpoint = load_checkpoint(tmp_path / "run")
+    assert checkpoint["step"] == 200 and checkpoint["loop"]["env_failures"] == 3
+
+
+def test_one_failure_more_than_allowed_stops_the_run(tmp_path):
+    proc = run_cli("sac-train", tmp_path, *RAISING, "schedule.total_steps=300")
+    assert proc.returncode == 1
+    assert error_line(proc) == (
+        "error: environment tests.toy_envs:Drift-v0 raised in step at step 240 (RuntimeError: simulator crashed at "
+        "its step 60), failure 4 with env.max_failures=3: training stopped; the last checkpoint "
+        f"{tmp_path / 'run' / 'checkpoints' / 'step_000000150.pt'} is kept; fix the environment and resume, or "
+        "raise env.max_failures")
+
+
+def test_a_broken_episode_closes_its_transitions_in_the_buffer(compose_run):
+    """The last transition before the crash keeps its next observation; n-step returns stop there."""
+    from sac_runner.buffer import ReplayBuffer
+
+    cfg = to_run_config(compose_run("buffer.capacity=8", "buffer.n_step=3", "schedule.batch_size=4")).buffer
+    buffer = ReplayBuffer(cfg, 1, 1, gamma=0.5, device=torch.device("cpu"))
+    buffer.add(np.array([0.0]), np.array([0.0]), 1.0, np.array([1.0]), False)
+    buffer.add(np.array([1.0]), np.array([0.0]), 2.0, np.array([2.0]), False)
+    buffer.end_episode()  # the environment raised on the next step
+    buffer.end_episode()  # twice changes nothing
+    buffer.add(np.array([10.0]), np.array([0.0]), 4.0, np.array([11.0]), False)
+    batch = buffer.gather(np.array([0, 1, 3]))
+    assert batch.next_obs[:, 0].tolist() == [2.0, 2.0, 11.0]
+    assert batch.reward.tolist() == [1.0 + 0.5 * 2.0, 2.0, 4.0]   # no reward from after the crash
+    assert batch.discount.tolist() == [0.25, 0.5, 0.5]
+    assert len(buffer) == 3
+
+
+# ---- a disk that fills up, an output directory that cannot be written -----------------------------
+def limit_file_size(limit_bytes: int):
+    def apply():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    return apply
+
+
+def test_a_disk_full_during_a_checkpoint_keeps_the_previous_one_and_nothing_is_lost(tmp_path):
+    """RLIMIT_FSIZE makes writes past 42 kB fail (EFBIG), as a full disk would: the checkpoint files (36 kB)
+    and the replay buffer at step 1000 (24 kB) fit, the buffer at step 2000 (46 kB) does not."""
+    args = (*TINY, "schedule.total_steps=2000", "schedule.checkpoint_every=1000", "schedule.eval_every=1000",
+            "checkpoint.keep_last=0")
+    proc = subprocess.run([console_script("sac-train"), *args, "hydra.run.dir=run"], cwd=tmp_path, capture_output=True,
+                          text=True, env=cli_env(), timeout=300, preexec_fn=limit_file_size(42_000))
+    run_dir = tmp_path / "run"
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert error_line(proc) == (
+        f"error: could not write checkpoint {run_dir / 'checkpoints' / 'step_000002000.pt'} (File too large); the "
+        "previous checkpoint step_000001000.pt is intact and latest.pt still points at it; free some disk space "
+        f"(or fix the directory's permissions), then continue with: sac-train resume={run_dir}")
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "best.pt", "latest.pt", "step_000001000.buffer.pt", "step_000001000.pt"]
+    assert load_checkpoint(run_dir)["step"] == 1000
+    # With space again, the run resumes from there and finishes, every step logged once.
+    proc = run_cli("sac-train", tmp_path, *args, f"resume={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert load_checkpoint(run_dir)["step"] == 2000
+    steps = [r["step"] for r in records(run_dir) if "time/sps" in r]
+    assert steps == list(range(50, 2001, 50))
+
+
+def test_an_output_directory_that_cannot_be_created_is_one_clear_line(tmp_path):
+    (tmp_path / "a_file").write_text("not a directory")
+    proc = run_cli("sac-train", tmp_path, *TINY, f"hydra.run.dir={tmp_path / 'a_file' / 'run'}")
+    assert proc.returncode == 1
+    assert error_line(proc) == (f"error: could not write {tmp_path / 'a_file' / 'run'} (Not a directory); the files "
+                                "written before are intact; free some disk space or choose a writable output "
+                                "directory (hydra.run.dir=...)")
