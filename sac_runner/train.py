@@ -238,7 +238,7 @@ class Trainer:
 
     def train(self, tracker: Tracker, stop: StopOnSignals | None = None) -> dict[str, float]:
         run, s = self.run, self.run.schedule
-        env, eval_env, agent, buffer = self.parts.env, self.parts.eval_env, self.parts.agent, self.parts.buffer
+        env, agent, buffer = self.parts.env, self.parts.agent, self.parts.buffer
         self.wandb_run_id = tracker.run_id
         total_steps = s.steps
         metrics: dict[str, torch.Tensor] = {}
@@ -303,7 +303,7 @@ class Trainer:
                 last_step = step == total_steps
                 is_best = False
                 if every(s.eval_interval, step) or last_step:
-                    result = evaluate(agent, eval_env, s.eval_episodes, seed=run.seed + EVAL_SEED_OFFSET)
+                    result = self.evaluate(tracker)
                     self.last_eval = result.summary()
                     is_best = self.sign * self.last_eval["eval/return_mean"] > self.best_eval
                     self.best_eval = max(self.best_eval, self.sign * self.last_eval["eval/return_mean"])
@@ -331,33 +331,49 @@ class Trainer:
         return {**self.last_eval, "time/elapsed": elapsed, "time/sps_overall": steps_done / max(elapsed, 1e-9),
                 "train/episodes": self.episode}
 
+    def evaluate(self, tracker: Tracker):
+        """Evaluation episodes on the evaluation environment; if it raises in step, it is rebuilt and the
+        evaluation starts again (its episodes have fixed seeds), up to env.max_failures in all."""
+        s = self.run.schedule
+        while True:
+            try:
+                return evaluate(self.parts.agent, self.parts.eval_env, s.eval_episodes,
+                                seed=self.run.seed + EVAL_SEED_OFFSET)
+            except Exception as error:
+                self.count_env_failure(error, tracker, "evaluation environment", {"eval/broken": 1})
+                log.warning("evaluation restarted on a rebuilt environment")
+                _close_quietly(self.parts.eval_env)
+                self.parts.eval_env = make_env(self.run.env)
+
     def replace_broken_env(self, error: Exception, tracker: Tracker) -> gym.Env:
-        """The environment raised in `step`: record the episode as broken, rebuild it and start a new
-        episode; after env.max_failures of these, stop (the last checkpoint stays as it was)."""
-        self.env_failures += 1
+        """The training environment raised in `step`: record the episode as broken, close its last
+        transition like a time limit, rebuild the environment and start a new episode."""
         self.episode += 1
         self.parts.buffer.end_episode()
-        tracker.log(self.step, {"train/broken_episode": self.episode, "train/env_failures": self.env_failures})
-        what = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        allowed = self.run.env.max_failures
-        if self.env_failures > allowed:
-            kept = f"the last checkpoint {self.last_checkpoint} is kept" if self.last_checkpoint else \
-                "no checkpoint had been written yet"
-            raise RunFailure(f"environment {self.run.env.id} raised in step at step {self.step} ({what}), "
-                             f"failure {self.env_failures} with env.max_failures={allowed}: training stopped; {kept}; "
-                             "fix the environment and resume, or raise env.max_failures")
-        log.warning("environment %s raised in step at step %d (%s): episode %d recorded as broken, environment "
-                    "rebuilt (failure %d of %d allowed)", self.run.env.id, self.step, what, self.episode,
-                    self.env_failures, allowed)
-        try:
-            self.parts.env.close()
-        except Exception:  # a broken environment may not close cleanly either
-            pass
+        self.count_env_failure(error, tracker, "environment", {"train/broken_episode": self.episode})
+        log.warning("episode %d recorded as broken, environment rebuilt", self.episode)
+        _close_quietly(self.parts.env)
         seed = self.run.seed + self.env_failures  # a fresh stream for the new environment's resets
         self.parts.env = make_env(self.run.env, seed=seed)
         self.obs = self.recorder.reset(self.parts.env, seed=seed)
         self.parts.agent.normalizer.update(self.obs)
         return self.parts.env
+
+    def count_env_failure(self, error: Exception, tracker: Tracker, which: str, record: dict) -> None:
+        """One more exception from an environment's step; past env.max_failures the run stops (the last
+        checkpoint stays as it was)."""
+        self.env_failures += 1
+        tracker.log(self.step, {**record, "train/env_failures": self.env_failures})
+        what = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        allowed = self.run.env.max_failures
+        if self.env_failures > allowed:
+            kept = f"the last checkpoint {self.last_checkpoint} is kept" if self.last_checkpoint else \
+                "no checkpoint had been written yet"
+            raise RunFailure(f"{which} {self.run.env.id} raised in step at step {self.step} ({what}), "
+                             f"failure {self.env_failures} with env.max_failures={allowed}: training stopped; {kept}; "
+                             "fix the environment and resume, or raise env.max_failures")
+        log.warning("%s %s raised in step at step %d (%s), failure %d of %d allowed", which, self.run.env.id,
+                    self.step, what, self.env_failures, allowed)
 
     def check_update(self, update: dict[str, torch.Tensor] | None, batch: Batch | None) -> None:
         """agent.nan_guard: a non-finite update (or, with update=None, a non-finite parameter before a
@@ -429,6 +445,13 @@ class Trainer:
         self.obs, _ = self.recorder.replay(self.parts.env, checkpoint["episode_replay"], checkpoint["obs"].numpy())
         restore_rng(checkpoint["rng"], self.parts.env)
         self.last_checkpoint = path
+
+
+def _close_quietly(env: gym.Env) -> None:
+    try:
+        env.close()
+    except Exception:  # a broken environment may not close cleanly either
+        pass
 
 
 def _print_summary(final: dict[str, float], run_dir: Path, tracker: Tracker) -> None:

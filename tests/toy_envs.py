@@ -108,14 +108,16 @@ class Drift(gym.Env):
     """A smooth 2-D task: the action pushes a point, the reward is minus its distance to the origin.
 
     `nan_reward_at`: the reward is NaN from that step of the instance on (a buggy reward function).
-    `raise_at`: `step` raises RuntimeError on that step of every instance (a simulator that crashes).
+    `raise_at`: `step` raises RuntimeError on that step of every instance (a simulator that crashes),
+    `raise_times` times in all in this process (None: every time).
     """
 
     observation_space = spaces.Box(-10.0, 10.0, (2,), np.float32)
     action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    raised = 0  # raises so far in this process, over all instances
 
-    def __init__(self, nan_reward_at: int | None = None, raise_at: int | None = None):
-        self.nan_reward_at, self.raise_at = nan_reward_at, raise_at
+    def __init__(self, nan_reward_at: int | None = None, raise_at: int | None = None, raise_times: int | None = None):
+        self.nan_reward_at, self.raise_at, self.raise_times = nan_reward_at, raise_at, raise_times
         self.steps = 0  # over the instance's lifetime
         self.position = np.zeros(2, np.float32)
 
@@ -126,7 +128,9 @@ class Drift(gym.Env):
 
     def step(self, action):
         self.steps += 1
-        if self.raise_at is not None and self.steps == self.raise_at:
+        if self.raise_at is not None and self.steps == self.raise_at and (
+                self.raise_times is None or Drift.raised < self.raise_times):
+            Drift.raised += 1
             raise RuntimeError(f"simulator crashed at its step {self.steps}")
         self.position = np.clip(self.position + 0.1 * np.asarray(action, np.float32), -10, 10)
         reward = -float(np.linalg.norm(self.position))

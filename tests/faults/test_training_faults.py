@@ -192,6 +192,18 @@ def test_one_failure_more_than_allowed_stops_the_run(tmp_path):
         "raise env.max_failures")
 
 
+def test_an_evaluation_environment_that_raises_is_rebuilt_and_the_evaluation_restarted(tmp_path):
+    """Evaluations of 2 x 50 steps reach the evaluation instance's 75th step first (training episodes
+    are 50 steps): the evaluation at step 50 breaks twice, then runs on a third instance."""
+    proc = run_cli("sac-train", tmp_path, *TINY, DRIFT, "+env.kwargs.raise_at=75", "+env.kwargs.raise_times=2",
+                   "schedule.eval_every=50", "schedule.total_steps=100", "hydra.run.dir=run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = records(tmp_path / "run")
+    assert [(r["step"], r["train/env_failures"]) for r in rows if "eval/broken" in r] == [(50, 1), (50, 2)]
+    assert [r["step"] for r in rows if "eval/return_mean" in r] == [50, 100]
+    assert "evaluation environment tests.toy_envs:Drift-v0 raised in step at step 50" in " ".join(proc.stdout.split())
+
+
 def test_a_broken_episode_closes_its_transitions_in_the_buffer(compose_run):
     """The last transition before the crash keeps its next observation; n-step returns stop there."""
     from sac_runner.buffer import ReplayBuffer
