@@ -19,8 +19,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sac_runner.buffer import Batch, ReplayBuffer
-from sac_runner.checkpoint import (CheckpointError, load_buffer_state, load_checkpoint, resolve_checkpoint_path,
-                                   save_checkpoint)
+from sac_runner.checkpoint import (LATEST, CheckpointError, checkpoint_dir, load_buffer_state, load_checkpoint,
+                                   resolve_checkpoint_path, save_checkpoint)
 from sac_runner.config import ConfigError, RunConfig, register_configs, to_run_config
 from sac_runner.console import TrainingProgress, console, key_value_table
 from sac_runner.envs import Spaces, env_spaces, make_env
@@ -32,7 +32,7 @@ from sac_runner.sac import SAC, DiscreteSAC
 from sac_runner.resume import resumed_config
 from sac_runner.run_state import EpisodeRecorder, capture_rng, restore_rng
 from sac_runner.sweep import SweepJob, configure_job, run_job
-from sac_runner.tracker import Tracker, truncate_metrics
+from sac_runner.tracker import METRICS_FILE, Tracker, truncate_metrics
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
         checkpoint = load_checkpoint(checkpoint_path)
         cfg = resumed_config(cfg, checkpoint["config"], overrides or [], source=str(checkpoint_path))
     run: RunConfig = to_run_config(cfg)
+    if checkpoint is None:
+        refuse_to_overwrite(run_dir)
     threads = use_threads(run.threads, parallel_jobs)
     seed_everything(run.seed)
     parts = build(run)
@@ -135,6 +137,19 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
         stop.hand_over()
         raise SystemExit(128 + stop.signal_number)
     return final
+
+
+def refuse_to_overwrite(run_dir: Path) -> None:
+    """A new run never writes over another run's checkpoints or metrics (hydra.run.dir=<an old run>)."""
+    metrics = run_dir / METRICS_FILE
+    if (checkpoint_dir(run_dir) / LATEST).exists():
+        held = "its checkpoints/latest.pt"
+    elif metrics.exists() and metrics.stat().st_size > 0:
+        held = f"its {METRICS_FILE}, and no checkpoint to resume from"
+    else:
+        return
+    raise ConfigError(f"{run_dir} already holds a run ({held}); continue it with: sac-train resume={run_dir}, "
+                      "or start this run in another directory (hydra.run.dir=...)")
 
 
 def warm_start(agent: SAC, spaces: Spaces, source: str) -> None:

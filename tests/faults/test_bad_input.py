@@ -132,3 +132,18 @@ def test_a_missing_mandatory_value_is_one_line(tmp_path):
     proc = run_cli("sac-eval", tmp_path)
     assert proc.returncode == 2
     assert error_line(proc) == "error: checkpoint is required; give checkpoint=<value> (`sac-eval --help` says what it takes)"
+
+
+def test_a_new_run_never_writes_over_an_existing_one(tmp_path, trained_run):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, symlinks=True)
+    before = {p.name: p.read_bytes() for p in (run / "checkpoints").glob("step_*")}
+    metrics = (run / "metrics.jsonl").read_bytes()
+    proc = run_cli("sac-train", tmp_path, *TINY, f"hydra.run.dir={run}")
+    assert proc.returncode == 2
+    assert error_line(proc) == (f"error: {run} already holds a run (its checkpoints/latest.pt); continue it with: "
+                                f"sac-train resume={run}, or start this run in another directory (hydra.run.dir=...)")
+    assert {p.name: p.read_bytes() for p in (run / "checkpoints").glob("step_*")} == before
+    assert (run / "metrics.jsonl").read_bytes() == metrics
