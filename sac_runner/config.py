@@ -385,9 +385,26 @@ def run_dir_of(resume: Optional[str], new_run_dir: str) -> str:
     return str(path)
 
 
-def hydra_subdir_of(resume: Optional[str], now: str) -> str:
-    """hydra.output_subdir: a resumed run keeps its original .hydra/ and records the resume beside it."""
-    return ".hydra" if not resume else f".hydra/resumed_{now}"
+def existing_run(run_dir: str) -> Optional[str]:
+    """What shows that a run already lives in `run_dir` (its newest checkpoint, or its metrics), or None."""
+    from pathlib import Path
+
+    if (Path(run_dir) / "checkpoints" / "latest.pt").exists():
+        return "its checkpoints/latest.pt"
+    metrics = Path(run_dir) / "metrics.jsonl"
+    if metrics.exists() and metrics.stat().st_size > 0:
+        return "its metrics.jsonl, and no checkpoint to resume from"
+    return None
+
+
+def hydra_subdir_of(resume: Optional[str], now: str, run_dir: Optional[str] = None) -> str:
+    """hydra.output_subdir: a resumed run keeps its original .hydra/ and records the resume beside it; a
+    new run pointed at an existing run's directory (refused by sac-train) must not overwrite that run's."""
+    if resume:
+        return f".hydra/resumed_{now}"
+    if run_dir and existing_run(run_dir):
+        return f".hydra/refused_{now}"
+    return ".hydra"
 
 
 def register_configs() -> None:

@@ -19,9 +19,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sac_runner.buffer import Batch, ReplayBuffer
-from sac_runner.checkpoint import (LATEST, CheckpointError, checkpoint_dir, load_buffer_state, load_checkpoint,
-                                   resolve_checkpoint_path, save_checkpoint)
-from sac_runner.config import ConfigError, RunConfig, register_configs, to_run_config
+from sac_runner.checkpoint import (CheckpointError, load_buffer_state, load_checkpoint, resolve_checkpoint_path,
+                                   save_checkpoint)
+from sac_runner.config import ConfigError, RunConfig, existing_run, register_configs, to_run_config
 from sac_runner.console import TrainingProgress, console, key_value_table
 from sac_runner.envs import Spaces, env_spaces, make_env
 from sac_runner.errors import RunFailure, exit_on_user_error, one_line_config_errors
@@ -32,7 +32,7 @@ from sac_runner.sac import SAC, DiscreteSAC
 from sac_runner.resume import resumed_config
 from sac_runner.run_state import EpisodeRecorder, capture_rng, restore_rng
 from sac_runner.sweep import SweepJob, configure_job, run_job
-from sac_runner.tracker import METRICS_FILE, Tracker, truncate_metrics
+from sac_runner.tracker import Tracker, truncate_metrics
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +141,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
 
 def refuse_to_overwrite(run_dir: Path) -> None:
     """A new run never writes over another run's checkpoints or metrics (hydra.run.dir=<an old run>)."""
-    metrics = run_dir / METRICS_FILE
-    if (checkpoint_dir(run_dir) / LATEST).exists():
-        held = "its checkpoints/latest.pt"
-    elif metrics.exists() and metrics.stat().st_size > 0:
-        held = f"its {METRICS_FILE}, and no checkpoint to resume from"
-    else:
+    held = existing_run(str(run_dir))
+    if held is None:
         return
     raise ConfigError(f"{run_dir} already holds a run ({held}); continue it with: sac-train resume={run_dir}, "
                       "or start this run in another directory (hydra.run.dir=...)")

@@ -141,9 +141,11 @@ def test_a_new_run_never_writes_over_an_existing_one(tmp_path, trained_run):
     shutil.copytree(trained_run, run, symlinks=True)
     before = {p.name: p.read_bytes() for p in (run / "checkpoints").glob("step_*")}
     metrics = (run / "metrics.jsonl").read_bytes()
+    hydra_record = {p.name: p.read_bytes() for p in (run / ".hydra").glob("*.yaml")}
     proc = run_cli("sac-train", tmp_path, *TINY, f"hydra.run.dir={run}")
     assert proc.returncode == 2
     assert error_line(proc) == (f"error: {run} already holds a run (its checkpoints/latest.pt); continue it with: "
                                 f"sac-train resume={run}, or start this run in another directory (hydra.run.dir=...)")
     assert {p.name: p.read_bytes() for p in (run / "checkpoints").glob("step_*")} == before
     assert (run / "metrics.jsonl").read_bytes() == metrics
+    assert {p.name: p.read_bytes() for p in (run / ".hydra").glob("*.yaml")} == hydra_record  # Hydra's record too
