@@ -74,18 +74,23 @@ def one_line_config_errors(hydra_main):
 
     @functools.wraps(hydra_main)
     def wrapper():
-        wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
+        previous = os.environ.get("HYDRA_FULL_ERROR")
         os.environ["HYDRA_FULL_ERROR"] = "1"
         try:
             return hydra_main()
         except (HydraException, OmegaConfBaseException) as error:
-            if wants_traceback:
+            if previous == "1":
                 raise
             _fail(describe_config_error(error), EXIT_USER_ERROR)
         except OSError as error:  # Hydra could not create the output directory
-            if wants_traceback:
+            if previous == "1":
                 raise
             _fail_on_write_error(error)
+        finally:
+            if previous is None:
+                os.environ.pop("HYDRA_FULL_ERROR", None)
+            else:
+                os.environ["HYDRA_FULL_ERROR"] = previous
 
     return wrapper
 

@@ -149,3 +149,16 @@ def test_a_new_run_never_writes_over_an_existing_one(tmp_path, trained_run):
     assert {p.name: p.read_bytes() for p in (run / "checkpoints").glob("step_*")} == before
     assert (run / "metrics.jsonl").read_bytes() == metrics
     assert {p.name: p.read_bytes() for p in (run / ".hydra").glob("*.yaml")} == hydra_record  # Hydra's record too
+
+
+def test_hydra_full_error_still_shows_the_whole_traceback(tmp_path):
+    import subprocess
+
+    from tests.conftest import console_script
+    from tests.faults.cli import cli_env
+
+    proc = subprocess.run([console_script("sac-train"), "env=halfchetah"], cwd=tmp_path, capture_output=True,
+                          text=True, env={**cli_env(), "HYDRA_FULL_ERROR": "1"}, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "MissingConfigException: In 'config': Could not find 'env/halfchetah'" \
+        in proc.stderr
