@@ -386,27 +386,26 @@ class Trainer:
         log.warning("%s %s raised in step at step %d (%s), failure %d of %d allowed", which, self.run.env.id,
                     self.step, what, self.env_failures, allowed)
 
-    def check_update(self, update: dict[str, torch.Tensor] | None, batch: Batch | None) -> None:
-        """agent.nan_guard: a non-finite update (or, with update=None, a non-finite parameter before a
-        checkpoint) stops the run before anything is saved from it."""
+    def check_update(self, update: dict[str, torch.Tensor], batch: Batch) -> None:
+        """agent.nan_guard after every update: a non-finite one stops the run before anything is saved."""
         try:
-            if update is None:
-                self.nan_guard.check_parameters()
-            else:
-                self.nan_guard.check(update, batch)
+            self.nan_guard.check(update, batch)
         except NonFiniteUpdate as fault:
-            saved = ""
-            if batch is not None:
-                path = self.run_dir / f"nonfinite_batch_step_{self.step:09d}.pt"
-                torch.save(batch_tensors(batch), path)
-                saved = f"; the batch is in {path}"
-            kept = f"the last good checkpoint {self.last_checkpoint} is kept" if self.last_checkpoint else \
-                "no checkpoint had been written yet"
-            note = f" ({fault.batch_note})" if fault.batch_note else ""
-            raise RunFailure(f"non-finite {fault.quantity} at step {self.step} (update {self.parts.agent.num_updates})"
-                             f"{note}: training stopped and nothing was saved from that update; {kept}{saved}; "
-                             "lower the learning rates or set agent.max_grad_norm (or fix the environment's "
-                             "rewards/observations), then restart or resume") from None
+            self.stop_non_finite(fault, batch)
+
+    def stop_non_finite(self, fault: NonFiniteUpdate, batch: Batch | None) -> None:
+        saved = ""
+        if batch is not None:
+            path = self.run_dir / f"nonfinite_batch_step_{self.step:09d}.pt"
+            torch.save(batch_tensors(batch), path)
+            saved = f"; the batch is in {path}"
+        kept = f"the last good checkpoint {self.last_checkpoint} is kept" if self.last_checkpoint else \
+            "no checkpoint had been written yet"
+        note = f" ({fault.batch_note})" if fault.batch_note else ""
+        raise RunFailure(f"non-finite {fault.quantity} at step {self.step} (update {self.parts.agent.num_updates})"
+                         f"{note}: training stopped and nothing was saved from that update; {kept}{saved}; "
+                         "lower the learning rates or set agent.max_grad_norm (or fix the environment's "
+                         "rewards/observations), then restart or resume") from None
 
     def record_video(self, tracker: Tracker) -> None:
         """The first evaluation episode again, rendered to videos/step_<N>-episode-0.mp4 and logged to W&B."""
@@ -417,8 +416,11 @@ class Trainer:
 
     # ---- checkpoints --------------------------------------------------------------------------------
     def save_checkpoint(self, best: bool = False) -> Path:
-        if self.nan_guard is not None:
-            self.check_update(None, None)
+        if self.nan_guard is not None:  # a checkpoint never holds a non-finite weight
+            try:
+                self.nan_guard.check_parameters()
+            except NonFiniteUpdate as fault:
+                self.stop_non_finite(fault, None)
         spaces = self.parts.spaces
         payload = {
             "config": self.resolved, "obs_dim": spaces.obs_dim, "action_dim": spaces.action_dim,

@@ -98,8 +98,11 @@ def test_no_checkpoint_is_written_with_a_non_finite_parameter(compose_run, tmp_p
 
 def test_a_fixed_alpha_of_zero_is_not_a_fault(compose_run):
     agent = small_agent(compose_run, "agent.alpha=0.0")  # log_alpha = -inf by design
+    assert agent.log_alpha.item() == -float("inf")
+    guard = NanGuard(agent)
     batch = batch_of()
-    NanGuard(agent).check(agent.update(batch), batch)
+    guard.check(agent.update(batch), batch)
+    guard.check_parameters()
 
 
 def test_a_nan_reward_stops_the_run_keeps_the_last_good_checkpoint_and_saves_the_batch(tmp_path):
