@@ -99,9 +99,10 @@ def _first_line(text: object) -> str:
     return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
 
 
-def _closest(word: str, options: list[str]) -> str:
+def _closest(word: str, options: list[str], prefix: str = "") -> str:
+    """'did you mean <prefix><closest option>? ', or '' when none is close."""
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
-    return f"did you mean {close[0]}? " if close else ""
+    return f"did you mean {prefix}{close[0]}? " if close else ""
 
 
 def describe_config_error(error: Exception) -> str:
@@ -122,8 +123,7 @@ def describe_config_error(error: Exception) -> str:
         if not fields:  # a free-form dict such as env.kwargs: new keys are added with +
             return f"unknown key {key}; add a new key with +{key}=<value>"
         parent = str(key).rpartition(".")[0]
-        close = difflib.get_close_matches(str(omegaconf_error.key), fields, n=1, cutoff=0.5)
-        hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
+        hint = _closest(str(omegaconf_error.key), fields, prefix=f"{parent}." if parent else "")
         return f"unknown key {key}; {hint}`{program} --cfg job` prints every key and its value"
     if isinstance(omegaconf_error, MissingMandatoryValue):
         key = omegaconf_error.full_key

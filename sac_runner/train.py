@@ -152,11 +152,10 @@ def warm_start(agent: SAC, spaces: Spaces, source: str) -> None:
     """Copy a trained agent's networks (and observation statistics) into a new run's agent."""
     path = resolve_checkpoint_path(source)
     checkpoint = load_checkpoint(path)
-    saved = (checkpoint["obs_dim"], checkpoint["action_dim"], checkpoint["discrete"])
-    if saved != (spaces.obs_dim, spaces.action_dim, spaces.discrete):
-        raise CheckpointError(f"agent.init_from={source} was trained with observation size {saved[0]} and "
-                              f"{'|A| =' if saved[2] else 'action size'} {saved[1]}, but this environment has "
-                              f"{spaces.obs_dim} and {spaces.action_dim}; warm-start from a run on the same spaces")
+    saved = Spaces.of_checkpoint(checkpoint)
+    if saved != spaces:
+        raise CheckpointError(f"agent.init_from={source} was trained with {saved.describe()}, but this environment "
+                              f"has {spaces.obs_dim} and {spaces.action_dim}; warm-start from a run on the same spaces")
     try:
         agent.load_networks(checkpoint["agent"])
     except (RuntimeError, KeyError) as error:
@@ -314,7 +313,7 @@ class Trainer:
                 last_step = step == total_steps
                 is_best = False
                 if every(s.eval_interval, step) or last_step:
-                    result = self.evaluate(tracker)
+                    result = self.run_evaluation(tracker)
                     self.last_eval = result.summary()
                     is_best = self.sign * self.last_eval["eval/return_mean"] > self.best_eval
                     self.best_eval = max(self.best_eval, self.sign * self.last_eval["eval/return_mean"])
@@ -342,7 +341,7 @@ class Trainer:
         return {**self.last_eval, "time/elapsed": elapsed, "time/sps_overall": steps_done / max(elapsed, 1e-9),
                 "train/episodes": self.episode}
 
-    def evaluate(self, tracker: Tracker):
+    def run_evaluation(self, tracker: Tracker):
         """Evaluation episodes on the evaluation environment; if it raises in step, it is rebuilt and the
         evaluation starts again (its episodes have fixed seeds), up to env.max_failures in all."""
         s = self.run.schedule

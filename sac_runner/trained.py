@@ -46,11 +46,10 @@ def load_trained(source: str, device: torch.device, env_seed: int | None = None,
         run.env = replace(run.env, id=env_id, kwargs={})
     env = make_env(run.env, seed=env_seed, render_mode=render_mode)
     spaces = env_spaces(env)
-    saved = (checkpoint["obs_dim"], checkpoint["action_dim"], checkpoint["discrete"])
-    if (spaces.obs_dim, spaces.action_dim, spaces.discrete) != saved:
+    saved = Spaces.of_checkpoint(checkpoint)
+    if spaces != saved:
         env.close()
-        raise CheckpointError(f"{path} was trained with observation size {saved[0]} and "
-                              f"{'|A| =' if saved[2] else 'action size'} {saved[1]}, but {run.env.id} has "
+        raise CheckpointError(f"{path} was trained with {saved.describe()}, but {run.env.id} has "
                               f"{spaces.obs_dim} and {spaces.action_dim}; evaluate it on an environment "
                               "with the same spaces (or leave env_id unset)")
     agent = make_agent(run, spaces, device)
