@@ -1,13 +1,40 @@
-"""What the terminal shows: a rich progress bar while training and summary tables at the end."""
+"""What the terminal shows: a rich progress bar while training, log lines, and summary tables at the end.
+
+In a terminal, lines fit its width. Written to a file, CI or a pipe, nothing is wrapped: a path in a
+log line or a table stays whole and copyable (rich would otherwise wrap at 80 columns)."""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
+
 from rich.console import Console
+from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 # The UI goes to stdout (errors go to stderr, one line each: see errors.py).
 console = Console()
+if not console.is_terminal:
+    console.width = 100_000  # tables size to their content, not to 80 columns
+
+
+class LogLines(RichHandler):
+    """The console's log handler (conf/hydra/job_logging/rich.yaml): rich's columns above the progress
+    bar in a terminal; elsewhere one plain, unwrapped line per record."""
+
+    def __init__(self, **kwargs):
+        super().__init__(console=console, **kwargs)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.console.is_terminal:
+            return super().emit(record)
+        try:
+            time = datetime.fromtimestamp(record.created).strftime("%X")
+            self.console.print(f"[{time}] {record.levelname:<8} {self.format(record)}", soft_wrap=True,
+                               markup=False, highlight=False)
+        except Exception:
+            self.handleError(record)
 
 
 class TrainingProgress:
