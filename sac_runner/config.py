@@ -316,7 +316,8 @@ class RunConfig:
     seed: int = 0
     # auto picks cuda when available, else cpu.
     device: str = "auto"
-    # torch CPU threads: auto = the usable cores, shared among the jobs of a local parallel sweep.
+    # torch CPU threads: auto = the usable cores (affinity, cgroup quota, Slurm), shared with the other
+    # sac-runner runs on them (hardware.py); a number is obeyed.
     threads: str = "auto"
     # A run directory or checkpoint to continue in place (same directory, W&B run and metrics file).
     resume: Optional[str] = None

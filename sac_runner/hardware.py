@@ -1,12 +1,29 @@
-"""Where a run computes: the torch device and the number of CPU threads."""
+"""Where a run computes: the torch device, and how many CPU threads torch may use on a shared machine.
+
+`threads=auto` counts the CPUs this process may really use (its affinity, a cgroup CPU quota of a
+container or Slurm job, SLURM_CPUS_PER_TASK, a scheduler's OMP_NUM_THREADS) and shares them with the
+other sac-runner runs on this machine, found in a small registry of running processes. Two runs that
+each start one OpenMP thread per core on a 2-core machine spin against each other: measured together
+7.6x slower than two 1-thread runs (issue 18). Runs register when they start and leave when they end,
+and a running run re-counts every few seconds, so the threads follow runs as they start and stop.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from sac_runner.config import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -19,27 +36,219 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, e.g. a Slurm allocation), not the machine's."""
+# ---- the CPUs this process may use -------------------------------------------------------------------
+
+def affinity() -> set[int]:
+    """The CPUs this process may run on (taskset, a Slurm or container cpuset), not the machine's."""
     if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+        return set(os.sched_getaffinity(0))
+    return set(range(os.cpu_count() or 1))
 
 
-def torch_threads(setting: str, parallel_jobs: int = 1) -> int:
-    """Intra-op threads for torch. `auto`: the thread budget a scheduler gave this process in
-    OMP_NUM_THREADS (Ray sets it to a task's CPUs), else the usable cores shared among the jobs that
-    run side by side (all of them for a single run, one each when a local sweep runs a job per core).
-    A number is kept as it is."""
+def usable_cores() -> int:
+    return len(affinity())
+
+
+def cgroup_cpu_quota(proc_cgroup: Path = Path("/proc/self/cgroup"),
+                     root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs' worth of time the process's cgroups allow (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us` /
+    `cpu.cfs_period_us`), the tightest over the cgroup and its parents; None when there is no limit.
+    A container sees its own cgroup at the root, so the walk up ends there too."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    quotas = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":   # v2: one unified hierarchy
+            base, read = root, _v2_quota
+        elif "cpu" in controllers.split(","):
+            base, read = root / controllers, _v1_quota
+            if not base.is_dir():
+                base = root / "cpu"
+        else:
+            continue
+        directory = base / path.lstrip("/")
+        while True:
+            if (quota := read(directory)) is not None:
+                quotas.append(quota)
+            if directory == base or base not in directory.parents:
+                break
+            directory = directory.parent
+    return min(quotas) if quotas else None
+
+
+def _v2_quota(directory: Path) -> float | None:
+    try:
+        quota, period = (directory / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return None
+    return None if quota == "max" else int(quota) / int(period)
+
+
+def _v1_quota(directory: Path) -> float | None:
+    try:
+        quota = int((directory / "cpu.cfs_quota_us").read_text())
+        period = int((directory / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota <= 0 else quota / period
+
+
+@dataclass(frozen=True)
+class CpuBudget:
+    """How many CPUs this process may keep busy, and what limits it (for the log line)."""
+
+    cores: int
+    reason: str
+
+
+def cpu_budget() -> CpuBudget:
+    """The tightest of: the affinity set, the cgroup CPU quota (rounded down: 1.5 CPUs of time keep one
+    thread busy without being throttled), Slurm's cpus-per-task, a scheduler's OMP_NUM_THREADS (Ray
+    sets it per task)."""
+    cores = usable_cores()
+    budget = CpuBudget(cores, f"{cores} usable core{'s' if cores != 1 else ''}")
+    quota = cgroup_cpu_quota()
+    if quota is not None and max(1, math.floor(quota)) < budget.cores:
+        budget = CpuBudget(max(1, math.floor(quota)), f"a cgroup CPU quota of {quota:g} of {cores} cores")
+    for variable in ("SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS"):
+        value = os.environ.get(variable, "")
+        if value.isdigit() and 0 < int(value) < budget.cores:
+            budget = CpuBudget(int(value), f"{variable}={value}")
+    return budget
+
+
+# ---- other sac-runner runs on this machine -------------------------------------------------------------
+
+def _default_registry_dir() -> Path:
+    return Path(os.environ.get("SAC_RUNNER_RUN_REGISTRY", Path(tempfile.gettempdir()) / "sac-runner-runs"))
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of a process (tells a live run from a new process that reused its pid)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+class RunRegistry:
+    """One small file per running sac-runner run in a directory every user can write (like /tmp), so a
+    run can count the others that share its CPUs. A file whose process is gone (a killed run) is
+    ignored and removed by the next run that looks."""
+
+    def __init__(self, directory: Path | None = None):
+        self.directory = directory or _default_registry_dir()
+        self.path = self.directory / str(os.getpid())
+
+    def __enter__(self) -> "RunRegistry":
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if self.directory.stat().st_uid == os.getuid():
+                os.chmod(self.directory, 0o1777)  # shared by every user's runs, like /tmp
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"pid": os.getpid(), "start": _process_start(os.getpid()),
+                                       "cpus": sorted(affinity())}))
+            os.replace(tmp, self.path)
+        except OSError as error:  # counting others is an optimization; a run never fails for it
+            log.debug("run registry %s not writable (%s): other runs are not counted", self.directory, error)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def others_sharing_cpus(self) -> int:
+        """Live sac-runner runs other than this one whose CPUs overlap this process's."""
+        mine, count = affinity(), 0
+        try:
+            entries = [p for p in self.directory.iterdir() if p.name.isdigit() and p != self.path]
+        except OSError:
+            return 0
+        for entry in entries:
+            try:
+                record = json.loads(entry.read_text())
+            except (OSError, ValueError):
+                continue  # being written, or just removed
+            if not _alive(record):
+                entry.unlink(missing_ok=True)
+            elif mine & set(record.get("cpus", [])):
+                count += 1
+        return count
+
+
+def _alive(record: dict) -> bool:
+    pid = int(record["pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        pass
+    start = _process_start(pid)
+    return start is None or record.get("start") in (None, start)
+
+
+# ---- torch's threads -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    threads: int
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.threads} torch thread{'s' if self.threads != 1 else ''}: {self.reason}"
+
+
+def choose_threads(setting: str, parallel_jobs: int = 1, other_runs: int = 0,
+                   budget: CpuBudget | None = None) -> ThreadChoice:
+    """`threads=N` is obeyed. `auto`: the CPU budget shared evenly among this run, the other sac-runner
+    runs on these CPUs and the jobs a local parallel sweep runs at once (its jobs are such runs too, so
+    the larger count is taken, not the product), at least one thread each."""
     if setting != "auto":
-        return int(setting)
-    budget = os.environ.get("OMP_NUM_THREADS", "")
-    if budget.isdigit() and int(budget) > 0:
-        return int(budget)
-    return max(1, usable_cores() // max(1, parallel_jobs))
+        return ThreadChoice(int(setting), f"threads={setting} (as set)")
+    budget = budget or cpu_budget()
+    sharing = max(1 + other_runs, parallel_jobs)
+    reason = budget.reason
+    if other_runs:
+        reason += f", {other_runs} other sac-runner run{'s' if other_runs != 1 else ''} on these cores"
+    if parallel_jobs > 1 + other_runs:
+        reason += f", {parallel_jobs} sweep jobs side by side"
+    return ThreadChoice(max(1, budget.cores // sharing), reason)
 
 
-def use_threads(setting: str, parallel_jobs: int = 1) -> int:
-    threads = torch_threads(setting, parallel_jobs)
-    torch.set_num_threads(threads)
-    return threads
+class TorchThreads:
+    """Sets torch's intra-op threads for one run and keeps the choice current while it trains.
+
+    `refresh()` is called by the training loop after every step (from the main thread: OpenMP's
+    thread count is per calling thread); it re-counts the other runs at most every `recount_s` seconds
+    (a count reads a few tiny files, about 0.1 ms) and changes torch's threads when the share changed.
+    The check is on time, not on steps: a run that oversubscribes the cores crawls (measured: 100
+    HalfCheetah steps in 32 s with 2 threads beside two 1-thread runs on 2 cores), so a check every
+    N steps would come far too late."""
+
+    def __init__(self, setting: str, parallel_jobs: int = 1, registry: RunRegistry | None = None,
+                 recount_s: float = 2.0):
+        self.setting, self.parallel_jobs, self.registry = setting, parallel_jobs, registry
+        self.recount_s = recount_s
+        self.budget = cpu_budget() if setting == "auto" else None
+        self.choice = self._choose()
+        self._counted_at = time.monotonic()
+        torch.set_num_threads(self.choice.threads)
+
+    def _choose(self) -> ThreadChoice:
+        others = self.registry.others_sharing_cpus() if self.registry and self.setting == "auto" else 0
+        return choose_threads(self.setting, self.parallel_jobs, others, self.budget)
+
+    def refresh(self) -> ThreadChoice | None:
+        """The new choice when it changed, else None."""
+        if self.setting != "auto" or self.registry is None or time.monotonic() - self._counted_at < self.recount_s:
+            return None
+        self._counted_at = time.monotonic()
+        choice = self._choose()
+        if choice.threads == self.choice.threads:
+            return None
+        self.choice = choice
+        torch.set_num_threads(choice.threads)
+        return choice

@@ -2,7 +2,7 @@
 
 - W&B: every job of a sweep goes in one W&B group (the sweep directory's name, unless logging.group
   is set), named by its job number and overrides.
-- Threads: a local parallel launcher's jobs share the cores (see hardware.torch_threads).
+- Threads: a local parallel launcher's jobs share the cores (see hardware.choose_threads).
 - Failures: a job that fails writes `failure.txt` (its overrides and the error) into its directory,
   logs one line, and returns NaN to the sweeper (Optuna records a failed trial); the other jobs go on,
   and `SweepSummary` lists the failed jobs when the sweep ends and exits non-zero.

@@ -26,7 +26,7 @@ from sac_runner.console import TrainingProgress, console, key_value_table
 from sac_runner.envs import Spaces, env_spaces, make_env
 from sac_runner.errors import RunFailure, exit_on_user_error, one_line_config_errors
 from sac_runner.evaluation import evaluate, record_episode
-from sac_runner.hardware import resolve_device, use_threads
+from sac_runner.hardware import RunRegistry, TorchThreads, resolve_device
 from sac_runner.nan_guard import NanGuard, NonFiniteUpdate, batch_tensors
 from sac_runner.sac import SAC, DiscreteSAC
 from sac_runner.resume import resumed_config
@@ -106,20 +106,26 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
     run: RunConfig = to_run_config(cfg)
     if checkpoint is None:
         refuse_to_overwrite(run_dir)
-    threads = use_threads(run.threads, parallel_jobs)
+    with RunRegistry() as registry:
+        threads = TorchThreads(run.threads, parallel_jobs, registry)
+        log.info("%s", threads.choice.describe())
+        return _train(cfg, run, run_dir, checkpoint, checkpoint_path, threads)
+
+
+def _train(cfg: DictConfig, run: RunConfig, run_dir: Path, checkpoint: dict | None, checkpoint_path: Path | None,
+           threads: TorchThreads) -> dict[str, float]:
     seed_everything(run.seed)
     parts = build(run)
     if run.agent.init_from and checkpoint is None:
         warm_start(parts.agent, parts.spaces, run.agent.init_from)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    trainer = Trainer(run, parts, run_dir, resolved)
+    trainer = Trainer(run, parts, run_dir, resolved, threads)
     if checkpoint is not None:
         trainer.restore(checkpoint, checkpoint_path)
         dropped = truncate_metrics(run_dir, trainer.step)
         log.info("resumed %s at step %d%s", run_dir, trainer.step,
                  f" ({dropped} metric records after the checkpoint dropped)" if dropped else "")
-    log.info("run directory: %s (%s, %d torch thread%s)", run_dir, parts.agent.device, threads,
-             "s" if threads > 1 else "")
+    log.info("run directory: %s (%s)", run_dir, parts.agent.device)
     try:
         with Tracker(run_dir, run.logging, resolved, run_name=run_dir.name,
                      resume_id=checkpoint.get("wandb_run_id") if checkpoint else None) as tracker, \
@@ -230,8 +236,10 @@ class StopOnSignals:
 class Trainer:
     """The training loop of one run, and the state a checkpoint must hold to continue it exactly."""
 
-    def __init__(self, run: RunConfig, parts: Parts, run_dir: Path, resolved: dict):
+    def __init__(self, run: RunConfig, parts: Parts, run_dir: Path, resolved: dict,
+                 threads: TorchThreads | None = None):
         self.run, self.parts, self.run_dir, self.resolved = run, parts, run_dir, resolved
+        self.threads = threads  # re-counted now and then: other runs on this machine start and stop
         self.step = 0          # environment steps done
         self.episode = 0       # training episodes finished
         # "Best" follows the objective: the highest return, or the lowest cost (sign = -1).
@@ -334,12 +342,18 @@ class Trainer:
                     return dict(self.last_eval)
                 if every(100, step):
                     progress.update(step)
+                self.share_cpus()
             progress.update(total_steps)
 
         elapsed = time.perf_counter() - started
         steps_done = total_steps - first_step + 1
         return {**self.last_eval, "time/elapsed": elapsed, "time/sps_overall": steps_done / max(elapsed, 1e-9),
                 "train/episodes": self.episode}
+
+    def share_cpus(self) -> None:
+        """threads=auto: follow the other sac-runner runs that start and stop on this machine."""
+        if self.threads is not None and (choice := self.threads.refresh()) is not None:
+            log.info("step %d: now %s", self.step, choice.describe())
 
     def run_evaluation(self, tracker: Tracker):
         """Evaluation episodes on the evaluation environment; if it raises in step, it is rebuilt and the

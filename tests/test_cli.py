@@ -1,6 +1,8 @@
 """The installed console scripts, run as a user runs them, from a directory outside the repo."""
 
 import json
+import os
+import re
 import subprocess
 
 import pytest
@@ -30,6 +32,27 @@ def test_train_writes_config_metrics_checkpoints_and_wandb_under_its_run_dir(tra
     (offline_run,) = (run_dir / "wandb").glob("offline-run-*")
     assert list(offline_run.glob("*.wandb")), "the offline W&B run has no data file"
     assert "sac-train summary" in proc.stdout and "wandb sync" in proc.stdout
+
+
+def test_first_log_line_says_how_many_threads_and_why(trained):
+    _, _, proc = trained
+    assert re.search(r"\b\d+ torch threads?: \d+ usable cores?", proc.stdout.splitlines()[0]), proc.stdout[:500]
+
+
+def test_threads_auto_shares_the_cores_with_another_run_on_the_machine(tmp_path):
+    """A second sac-runner run (here: this test process, registered by hand) takes its share of the cores."""
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    (registry / str(os.getpid())).write_text(json.dumps({"pid": os.getpid(), "cpus": sorted(os.sched_getaffinity(0))}))
+    proc = subprocess.run([console_script("sac-train"), "schedule=smoke", "schedule.total_steps=100",
+                           "logging=disabled", "logging.progress=false", f"hydra.run.dir={tmp_path / 'run'}"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SAC_RUNNER_RUN_REGISTRY": str(registry)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cores = len(os.sched_getaffinity(0))
+    first = proc.stdout.splitlines()[0]
+    assert f"{max(1, cores // 2)} torch thread" in first and "1 other sac-runner run on these cores" in first, first
+    assert [p.name for p in registry.iterdir()] == [str(os.getpid())]  # the run left the registry when it ended
 
 
 def test_metrics_file_has_expected_keys(trained):

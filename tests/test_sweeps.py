@@ -89,7 +89,7 @@ def test_joblib_runs_jobs_side_by_side_with_the_cores_shared(tmp_path):
     for job in jobs:
         assert metric_steps(job)[-1] == 300
         log_text = (job / "train.log").read_text()
-        assert f"(cpu, {expected} torch thread" in log_text
+        assert f"] - {expected} torch thread" in log_text, log_text
 
 
 def test_a_three_trial_optuna_search_reports_its_best_parameters(tmp_path):
@@ -177,4 +177,4 @@ def test_ray_runs_each_job_as_a_task_of_a_local_ray_instance(tmp_path):
     assert len(jobs) == 2 and "2 of 2 jobs finished" in result.stdout
     for job in jobs:
         assert metric_steps(job)[-1] == 300
-        assert "(cpu, 1 torch thread)" in (job / "train.log").read_text()
+        assert "] - 1 torch thread: " in (job / "train.log").read_text()

@@ -32,6 +32,9 @@ ENV_GROUP = "ant, cartpole, halfcheetah, hopper, humanoid, inverted_pendulum, pe
     (["agent.gamma=abc"], "agent.gamma: Value 'abc' of type 'str' could not be converted to Float; give e.g. "
                           "agent.gamma=0.99 (its default)"),
     (["seed=1.5"], "seed: Value '1.5' of type 'float' could not be converted to Integer; give e.g. seed=0 (its default)"),
+    (["seed=-1"], "seed must be in 0 .. 4294967295 (2**32 - 1), got -1; set seed=0 or another non-negative integer"),
+    (["seed=4294967296"], "seed must be in 0 .. 4294967295 (2**32 - 1), got 4294967296; set seed=0 or another "
+                          "non-negative integer"),
     (["agent.gamm=0.9"], "unknown key agent.gamm; did you mean agent.gamma? `sac-train --cfg job` prints every key "
                          "and its value"),
     (["+agent.foo=1"], "unknown key agent.foo: sac-runner has no such setting (added with +?); `sac-train --cfg job` "
@@ -49,6 +52,7 @@ def test_bad_training_input_is_one_line_and_exit_2(tmp_path, args, message):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert error_line(proc) == f"error: {message}"
     assert not list(tmp_path.glob("outputs/runs/*/checkpoints")), "a run started"
+    assert not (tmp_path / "outputs").exists(), "a refused command left files behind"
 
 
 @pytest.fixture
