@@ -68,6 +68,14 @@ class SegmentTree:
         return node - self.leaves
 
 
+def buffer_bytes(cfg: BufferConfig, obs_dim: int, action_dim: int, action_dtype: np.dtype = np.float32) -> int:
+    """Bytes a full buffer holds: per slot one observation, one action, the reward and three flags,
+    plus the sum and min trees of prioritized replay."""
+    per_slot = 4 * obs_dim + np.dtype(action_dtype).itemsize * action_dim + 4 + 3
+    tree = 2 * 2 * 8 * (1 << max(1, (cfg.capacity - 1).bit_length())) if cfg.type == "prioritized" else 0
+    return cfg.capacity * per_slot + tree
+
+
 class ReplayBuffer:
     """Fixed number of slots; once full, the oldest slots are overwritten."""
 

@@ -10,7 +10,8 @@ A checkpoint is a dict of tensors, numbers, strings and containers only, so it l
                                      "episode_replay": {...}, "obs", "wandb_run_id", "buffer_file"}
     checkpoints/step_<N>.buffer.pt  the replay buffer's arrays (newest checkpoint only)
     checkpoints/latest.pt -> step_<N>.pt, the newest complete checkpoint
-    checkpoints/best.pt   -> step_<M>.pt, the best evaluation so far
+    checkpoints/best.pt   the agent of the best evaluation so far, written at each new best (whether or
+                          not a step checkpoint falls on it), with "best": {"step", "return"}; no buffer
 
 Loading first checks every record of the archive against the CRC-32 checksum the zip format stores
 (torch.load alone accepts flipped bytes in tensor data), so a corrupted file is refused, not used.
@@ -73,8 +74,8 @@ def _point(link: Path, target: Path) -> None:
 
 
 def save_checkpoint(run_dir: Path, step: int, payload: dict[str, Any], buffer_state: dict[str, Any] | None = None,
-                    *, best: bool = False, keep_last: int = 0, keep_best: bool = True) -> Path:
-    """Write checkpoints/step_<N>.pt (and its buffer), point latest.pt (and best.pt) at it, prune old ones."""
+                    *, keep_last: int = 0) -> Path:
+    """Write checkpoints/step_<N>.pt (and its buffer), point latest.pt at it, prune old ones."""
     directory = checkpoint_dir(run_dir)
     path = directory / f"step_{step:09d}.pt"
     try:
@@ -85,11 +86,21 @@ def save_checkpoint(run_dir: Path, step: int, payload: dict[str, Any], buffer_st
         atomic_torch_save({"format": FORMAT, "version": VERSION, "step": step, **payload,
                            "buffer_file": _buffer_file(path).name if buffer_state is not None else None}, path)
         _point(directory / LATEST, path)
-        if best and keep_best:
-            _point(directory / BEST, path)
     except (OSError, RuntimeError) as error:  # torch's archive writer reports a failed write as RuntimeError
         raise _write_failed(run_dir, path, error) from error
     _prune(directory, path, keep_last)
+    return path
+
+
+def save_best(run_dir: Path, payload: dict[str, Any], step: int, best_return: float) -> Path:
+    """checkpoints/best.pt, written whole (tmp, fsync, rename) over the previous best."""
+    path = checkpoint_dir(run_dir) / BEST
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save({"format": FORMAT, "version": VERSION, "step": step, **payload, "buffer_file": None,
+                           "best": {"step": step, "return": best_return}}, path)
+    except (OSError, RuntimeError) as error:
+        raise _write_failed(run_dir, path, error) from error
     return path
 
 
@@ -120,7 +131,7 @@ def _write_failed(run_dir: Path, path: Path, error: Exception) -> CheckpointWrit
 def _prune(directory: Path, newest: Path, keep_last: int) -> None:
     """Keep the newest keep_last step checkpoints (0 = all) and best.pt's; buffers only for the newest."""
     steps = sorted(p for p in directory.iterdir() if STEP_FILE.match(p.name))
-    best = directory / BEST
+    best = directory / BEST  # a link in runs written before best.pt was a file of its own
     protected = {newest.name, os.readlink(best) if best.is_symlink() else None}
     if keep_last > 0:
         for old in steps[:-keep_last]:
@@ -169,20 +180,30 @@ def load_buffer_state(checkpoint_path: str | os.PathLike, checkpoint: dict[str, 
     return _safe_load(path, "cpu")
 
 
+EXPORTED = ("is a policy exported by sac-export ({kind}), not a checkpoint: run it with {how} (README: Export), "
+            "or give the run it came from (checkpoint=<run dir>)")
+
+
 def _safe_load(p: Path, map_location: str | torch.device) -> Any:
+    if p.suffix == ".onnx" and not zipfile.is_zipfile(p):
+        raise CheckpointError(f"{p} " + EXPORTED.format(kind="ONNX", how="onnxruntime.InferenceSession"))
     if not zipfile.is_zipfile(p):  # torch.save writes a zip archive; anything else is not ours
         raise CheckpointError(f"{p} is not a sac-runner checkpoint (not a torch archive; truncated, corrupted or "
                               "from another program); pass a file written by sac-train")
     try:  # every record of the archive against its CRC-32: torch.load itself reads flipped bytes silently
         with zipfile.ZipFile(p) as archive:
             damaged = archive.testzip()
-            written_by_torch = any(name.endswith("/data.pkl") for name in archive.namelist())
+            names = archive.namelist()
+            written_by_torch = any(name.endswith("/data.pkl") for name in names)
+            torchscript = any(name.endswith("/constants.pkl") or "/code/" in name for name in names)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
         raise CheckpointError(f"{p} is not a readable checkpoint (truncated or corrupted?): "
                               f"{str(error).splitlines()[0]}; use an earlier checkpoints/step_*.pt") from error
     if not written_by_torch:
         raise CheckpointError(f"{p} is not a sac-runner checkpoint (a zip archive, but not one torch.save wrote); "
                               "pass a file written by sac-train")
+    if torchscript:  # torch.load would warn, then suggest weights_only=False: never for an untrusted file
+        raise CheckpointError(f"{p} " + EXPORTED.format(kind="TorchScript", how="torch.jit.load"))
     if damaged is not None:
         raise CheckpointError(f"{p} is corrupted: its record {damaged} fails its CRC-32 checksum; "
                               "use an earlier checkpoints/step_*.pt, or copy the file again")

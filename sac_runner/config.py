@@ -26,6 +26,14 @@ def _require(ok: bool, key: str, problem: str, fix: str) -> None:
         raise ConfigError(f"{key} {problem}; {fix}")
 
 
+MAX_SEED = 2**32 - 1  # NumPy's and Gymnasium's seeds are unsigned 32-bit
+
+
+def _require_seed(seed: int, key: str = "seed") -> None:
+    _require(0 <= seed <= MAX_SEED, key, f"must be in 0 .. {MAX_SEED} (2**32 - 1), got {seed}",
+             f"set {key}=0 or another non-negative integer")
+
+
 @dataclass
 class EnvConfig:
     id: str = "Pendulum-v1"
@@ -325,6 +333,7 @@ class RunConfig:
     sweep_objective: str = "final"
 
     def __post_init__(self) -> None:
+        _require_seed(self.seed)
         _require(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device",
                  f"must be auto, cpu or cuda, got '{self.device}'", "set device=auto")
         _require(self.sweep_objective in ("final", "best"), "sweep_objective",
@@ -358,6 +367,7 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         _require(self.episodes > 0, "episodes", f"must be positive, got {self.episodes}", "set episodes=10")
+        _require_seed(self.seed)
 
 
 @dataclass

@@ -15,8 +15,12 @@ import errno
 import difflib
 import functools
 import os
+import shutil
 import sys
+from pathlib import Path
+from typing import Any
 
+from hydra.experimental.callback import Callback
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException,
                               ValidationError)
@@ -40,7 +44,53 @@ WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 
 def _fail(message: str, code: int) -> None:
     print(f"error: {message}", file=sys.stderr)
+    if code == EXIT_USER_ERROR:
+        LeaveNothingWhenRefused.undo()
     raise SystemExit(code)
+
+
+def _hydra_written(run_dir: Path) -> list[Path]:
+    """Where Hydra writes in a run directory: its top level (the log) and .hydra/ (the config record)."""
+    return [*run_dir.iterdir(), *(run_dir / ".hydra").rglob("*")] if run_dir.is_dir() else []
+
+
+class LeaveNothingWhenRefused(Callback):
+    """A refused command leaves nothing behind. Hydra creates the run directory, writes `.hydra/` and
+    opens the log before the command sees its config; when the command then refuses its input (exit 2),
+    what this call added is removed: a new run directory (and the parents it needed) entirely, and in
+    an existing directory (a refused resume=) only the files and folders this call created, with the
+    log cut back to its old length. Listed under hydra.callbacks in conf/config.yaml, eval.yaml and
+    export.yaml; sweeps keep their jobs' directories (a failed job writes failure.txt there)."""
+
+    _before: "tuple[Path, Path | None, dict[Path, int]] | None" = None
+
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        run_dir = Path(str(config.hydra.run.dir)).absolute()
+        first_new = None
+        for directory in (run_dir, *run_dir.parents):
+            if directory.exists():
+                break
+            first_new = directory
+        held = {} if first_new else {p: (p.stat().st_size if p.is_file() else -1) for p in _hydra_written(run_dir)}
+        LeaveNothingWhenRefused._before = (run_dir, first_new, held)
+
+    @classmethod
+    def undo(cls) -> None:
+        if cls._before is None:
+            return
+        run_dir, first_new, held = cls._before
+        cls._before = None
+        try:
+            if first_new is not None:
+                shutil.rmtree(first_new, ignore_errors=True)
+                return
+            for path in sorted(_hydra_written(run_dir), key=lambda p: len(p.parts), reverse=True):
+                if path not in held:
+                    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+                elif held[path] >= 0 and path.is_file() and path.stat().st_size > held[path]:
+                    os.truncate(path, held[path])  # the log this call appended to
+        except OSError:
+            pass  # best effort: the refusal itself is what the user needs to see
 
 
 def exit_on_user_error(func):

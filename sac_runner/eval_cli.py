@@ -43,6 +43,8 @@ def evaluate_checkpoint(cfg: EvalConfig, out_dir: Path) -> dict:
         "return_min": float(returns.min()), "return_max": float(returns.max()),
         "length_mean": float(lengths.mean()), "returns": result.returns, "lengths": result.lengths,
         "videos": [str(v) for v in videos],
+        # best.pt: the training evaluation it was saved at (step, mean return)
+        "best_during_training": trained.best,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "eval_results.json").write_text(json.dumps(report, indent=2))
@@ -58,7 +60,9 @@ def evaluate_checkpoint(cfg: EvalConfig, out_dir: Path) -> dict:
 
 
 def _print_report(report: dict, out_dir: Path) -> None:
-    table = Table(title=f"sac-eval · {report['env']} · step {report['step']} · "
+    best = report["best_during_training"]
+    saved_as = f" (best.pt: training evaluation {best['return']:.1f})" if best else ""
+    table = Table(title=f"sac-eval · {report['env']} · step {report['step']}{saved_as} · "
                         f"{report['episodes']} {'deterministic' if report['deterministic'] else 'stochastic'} episodes",
                   title_justify="left")
     for column in ("return mean", "return std", "return min", "return max", "length mean"):

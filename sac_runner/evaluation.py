@@ -26,10 +26,11 @@ class EvalResult:
 
 
 def evaluate(agent: SAC, env: gym.Env, episodes: int, seed: int, deterministic: bool = True) -> EvalResult:
-    """`episodes` full episodes; episode i starts from env.reset(seed=seed + i)."""
+    """`episodes` full episodes; episode i starts from env.reset(seed=seed + i) (modulo 2**32, the seeds
+    Gymnasium takes: a run's seed may be as large as 2**32 - 1)."""
     result = EvalResult()
     for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
+        obs, _ = env.reset(seed=(seed + i) % 2**32)
         episode_return, length, done = 0.0, 0, False
         while not done:
             obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=deterministic))

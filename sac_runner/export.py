@@ -86,9 +86,11 @@ def export_policy(policy: DeployedPolicy, obs_dim: int, fmt: str, path: Path) ->
                 warnings.simplefilter("ignore")
                 for name in ("torch.onnx", "onnxscript", "onnx_ir"):
                     logging.getLogger(name).setLevel(logging.WARNING)
+                # external_data=False: the weights go inside the one .onnx file (a policy this size is far
+                # below protobuf's 2 GB limit), so the file alone can be copied to another machine.
                 torch.onnx.export(policy, (example,), str(path), input_names=["obs"], output_names=["action"],
                                   dynamic_shapes={"obs": {0: torch.export.Dim("batch")}}, dynamo=True,
-                                  verbose=False)
+                                  external_data=False, verbose=False)
     return path
 
 
@@ -96,7 +98,9 @@ def export_checkpoint(cfg: ExportConfig, out_dir: Path) -> Path:
     trained = load_trained(cfg.checkpoint, torch.device("cpu"))
     trained.env.close()
     suffix = ".pt" if cfg.format == "torchscript" else ".onnx"
-    path = Path(cfg.output) if cfg.output else out_dir / f"policy{suffix}"
+    path = Path(cfg.output).expanduser() if cfg.output else out_dir / f"policy{suffix}"
+    if path.is_dir():  # output=<a directory>: the file goes into it
+        path = path / f"policy{suffix}"
     export_policy(DeployedPolicy(trained), trained.spaces.obs_dim, cfg.format, path)
     console.print(key_value_table("sac-export", {
         "policy": f"{trained.run.env.id}, step {trained.step}, deterministic",

@@ -49,34 +49,76 @@ def usable_cores() -> int:
     return len(affinity())
 
 
-def cgroup_cpu_quota(proc_cgroup: Path = Path("/proc/self/cgroup"),
-                     root: Path = Path("/sys/fs/cgroup")) -> float | None:
-    """CPUs' worth of time the process's cgroups allow (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us` /
-    `cpu.cfs_period_us`), the tightest over the cgroup and its parents; None when there is no limit.
-    A container sees its own cgroup at the root, so the walk up ends there too."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
+
+
+def _cgroup_limits(controller: str, read_v1, read_v2, proc_cgroup: Path, root: Path) -> list[float]:
+    """The limits `read_*` find in this process's cgroup and each parent, in v2's unified hierarchy and
+    in v1's `controller` hierarchy. A container sees its own cgroup at the root, so the walk up ends
+    there too."""
     try:
         lines = proc_cgroup.read_text().splitlines()
     except OSError:
-        return None
-    quotas = []
+        return []
+    limits = []
     for line in lines:
         _, controllers, path = line.split(":", 2)
         if controllers == "":   # v2: one unified hierarchy
-            base, read = root, _v2_quota
-        elif "cpu" in controllers.split(","):
-            base, read = root / controllers, _v1_quota
+            base, read = root, read_v2
+        elif controller in controllers.split(","):
+            base, read = root / controllers, read_v1
             if not base.is_dir():
-                base = root / "cpu"
+                base = root / controller
         else:
             continue
         directory = base / path.lstrip("/")
         while True:
-            if (quota := read(directory)) is not None:
-                quotas.append(quota)
+            if (limit := read(directory)) is not None:
+                limits.append(limit)
             if directory == base or base not in directory.parents:
                 break
             directory = directory.parent
+    return limits
+
+
+def cgroup_cpu_quota(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) -> float | None:
+    """CPUs' worth of time the process's cgroups allow (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us` /
+    `cpu.cfs_period_us`), the tightest over the cgroup and its parents; None when there is no limit."""
+    quotas = _cgroup_limits("cpu", _v1_quota, _v2_quota, proc_cgroup, root)
     return min(quotas) if quotas else None
+
+
+def available_memory(meminfo: Path = Path("/proc/meminfo"), proc_cgroup: Path = PROC_CGROUP,
+                     root: Path = CGROUP_ROOT) -> int | None:
+    """Bytes this process can still allocate: the machine's MemAvailable, or less where a cgroup memory
+    limit (a container, a Slurm job's --mem) leaves less; None where neither can be read."""
+    found = _cgroup_limits("memory", _v1_memory_left, _v2_memory_left, proc_cgroup, root)
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError):
+        pass
+    return int(min(found)) if found else None
+
+
+def _memory_left(limit_file: Path, usage_file: Path) -> float | None:
+    try:
+        limit = limit_file.read_text().strip()
+        if limit == "max" or int(limit) >= 2**60:  # v1 writes "no limit" as a huge number
+            return None
+        return max(0, int(limit) - int(usage_file.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def _v2_memory_left(directory: Path) -> float | None:
+    return _memory_left(directory / "memory.max", directory / "memory.current")
+
+
+def _v1_memory_left(directory: Path) -> float | None:
+    return _memory_left(directory / "memory.limit_in_bytes", directory / "memory.usage_in_bytes")
 
 
 def _v2_quota(directory: Path) -> float | None:

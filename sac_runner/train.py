@@ -18,15 +18,15 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sac_runner.buffer import Batch, ReplayBuffer
+from sac_runner.buffer import Batch, ReplayBuffer, buffer_bytes
 from sac_runner.checkpoint import (CheckpointError, load_buffer_state, load_checkpoint, resolve_checkpoint_path,
-                                   save_checkpoint)
+                                   save_best, save_checkpoint)
 from sac_runner.config import ConfigError, RunConfig, existing_run, register_configs, to_run_config
 from sac_runner.console import TrainingProgress, console, key_value_table
 from sac_runner.envs import Spaces, env_spaces, make_env
 from sac_runner.errors import RunFailure, exit_on_user_error, one_line_config_errors
 from sac_runner.evaluation import evaluate, record_episode
-from sac_runner.hardware import RunRegistry, TorchThreads, resolve_device
+from sac_runner.hardware import RunRegistry, TorchThreads, available_memory, resolve_device
 from sac_runner.nan_guard import NanGuard, NonFiniteUpdate, batch_tensors
 from sac_runner.sac import SAC, DiscreteSAC
 from sac_runner.resume import resumed_config
@@ -78,6 +78,26 @@ def make_agent(run: RunConfig, spaces: Spaces, device: torch.device) -> SAC:
                        normalize_obs=run.env.normalize_obs, normalize_obs_clip=run.env.normalize_obs_clip)
 
 
+def refuse_a_buffer_that_cannot_fit(run: RunConfig, needed: int) -> None:
+    """Before allocating: a buffer larger than the memory this process may use would fail at once or,
+    as NumPy's zeros are allocated lazily, hours later when it fills."""
+    available = available_memory()
+    if available is None or needed <= available:
+        return
+    per_slot = needed / run.buffer.capacity
+    fits = int(available * 0.8 / per_slot)  # room left for the networks, the environment and Python
+    fits = int(float(f"{fits:.2g}"))  # two significant digits
+    raise ConfigError(f"buffer.capacity={run.buffer.capacity:_} needs {_bytes(needed)} ({per_slot:.0f} bytes per "
+                      f"transition) but {_bytes(available)} of memory is available; buffer.capacity={fits:_} would fit")
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}"
+        n /= 1024
+
+
 def build(run: RunConfig) -> Parts:
     device = resolve_device(run.device)
     env = make_env(run.env, seed=run.seed)
@@ -86,6 +106,7 @@ def build(run: RunConfig) -> Parts:
     agent = make_agent(run, spaces, device)
     # A discrete action is stored as its index.
     action_columns, action_dtype = (1, np.int64) if spaces.discrete else (spaces.action_dim, np.float32)
+    refuse_a_buffer_that_cannot_fit(run, buffer_bytes(run.buffer, spaces.obs_dim, action_columns, action_dtype))
     buffer = ReplayBuffer(run.buffer, spaces.obs_dim, action_columns, run.agent.gamma, device, seed=run.seed,
                           action_dtype=action_dtype)
     return Parts(env, eval_env, agent, buffer, spaces)
@@ -245,6 +266,7 @@ class Trainer:
         # "Best" follows the objective: the highest return, or the lowest cost (sign = -1).
         self.sign = 1.0 if run.agent.objective == "maximize" else -1.0
         self.best_eval = -float("inf")
+        self.best_step = 0     # the step of the best evaluation (its agent is checkpoints/best.pt)
         self.last_eval: dict[str, float] = {}
         self.evaluations = 0
         self.recorder = EpisodeRecorder()
@@ -319,13 +341,16 @@ class Trainer:
                     window_start, window_steps = now, 0
 
                 last_step = step == total_steps
-                is_best = False
                 if every(s.eval_interval, step) or last_step:
                     result = self.run_evaluation(tracker)
                     self.last_eval = result.summary()
                     is_best = self.sign * self.last_eval["eval/return_mean"] > self.best_eval
-                    self.best_eval = max(self.best_eval, self.sign * self.last_eval["eval/return_mean"])
+                    if is_best:
+                        self.best_eval, self.best_step = self.sign * self.last_eval["eval/return_mean"], step
                     self.last_eval["eval/best_return_mean"] = self.sign * self.best_eval
+                    self.last_eval["eval/best_step"] = self.best_step
+                    if is_best and run.checkpoint.keep_best:
+                        self.save_best()
                     tracker.log(step, self.last_eval)
                     self.evaluations += 1
                     video_every = run.logging.video_every_evals
@@ -337,7 +362,7 @@ class Trainer:
 
                 stopping = stop is not None and stop.requested
                 if every(s.checkpoint_interval, step) or last_step or stopping:
-                    self.save_checkpoint(best=is_best)
+                    self.save_checkpoint()
                 if stopping:
                     return dict(self.last_eval)
                 if every(100, step):
@@ -377,7 +402,7 @@ class Trainer:
         self.count_env_failure(error, tracker, "environment", {"train/broken_episode": self.episode})
         log.warning("episode %d recorded as broken, environment rebuilt", self.episode)
         _close_quietly(self.parts.env)
-        seed = self.run.seed + self.env_failures  # a fresh stream for the new environment's resets
+        seed = (self.run.seed + self.env_failures) % 2**32  # a fresh stream for the new environment's resets
         self.parts.env = make_env(self.run.env, seed=seed)
         self.obs = self.recorder.reset(self.parts.env, seed=seed)
         self.parts.agent.normalizer.update(self.obs)
@@ -428,27 +453,33 @@ class Trainer:
         tracker.log_videos(self.step, "eval/video", paths)
 
     # ---- checkpoints --------------------------------------------------------------------------------
-    def save_checkpoint(self, best: bool = False) -> Path:
+    def save_checkpoint(self) -> Path:
+        c = self.run.checkpoint
+        buffer_state = self.parts.buffer.state_dict() if c.save_buffer else None
+        self.last_checkpoint = save_checkpoint(self.run_dir, self.step, self.checkpoint_payload(), buffer_state,
+                                               keep_last=c.keep_last)
+        return self.last_checkpoint
+
+    def save_best(self) -> None:
+        """checkpoints/best.pt: the agent of this (new best) evaluation, at every new best."""
+        save_best(self.run_dir, self.checkpoint_payload(), self.best_step, self.sign * self.best_eval)
+
+    def checkpoint_payload(self) -> dict:
         if self.nan_guard is not None:  # a checkpoint never holds a non-finite weight
             try:
                 self.nan_guard.check_parameters()
             except NonFiniteUpdate as fault:
                 self.stop_non_finite(fault, None)
         spaces = self.parts.spaces
-        payload = {
+        return {
             "config": self.resolved, "obs_dim": spaces.obs_dim, "action_dim": spaces.action_dim,
             "discrete": spaces.discrete, "agent": self.parts.agent.state_dict(),
             "loop": {"step": self.step, "episode": self.episode, "best_eval": self.best_eval,
-                     "last_eval": self.last_eval, "evaluations": self.evaluations,
+                     "best_step": self.best_step, "last_eval": self.last_eval, "evaluations": self.evaluations,
                      "env_failures": self.env_failures},
             "episode_replay": self.recorder.state_dict(), "obs": torch.as_tensor(self.obs),
             "rng": capture_rng(self.parts.env), "wandb_run_id": self.wandb_run_id,
         }
-        c = self.run.checkpoint
-        buffer_state = self.parts.buffer.state_dict() if c.save_buffer else None
-        self.last_checkpoint = save_checkpoint(self.run_dir, self.step, payload, buffer_state, best=best,
-                                               keep_last=c.keep_last, keep_best=c.keep_best)
-        return self.last_checkpoint
 
     def restore(self, checkpoint: dict, path: Path) -> None:
         """Continue from `checkpoint`: agent, buffer, counters, the current episode, then the RNGs."""
@@ -466,6 +497,7 @@ class Trainer:
                         "whose buffer was pruned): the buffer refills from scratch, so the run is not exact", path)
         self.step, self.episode = loop["step"], loop["episode"]
         self.best_eval, self.last_eval = loop["best_eval"], dict(loop["last_eval"])
+        self.best_step = loop.get("best_step", 0)  # checkpoints before best.pt held its own agent: 0
         self.evaluations = loop["evaluations"]
         self.env_failures = loop.get("env_failures", 0)
         self.obs, _ = self.recorder.replay(self.parts.env, checkpoint["episode_replay"], checkpoint["obs"].numpy())
@@ -483,7 +515,8 @@ def _close_quietly(env: gym.Env) -> None:
 def _print_summary(final: dict[str, float], run_dir: Path, tracker: Tracker) -> None:
     rows = {
         "final eval return": f"{final['eval/return_mean']:.1f} ± {final['eval/return_std']:.1f}",
-        "best eval return": f"{final['eval/best_return_mean']:.1f}",
+        "best eval return": f"{final['eval/best_return_mean']:.1f} at step {final['eval/best_step']} "
+                            f"(checkpoints/best.pt)",
         "episodes": int(final["train/episodes"]),
         "wall time": f"{final['time/elapsed']:.0f} s ({final['time/sps_overall']:.0f} steps/s)",
         "run directory": str(run_dir),

@@ -23,6 +23,7 @@ class Trained:
     env: gym.Env        # an environment like the one it was trained on
     spaces: Spaces
     agent: SAC          # actor and observation statistics loaded
+    best: dict | None = None  # best.pt: {"step", "return"} of the evaluation it was saved at
 
 
 def run_config_of(checkpoint: dict, path: Path) -> RunConfig:
@@ -56,4 +57,4 @@ def load_trained(source: str, device: torch.device, env_seed: int | None = None,
     agent.actor.load_state_dict(checkpoint["agent"]["actor"])
     agent.normalizer.load_state_dict(checkpoint["agent"]["normalizer"])
     agent.actor.eval()
-    return Trained(path, int(checkpoint["step"]), run, env, spaces, agent)
+    return Trained(path, int(checkpoint["step"]), run, env, spaces, agent, checkpoint.get("best"))

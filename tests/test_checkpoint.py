@@ -127,15 +127,38 @@ def test_keeps_the_last_k_and_the_best_and_the_buffer_of_the_newest_only(compose
     _train_until(compose_run, tmp_path, 10**9, "schedule.checkpoint_every=50", "schedule.eval_every=50",
                  "checkpoint.keep_last=2")
     directory = tmp_path / "checkpoints"
-    best_target = os.readlink(directory / "best.pt")
     steps = sorted(p.name for p in directory.glob("step_*.pt") if not p.name.endswith(".buffer.pt"))
-    assert set(steps) == {"step_000000250.pt", "step_000000300.pt", best_target}
+    assert set(steps) == {"step_000000250.pt", "step_000000300.pt"}
+    assert (directory / "best.pt").is_file() and not (directory / "best.pt").is_symlink()
     assert [p.name for p in directory.glob("*.buffer.pt")] == ["step_000000300.buffer.pt"]
     assert os.readlink(directory / "latest.pt") == "step_000000300.pt"
-    # best.pt is the checkpoint of the highest evaluation return.
+
+
+@pytest.mark.parametrize("objective", ["maximize", "minimize"])
+def test_best_pt_is_the_agent_of_the_best_evaluation_even_between_checkpoints(compose_run, tmp_path, objective):
+    """Evaluations every 30 steps, checkpoints every 150: best.pt must hold the best evaluation's agent
+    (the highest return, or the lowest for a cost), which evaluates to exactly the return recorded for
+    it (same deterministic policy, same seeds), even when no step checkpoint fell on that evaluation."""
+    from sac_runner.evaluation import evaluate
+    from sac_runner.train import EVAL_SEED_OFFSET
+    from sac_runner.trained import load_trained
+
+    _train_until(compose_run, tmp_path, 10**9, "schedule.checkpoint_every=150", "schedule.eval_every=30",
+                 f"agent.objective={objective}")
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     evals = {r["step"]: r["eval/return_mean"] for r in records if "eval/return_mean" in r}
-    assert best_target == f"step_{max(evals, key=evals.get):09d}.pt"
+    pick = max if objective == "maximize" else min
+    best_step = pick(evals, key=evals.get)
+    if objective == "minimize":  # the lowest return comes before learning starts, between checkpoints
+        assert best_step % 150 != 0
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert best["best"] == {"step": best_step, "return": evals[best_step]} and best["step"] == best_step
+    last = records[-1] if "eval/best_step" in records[-1] else [r for r in records if "eval/best_step" in r][-1]
+    assert last["eval/best_step"] == best_step and last["eval/best_return_mean"] == evals[best_step]
+    trained = load_trained(str(tmp_path / "checkpoints" / "best.pt"), torch.device("cpu"))
+    assert trained.best == best["best"]
+    replay = evaluate(trained.agent, trained.env, 2, seed=trained.run.seed + EVAL_SEED_OFFSET)
+    assert replay.summary()["eval/return_mean"] == pytest.approx(evals[best_step], rel=1e-6)
 
 
 def test_checkpoint_holds_everything_a_run_needs(compose_run, tmp_path):

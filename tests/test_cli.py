@@ -34,6 +34,13 @@ def test_train_writes_config_metrics_checkpoints_and_wandb_under_its_run_dir(tra
     assert "sac-train summary" in proc.stdout and "wandb sync" in proc.stdout
 
 
+def test_long_paths_are_never_wrapped_outside_a_terminal(trained):
+    _, run_dir, proc = trained
+    checkpoint = str(run_dir / "checkpoints" / "latest.pt")
+    assert len(checkpoint) > 80  # rich wraps at 80 columns when it does not write to a terminal
+    assert checkpoint in proc.stdout and f"run directory: {run_dir} (cpu)" in proc.stdout, proc.stdout
+
+
 def test_first_log_line_says_how_many_threads_and_why(trained):
     _, _, proc = trained
     assert re.search(r"\b\d+ torch threads?: \d+ usable cores?", proc.stdout.splitlines()[0]), proc.stdout[:500]

@@ -60,6 +60,28 @@ def test_exported_continuous_policy_matches_the_agent_in_env_units(compose_run, 
     np.testing.assert_allclose(actions, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_onnx_export_is_one_self_contained_file(compose_run, tmp_path):
+    train_tiny(compose_run, tmp_path / "run")
+    path = export_checkpoint(ExportConfig(checkpoint=str(tmp_path / "run"), format="onnx"), tmp_path / "export")
+    assert [p.name for p in path.parent.iterdir()] == ["policy.onnx"]  # no policy.onnx.data beside it
+    elsewhere = tmp_path / "another_machine" / "copied.onnx"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(path.read_bytes())
+    path.unlink()
+    obs = np.zeros((2, 3), dtype=np.float32)
+    assert _run_standalone("onnx", elsewhere, obs).shape == (2, 1)
+
+
+@pytest.mark.parametrize("fmt, name", [("torchscript", "policy.pt"), ("onnx", "policy.onnx")])
+def test_export_output_may_be_an_existing_directory(compose_run, tmp_path, fmt, name):
+    train_tiny(compose_run, tmp_path / "run")
+    target = tmp_path / "ship"
+    target.mkdir()
+    path = export_checkpoint(ExportConfig(checkpoint=str(tmp_path / "run"), format=fmt, output=str(target)),
+                             tmp_path / "export")
+    assert path == target / name and path.is_file()
+
+
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 def test_exported_discrete_policy_returns_the_envs_action(compose_run, tmp_path, fmt):
     # BestArm's actions are Discrete(3, start=1): the file returns 1, 2 or 3, as env.step takes them.

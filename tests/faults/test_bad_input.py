@@ -136,6 +136,7 @@ def test_a_missing_mandatory_value_is_one_line(tmp_path):
     proc = run_cli("sac-eval", tmp_path)
     assert proc.returncode == 2
     assert error_line(proc) == "error: checkpoint is required; give checkpoint=<value> (`sac-eval --help` says what it takes)"
+    assert not (tmp_path / "outputs").exists()  # Hydra's eval directory, created before the refusal, is gone
 
 
 def test_a_new_run_never_writes_over_an_existing_one(tmp_path, trained_run):
@@ -166,3 +167,51 @@ def test_hydra_full_error_still_shows_the_whole_traceback(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "MissingConfigException: In 'config': Could not find 'env/halfchetah'" \
         in proc.stderr
+
+
+def test_a_buffer_that_cannot_fit_in_memory_is_refused_before_allocating(tmp_path):
+    import re
+
+    proc = run_cli("sac-train", tmp_path, *TINY, "buffer.capacity=1_000_000_000_000")
+    assert proc.returncode == 2
+    match = re.fullmatch(r"error: buffer\.capacity=1_000_000_000_000 needs 20\.9 TiB \(23 bytes per transition\) but "
+                         r"[\d.]+ [KMGT]iB of memory is available; buffer\.capacity=([\d_]+) would fit", error_line(proc))
+    assert match, error_line(proc)
+    from sac_runner.hardware import available_memory
+    assert 0 < int(match.group(1).replace("_", "")) * 23 <= available_memory()
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_eval_seed_out_of_range_is_one_line_and_leaves_nothing(tmp_path, run_dir):
+    proc = run_cli("sac-eval", tmp_path, f"checkpoint={run_dir}", "seed=-5")
+    assert proc.returncode == 2
+    assert error_line(proc) == ("error: seed must be in 0 .. 4294967295 (2**32 - 1), got -5; set seed=0 or another "
+                                "non-negative integer")
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("fmt, kind, how", [("torchscript", "TorchScript", "torch.jit.load"),
+                                            ("onnx", "ONNX", "onnxruntime.InferenceSession")])
+def test_an_exported_policy_given_as_a_checkpoint_says_what_it_is(tmp_path, run_dir, fmt, kind, how):
+    exported = tmp_path / f"policy.{'pt' if fmt == 'torchscript' else 'onnx'}"
+    proc = run_cli("sac-export", tmp_path, f"checkpoint={run_dir}", f"format={fmt}", f"output={exported}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for command, args in (("sac-eval", [f"checkpoint={exported}"]), ("sac-train", [*TINY, f"resume={exported}"])):
+        proc = run_cli(command, tmp_path, *args)
+        assert proc.returncode == 2, (command, proc.stderr[-2000:])
+        assert error_line(proc) == (f"error: {exported} is a policy exported by sac-export ({kind}), not a checkpoint: "
+                                    f"run it with {how} (README: Export), or give the run it came from "
+                                    "(checkpoint=<run dir>)")
+        assert "weights_only" not in proc.stderr
+
+
+def test_a_refused_resume_leaves_the_run_exactly_as_it_was(tmp_path, trained_run):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, symlinks=True)
+    before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    proc = run_cli("sac-train", tmp_path, *TINY, f"resume={run}", "env=halfcheetah")
+    assert proc.returncode == 2
+    assert {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in (run / ".hydra").iterdir()) == ["config.yaml", "hydra.yaml", "overrides.yaml"]
