@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -19,6 +20,29 @@ from gymnasium import spaces
 from gymnasium.wrappers import DtypeObservation, FlattenObservation, RecordEpisodeStatistics, RescaleAction
 
 from sac_runner.config import EnvConfig
+
+
+log = logging.getLogger(__name__)
+
+# MuJoCo 4 warns that gymnasium's bundled model files use a deprecated attribute, once per environment
+# built; nothing a user can change, and it reads like a failure.
+HARMLESS_MUJOCO_WARNINGS = ("compiler attribute 'settotalmass' is deprecated",)
+
+
+def _mujoco_warning(message: str) -> None:
+    if not any(known in message for known in HARMLESS_MUJOCO_WARNINGS):
+        log.warning("MuJoCo: %s", message)
+
+
+def route_mujoco_warnings() -> None:
+    """MuJoCo's own warning handler prints to stdout and appends to MUJOCO_LOG.TXT in the working
+    directory; ours drops the known-harmless ones and logs the rest (a real problem still shows)."""
+    try:
+        import mujoco
+    except ImportError:
+        return
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(_mujoco_warning)
 
 
 class EnvError(ValueError):
@@ -47,8 +71,12 @@ def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = 
         cfg_kwargs = {**cfg.kwargs, "render_mode": render_mode}
         if not os.environ.get("DISPLAY"):
             os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen MuJoCo rendering without a display or GPU
+        # rgb_array frames need no window: SDL's dummy driver (pygame's classic control) asks for no
+        # display and prints no "error: XDG_RUNTIME_DIR ..." on a headless machine.
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     else:
         cfg_kwargs = cfg.kwargs
+    route_mujoco_warnings()
     try:
         with warnings.catch_warnings():
             # MuJoCo 4 warns about a deprecated attribute in gymnasium's bundled model files.

@@ -34,6 +34,31 @@ def test_train_writes_config_metrics_checkpoints_and_wandb_under_its_run_dir(tra
     assert "sac-train summary" in proc.stdout and "wandb sync" in proc.stdout
 
 
+def test_a_mujoco_run_prints_only_sac_runners_own_lines(tmp_path):
+    """No MuJoCo deprecation warning per environment built, no MUJOCO_LOG.TXT in the working directory."""
+    proc = run("sac-train", tmp_path, "env=halfcheetah", "schedule=smoke", "logging=disabled",
+               "logging.progress=false", "agent.hidden_sizes=[16]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr == "" and "WARNING" not in proc.stdout, proc.stdout + proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs"]
+
+
+def test_a_real_mujoco_warning_still_shows(caplog):
+    from sac_runner.envs import _mujoco_warning
+
+    _mujoco_warning("compiler attribute 'settotalmass' is deprecated and will be removed")
+    _mujoco_warning("Nan, Inf or huge value in QACC at DOF 0. The simulation is unstable.")
+    assert [r.getMessage() for r in caplog.records] == ["MuJoCo: Nan, Inf or huge value in QACC at DOF 0. "
+                                                        "The simulation is unstable."]
+
+
+def test_video_evaluation_prints_no_sdl_error(trained, tmp_path):
+    _, run_dir, _ = trained
+    proc = run("sac-eval", tmp_path, f"checkpoint={run_dir}", "episodes=1", "video=true")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "error" not in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
+
+
 def test_long_paths_are_never_wrapped_outside_a_terminal(trained):
     _, run_dir, proc = trained
     checkpoint = str(run_dir / "checkpoints" / "latest.pt")
