@@ -143,8 +143,10 @@ def _prune(directory: Path, newest: Path, keep_last: int) -> None:
 
 
 def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
-    """A .pt file, or a run directory (its checkpoints/latest.pt)."""
-    p = Path(path).expanduser()
+    """A .pt file, a run directory (its checkpoints/latest.pt), or `latest` (the newest run's)."""
+    from sac_runner.config import resolve_latest
+
+    p = Path(resolve_latest(str(path))).expanduser()
     if p.is_dir():
         candidate = checkpoint_dir(p) / LATEST
         if not candidate.exists():

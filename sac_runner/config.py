@@ -384,12 +384,32 @@ class ExportConfig:
                  "set format=torchscript or format=onnx")
 
 
+LATEST_RUN = "outputs/runs/latest"  # a link to the newest run started from this directory
+
+
+def resolve_latest(path: str) -> str:
+    """`latest` (checkpoint=latest, resume=latest) names the newest run: outputs/runs/latest's target."""
+    from pathlib import Path
+
+    if path != "latest" or Path(path).exists():
+        return path
+    link = Path(LATEST_RUN)
+    if not link.is_symlink():
+        raise ConfigError(f"latest: {LATEST_RUN} does not exist (no run was started from this directory); "
+                          "give a run directory or .pt file instead")
+    return str(link.resolve())
+
+
 def run_dir_of(resume: Optional[str], new_run_dir: str) -> str:
     """hydra.run.dir: the resumed run's own directory, or a new one."""
     if not resume:
         return new_run_dir
     from pathlib import Path
 
+    try:
+        resume = resolve_latest(resume)
+    except ConfigError:
+        return new_run_dir  # the refusal comes with a clear message once the run starts
     path = Path(resume).expanduser()
     if path.suffix == ".pt" or path.is_file():  # <run>/checkpoints/<file>.pt
         return str(path.resolve().parent.parent)

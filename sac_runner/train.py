@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import signal
 import threading
@@ -21,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from sac_runner.buffer import Batch, ReplayBuffer, buffer_bytes
 from sac_runner.checkpoint import (CheckpointError, load_buffer_state, load_checkpoint, resolve_checkpoint_path,
                                    save_best, save_checkpoint)
-from sac_runner.config import ConfigError, RunConfig, existing_run, register_configs, to_run_config
+from sac_runner.config import LATEST_RUN, ConfigError, RunConfig, existing_run, register_configs, to_run_config
 from sac_runner.console import TrainingProgress, console, key_value_table
 from sac_runner.envs import Spaces, env_spaces, make_env
 from sac_runner.errors import RunFailure, exit_on_user_error, one_line_config_errors
@@ -127,6 +128,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
     run: RunConfig = to_run_config(cfg)
     if checkpoint is None:
         refuse_to_overwrite(run_dir)
+        point_latest_at(run_dir)
     with RunRegistry() as registry:
         threads = TorchThreads(run.threads, parallel_jobs, registry)
         log.info("%s", threads.choice.describe())
@@ -164,6 +166,21 @@ def _train(cfg: DictConfig, run: RunConfig, run_dir: Path, checkpoint: dict | No
         stop.hand_over()
         raise SystemExit(128 + stop.signal_number)
     return final
+
+
+def point_latest_at(run_dir: Path) -> None:
+    """outputs/runs/latest -> the run just started (replaced atomically), for checkpoint=latest and
+    resume=latest; only for runs in a `runs/` folder (not sweep jobs, not a hydra.run.dir elsewhere)."""
+    if run_dir.parent.name != Path(LATEST_RUN).parent.name:
+        return
+    link = run_dir.parent / Path(LATEST_RUN).name
+    tmp = link.with_name(f".latest.{os.getpid()}.tmp")
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run_dir.name)
+        os.replace(tmp, link)
+    except OSError as error:  # a convenience: never a reason to stop a run
+        log.debug("could not point %s at %s: %s", link, run_dir, error)
 
 
 def refuse_to_overwrite(run_dir: Path) -> None:

@@ -59,6 +59,31 @@ def test_video_evaluation_prints_no_sdl_error(trained, tmp_path):
     assert "error" not in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
 
 
+def test_latest_names_the_newest_run_for_eval_and_resume(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run("sac-eval", empty, "checkpoint=latest")
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "error: latest: outputs/runs/latest does not exist (no run was started from this directory); give a run "
+        "directory or .pt file instead")
+    assert not (empty / "outputs").exists()
+    tiny = ("schedule=smoke", "schedule.total_steps=100", "logging=disabled", "logging.progress=false")
+    for seed in (0, 1):  # the second run takes the link over
+        assert run("sac-train", tmp_path, *tiny, f"seed={seed}").returncode == 0
+    link = tmp_path / "outputs" / "runs" / "latest"
+    assert link.is_symlink() and os.readlink(link).endswith("_seed1") and not os.path.isabs(os.readlink(link))
+    proc = run("sac-eval", tmp_path, "checkpoint=latest", "episodes=1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (results,) = (tmp_path / "outputs" / "eval").glob("*/eval_results.json")
+    assert json.loads(results.read_text())["checkpoint"] == str(link.resolve() / "checkpoints" / "step_000000100.pt")
+    proc = run("sac-train", tmp_path, "resume=latest", "schedule.total_steps=150", "logging.progress=false")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = (link.resolve() / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(records[-1])["step"] == 150
+    assert sorted(p.name for p in link.parent.iterdir()) == sorted([os.readlink(link), "latest", *(
+        p.name for p in link.parent.iterdir() if p.name.endswith("_seed0"))])
+
+
 def test_long_paths_are_never_wrapped_outside_a_terminal(trained):
     _, run_dir, proc = trained
     checkpoint = str(run_dir / "checkpoints" / "latest.pt")
