@@ -64,6 +64,14 @@ class Tracker:
                 self.offline_run_dir = Path(self.wandb_run.dir).parent
 
     @property
+    def offline_segments(self) -> list[Path]:
+        """Every offline W&B directory of this run: a resumed run adds one per resume, all with the same
+        run id; `wandb sync` needs them all, oldest first, to upload the whole run."""
+        if self.offline_run_dir is None:
+            return []
+        return sorted(self.offline_run_dir.parent.glob(f"offline-run-*-{self.run_id}"))
+
+    @property
     def run_id(self) -> str | None:
         return None if self.wandb_run is None else self.wandb_run.id
 

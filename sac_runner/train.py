@@ -540,8 +540,8 @@ def _print_summary(final: dict[str, float], run_dir: Path, tracker: Tracker) -> 
         "checkpoint": str(run_dir / "checkpoints" / "latest.pt"),
         "metrics": str(tracker.metrics_path),
     }
-    if tracker.offline_run_dir is not None:
-        rows["upload to W&B"] = f"wandb sync {tracker.offline_run_dir}"
+    if tracker.offline_segments:
+        rows["upload to W&B"] = f"wandb sync {' '.join(str(p) for p in tracker.offline_segments)}"
     console.print(key_value_table("sac-train summary", rows))
 
 

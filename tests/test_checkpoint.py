@@ -109,15 +109,19 @@ def test_resume_of_a_finished_run_says_how_to_extend_it(compose_run, tmp_path):
         train(compose_run(*TINY, f"resume={tmp_path}"), tmp_path, overrides=[f"resume={tmp_path}"])
 
 
-def test_resume_continues_the_same_wandb_run(compose_run, tmp_path):
+def test_resume_continues_the_same_wandb_run(compose_run, tmp_path, capsys):
     offline = ("logging=wandb", "logging.mode=offline")
     _train_until(compose_run, tmp_path, 120, *offline)
     first_id = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["wandb_run_id"]
     assert first_id
+    capsys.readouterr()
     train(compose_run(*TINY, *offline, f"resume={tmp_path}"), tmp_path, overrides=[f"resume={tmp_path}"])
     runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
     # Two offline segments of one W&B run: both record that run's id (wandb sync uploads both into it).
     assert len(runs) == 2 and all((r / f"run-{first_id}.wandb").exists() for r in runs)
+    # The summary's sync command names both segments, oldest first.
+    sync = next(line for line in capsys.readouterr().out.splitlines() if "wandb sync" in line)
+    assert f"wandb sync {runs[0]} {runs[1]}" in sync, sync
     assert load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["wandb_run_id"] == first_id
 
 
