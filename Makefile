@@ -1,33 +1,39 @@
 # sac-runner. On a fresh machine, two commands set up everything:
-#   make train   # installs into .venv, then trains the default run (SAC on Pendulum-v1)
-#   make test    # installs into .venv, then runs the test suite
+#   make train   # installs sac-runner into .venv (what training needs), then trains the default run (SAC on Pendulum-v1)
+#   make test    # adds the test, export and sweep extras to .venv, then runs the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 # torch is only installed when the venv has none. torch==2.13.0 resolves to the CPU wheel that pip's
 # find-links provide on our CPU machines, and to PyPI's regular (CUDA) wheel on a GPU workstation.
 # Another build: make install TORCH="torch==2.13.0 --index-url <your PyTorch wheel index>"
 TORCH ?= torch==2.13.0
 
-.PHONY: install train test test-fast bench clean
+.PHONY: install install-dev train test test-fast bench clean
 
-install: $(STAMP)
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
 
-$(STAMP): pyproject.toml
+# What `sac-train`, `sac-eval` and `sac-report` need, nothing more.
+$(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install $(TORCH)
+	$(BIN)/python -m pip install -e .
+	touch $@
+
+# The test suite's needs on top: pytest, ONNX export, TensorBoard, Optuna/Slurm/Ray launchers.
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install -e ".[dev]"
 	touch $@
 
 train: install
 	$(BIN)/sac-train $(ARGS)
 
-test: install
+test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Everything but the learning tests (a few seconds to a minute).
-test-fast: install
+test-fast: install-dev
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # sac-runner against Stable-Baselines3 SAC on HalfCheetah-v5 (a few minutes); ARGS="--alternations 5" etc.

@@ -292,6 +292,9 @@ class LoggingConfig:
     progress: bool = True
     # Record one evaluation episode as an MP4 (run_dir/videos/, and W&B) every K evaluations; 0 = never.
     video_every_evals: int = 0
+    # TensorBoard event files under run_dir/tensorboard/ (the same keys, x-axis = environment steps):
+    # `tensorboard --logdir outputs/runs` shows runs while they train. Needs sac-runner[tensorboard].
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         _require(self.mode in ("online", "offline", "disabled"), "logging.mode",

@@ -181,9 +181,10 @@ class RunRegistry:
     run can count the others that share its CPUs. A file whose process is gone (a killed run) is
     ignored and removed by the next run that looks."""
 
-    def __init__(self, directory: Path | None = None):
+    def __init__(self, directory: Path | None = None, run_dir: Path | None = None):
         self.directory = directory or _default_registry_dir()
         self.path = self.directory / str(os.getpid())
+        self.run_dir = run_dir  # lets sac-report mark a run that is still training
 
     def __enter__(self) -> "RunRegistry":
         try:
@@ -192,7 +193,8 @@ class RunRegistry:
                 os.chmod(self.directory, 0o1777)  # shared by every user's runs, like /tmp
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text(json.dumps({"pid": os.getpid(), "start": _process_start(os.getpid()),
-                                       "cpus": sorted(affinity())}))
+                                       "cpus": sorted(affinity()),
+                                       "run_dir": str(self.run_dir.resolve()) if self.run_dir else None}))
             os.replace(tmp, self.path)
         except OSError as error:  # counting others is an optimization; a run never fails for it
             log.debug("run registry %s not writable (%s): other runs are not counted", self.directory, error)
@@ -203,11 +205,16 @@ class RunRegistry:
 
     def others_sharing_cpus(self) -> int:
         """Live sac-runner runs other than this one whose CPUs overlap this process's."""
-        mine, count = affinity(), 0
+        mine = affinity()
+        return sum(1 for record in self.live_runs() if mine & set(record.get("cpus", [])))
+
+    def live_runs(self) -> list[dict]:
+        """The records of the live runs other than this process (files of dead ones are removed)."""
         try:
             entries = [p for p in self.directory.iterdir() if p.name.isdigit() and p != self.path]
         except OSError:
-            return 0
+            return []
+        live = []
         for entry in entries:
             try:
                 record = json.loads(entry.read_text())
@@ -215,9 +222,9 @@ class RunRegistry:
                 continue  # being written, or just removed
             if not _alive(record):
                 entry.unlink(missing_ok=True)
-            elif mine & set(record.get("cpus", [])):
-                count += 1
-        return count
+            else:
+                live.append(record)
+        return live
 
 
 def _alive(record: dict) -> bool:

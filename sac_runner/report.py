@@ -12,7 +12,9 @@ runs), its panel is its environment. Runs of one configuration are its seeds. Wr
 - results.md: final and best evaluation return per configuration (mean, standard deviation,
   interquartile mean, number of seeds).
 
-Runs that are incomplete, failed, or have no evaluation are listed and left out.
+A run that is still training (or stopped before its last step) is reported with what it has so far,
+marked as running (or incomplete); runs that failed or have no evaluation are listed and left out.
+With one seed per configuration there is no spread to show: no ± and no band.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sac_runner.console import console
+from sac_runner.hardware import RunRegistry
 from sac_runner.sweep import FAILURE_FILE, INFRASTRUCTURE, overrides_of
 from sac_runner.tracker import METRICS_FILE, STEP_KEY
 
@@ -49,6 +52,7 @@ class Run:
     steps: np.ndarray    # evaluation steps
     returns: np.ndarray  # mean evaluation return at each
     configuration: str = ""  # named once all runs are read (name_configurations)
+    status: str = ""         # "" when finished, else e.g. "running: step 4000 of 20000"
 
     @property
     def final(self) -> float:
@@ -154,11 +158,18 @@ def read_run(path: Path) -> tuple[Run | None, str | None]:
         return None, "no evaluation recorded"
     total = _total_steps(config)
     last = evaluations[-1][0]
+    status = ""
     if total is not None and last < total:
-        return None, f"incomplete: evaluated up to step {last} of {total} (still running, or resume it)"
+        state = "running" if path.resolve() in running_run_dirs() else "incomplete"
+        status = f"{state}: step {last} of {total}"
     steps, returns = zip(*evaluations)
     return Run(path, str(config.env.id), configuration_overrides(overrides_of(path)), int(config.seed),
-               np.array(steps), np.array(returns, dtype=float)), None
+               np.array(steps), np.array(returns, dtype=float), status=status), None
+
+
+def running_run_dirs() -> set[Path]:
+    """The run directories of the sac-train processes alive on this machine (the run registry)."""
+    return {Path(r["run_dir"]) for r in RunRegistry().live_runs() if r.get("run_dir")}
 
 
 def _total_steps(config) -> int | None:
@@ -213,8 +224,11 @@ def plot_learning_curves(groups: list[Group], out_dir: Path, common: list[str] =
     fig.legend(seen.values(), seen.keys(), loc="lower center", ncol=min(3, len(seen)), frameon=False,
                fontsize=9, bbox_to_anchor=(0.5, 0.0))
     seeds = sorted({len(g.runs) for g in groups})
-    title = (f"mean over {'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}, "
-             "95% bootstrap confidence band")
+    title = ("one seed per configuration (no confidence band)" if seeds == [1] else
+             f"mean over {'/'.join(map(str, seeds))} seeds, 95% bootstrap confidence band")
+    unfinished = sum(1 for g in groups for r in g.runs if r.status)
+    if unfinished:
+        title += f"; {unfinished} run{'s' if unfinished > 1 else ''} still running or incomplete"
     if common:
         title += "\n" + textwrap.fill(" ".join(common), width=int(width * 14))
     fig.suptitle(title, fontsize=8, color="0.35")
@@ -232,9 +246,19 @@ def results_rows(groups: list[Group]) -> list[dict[str, object]]:
     for group in groups:
         final = summary([r.final for r in group.runs])
         best = summary([r.best for r in group.runs])
+        unfinished = [r.status for r in group.runs if r.status]
         rows.append({"env": group.env, "configuration": group.configuration, "seeds": final["n"],
-                     "final": final, "best": best})
+                     "final": final, "best": best, "unfinished": unfinished})
     return rows
+
+
+def mean_and_spread(stats: dict[str, float]) -> str:
+    """'mean ± std' over seeds; the mean alone for one seed (a spread of one value means nothing)."""
+    return f"{stats['mean']:.1f}" if stats["n"] == 1 else f"{stats['mean']:.1f} ± {stats['std']:.1f}"
+
+
+def seeds_cell(row: dict[str, object]) -> str:
+    return f"{row['seeds']}" + (f" ({'; '.join(row['unfinished'])})" if row["unfinished"] else "")
 
 
 def results_markdown(rows: list[dict[str, object]], common: list[str], skipped: list[tuple[Path, str]]) -> str:
@@ -243,11 +267,12 @@ def results_markdown(rows: list[dict[str, object]], common: list[str], skipped: 
              "|---|---|---:|---:|---:|---:|---:|"]
     for row in rows:
         f, b = row["final"], row["best"]
-        lines.append(f"| {row['env']} | {row['configuration']} | {row['seeds']} | {f['mean']:.1f} ± {f['std']:.1f} "
-                     f"| {f['iqm']:.1f} | {b['mean']:.1f} ± {b['std']:.1f} | {b['iqm']:.1f} |")
+        lines.append(f"| {row['env']} | {row['configuration']} | {seeds_cell(row)} | {mean_and_spread(f)} "
+                     f"| {f['iqm']:.1f} | {mean_and_spread(b)} | {b['iqm']:.1f} |")
     text = "\n".join(lines) + "\n"
     text += ("\nFinal: the last evaluation (mean return over its episodes); best: the highest evaluation of the run. "
-             "Statistics across seeds; IQM: interquartile mean.\n")
+             "Statistics across seeds; IQM: interquartile mean. A run marked running or incomplete counts with "
+             "its evaluations so far.\n")
     if common:
         text += f"\nCommon to every run: `{' '.join(common)}`.\n"
     if skipped:
@@ -315,8 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column(column, justify="left" if left else "right", no_wrap=not left)
     for row in result["rows"]:
         f, b = row["final"], row["best"]
-        table.add_row(row["env"], row["configuration"], str(row["seeds"]), f"{f['mean']:.1f} ± {f['std']:.1f}",
-                      f"{f['iqm']:.1f}", f"{b['mean']:.1f} ± {b['std']:.1f}", f"{b['iqm']:.1f}")
+        table.add_row(row["env"], row["configuration"], seeds_cell(row), mean_and_spread(f),
+                      f"{f['iqm']:.1f}", mean_and_spread(b), f"{b['iqm']:.1f}")
     # Piped or redirected output is not cut at 80 columns: the table keeps one line per configuration.
     (console if console.is_terminal else Console(width=200)).print(table)
     console.print(f"wrote {', '.join(str(p) for p in (*result['figures'], result['table']))}", soft_wrap=True)

@@ -1,7 +1,9 @@
-"""Metric sinks for one run: a local JSONL file (always) and Weights & Biases (unless disabled).
+"""Metric sinks for one run: a local JSONL file (always), Weights & Biases (unless disabled) and
+TensorBoard event files (logging.tensorboard=true).
 
-Every record is keyed by environment steps. W&B is given the same step through `define_metric`, so
-the UI's x-axis is environment steps for every namespaced key (train/, eval/, time/, buffer/).
+Every record is keyed by environment steps. W&B is given the same step through `define_metric`, and
+TensorBoard as each scalar's global step, so both x-axes are environment steps for every namespaced
+key (train/, eval/, time/, buffer/).
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sac_runner.config import LoggingConfig
+from sac_runner.config import ConfigError, LoggingConfig
 
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
 STEP_KEY = "step"
 
 
@@ -62,6 +65,7 @@ class Tracker:
                 self._wandb_failed("start", error)
             if self.wandb_run is not None and cfg.mode == "offline":
                 self.offline_run_dir = Path(self.wandb_run.dir).parent
+        self.tensorboard = _tensorboard_writer(run_dir / TENSORBOARD_DIR) if cfg.tensorboard else None
 
     @property
     def offline_segments(self) -> list[Path]:
@@ -115,6 +119,10 @@ class Tracker:
         record = {STEP_KEY: step, **{k: _plain(v) for k, v in metrics.items()}}
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
+        if self.tensorboard is not None:
+            for key, value in record.items():
+                if key != STEP_KEY and value is not None:
+                    self.tensorboard.add_scalar(key, value, global_step=step)
         if self.wandb_run is not None:
             try:
                 self.wandb_run.log(record)
@@ -133,6 +141,8 @@ class Tracker:
 
     def close(self, exit_code: int = 0) -> None:
         self._file.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         if self.wandb_run is not None:
             try:
                 self.wandb_run.finish(exit_code=exit_code)
@@ -145,6 +155,16 @@ class Tracker:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(exit_code=0 if exc_type is None else 1)
+
+
+def _tensorboard_writer(directory: Path):
+    """torch's SummaryWriter (it flushes every few seconds, so a running run's curves show up)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as error:
+        raise ConfigError(f"logging.tensorboard=true needs the tensorboard package ({error}); "
+                          "pip install 'sac-runner[tensorboard]' or set logging.tensorboard=false") from None
+    return SummaryWriter(log_dir=str(directory), flush_secs=10)
 
 
 def _plain(value: Any) -> float | int | None:

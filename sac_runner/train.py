@@ -129,7 +129,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
     if checkpoint is None:
         refuse_to_overwrite(run_dir)
         point_latest_at(run_dir)
-    with RunRegistry() as registry:
+    with RunRegistry(run_dir=run_dir) as registry:
         threads = TorchThreads(run.threads, parallel_jobs, registry)
         log.info("%s", threads.choice.describe())
         return _train(cfg, run, run_dir, checkpoint, checkpoint_path, threads)

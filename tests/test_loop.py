@@ -99,3 +99,26 @@ def test_wandb_run_is_finished_when_training_fails(compose_run, tmp_path, monkey
         train(cfg, tmp_path)
     assert finished == [1] and wandb.run is None
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+def test_tensorboard_gets_every_metric_at_its_environment_step(compose_run, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, _, _, records = train_tiny(compose_run, tmp_path, "logging.tensorboard=true")
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    expected: dict[str, list[tuple[int, float]]] = {}
+    for record in records:
+        for key, value in record.items():
+            if key != "step" and value is not None:
+                expected.setdefault(key, []).append((record["step"], value))
+    assert set(events.Tags()["scalars"]) == set(expected)
+    for key, points in expected.items():
+        got = [(e.step, e.value) for e in events.Scalars(key)]
+        assert [s for s, _ in got] == [s for s, _ in points], key
+        np.testing.assert_allclose([v for _, v in got], [v for _, v in points], rtol=1e-6, err_msg=key)
+
+
+def test_tensorboard_is_off_by_default(compose_run, tmp_path):
+    train_tiny(compose_run, tmp_path)
+    assert not (tmp_path / "tensorboard").exists()

@@ -71,7 +71,8 @@ def test_report_groups_seeds_by_configuration_and_leaves_out_bad_runs(tmp_path):
     rows = {(r["env"], r["configuration"]): r for r in result["rows"]}
     # Labels carry what differs between runs; what all share is stated once.
     assert set(rows) == {("Pendulum-v1", "schedule=short agent.actor_lr=0.001"),
-                         ("Pendulum-v1", "schedule=short agent.actor_lr=0.0003"), ("HalfCheetah-v5", "default")}
+                         ("Pendulum-v1", "schedule=short agent.actor_lr=0.0003"), ("HalfCheetah-v5", "default"),
+                         ("Pendulum-v1", "agent.actor_lr=0.001")}
     fast = rows[("Pendulum-v1", "schedule=short agent.actor_lr=0.001")]
     assert fast["seeds"] == 3
     assert fast["final"]["mean"] == pytest.approx((9 + 11 + 13) / 3) and fast["best"]["mean"] == pytest.approx(34 / 3)
@@ -79,16 +80,47 @@ def test_report_groups_seeds_by_configuration_and_leaves_out_bad_runs(tmp_path):
     assert result["common"] == []  # the HalfCheetah run shares no override with the others
     assert slow["seeds"] == 2 and slow["final"]["mean"] == 3.0 and slow["best"]["mean"] == 4.0
     assert rows[("HalfCheetah-v5", "default")]["seeds"] == 1
+    stopped = rows[("Pendulum-v1", "agent.actor_lr=0.001")]  # stopped early: reported with what it has, marked
+    assert stopped["unfinished"] == ["incomplete: step 2000 of 3000"] and stopped["final"]["mean"] == 2.0
 
     skipped = {path.name: why for path, why in result["skipped"]}
-    assert skipped == {"5": "incomplete: evaluated up to step 2000 of 3000 (still running, or resume it)",
-                       "6": "no metrics.jsonl"}
+    assert skipped == {"6": "no metrics.jsonl"}
     png, svg = result["figures"]
     assert png == sweep / "report" / "learning_curves.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()[:2000]
     table = (sweep / "report" / "results.md").read_text()
     assert "| Pendulum-v1 | schedule=short agent.actor_lr=0.001 | 3 | 11.0 ± 2.0 | 11.0 | 11.3 ± 2.5 | 11.3 |" in table
-    assert "`" + str(sweep / "5") + "`: incomplete" in table
+    # One seed: the mean alone, no "± 0.0".
+    assert "| Pendulum-v1 | agent.actor_lr=0.001 | 1 (incomplete: step 2000 of 3000) | 2.0 | 2.0 | 2.0 | 2.0 |" in table
+    assert "| HalfCheetah-v5 | default | 1 | 900.0 | 900.0 | 900.0 | 900.0 |" in table
+
+
+def test_a_run_still_training_is_reported_as_running(tmp_path, monkeypatch):
+    import os
+
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    monkeypatch.setenv("SAC_RUNNER_RUN_REGISTRY", str(registry))
+    run = fake_run(tmp_path / "runs" / "live", ["seed=0"], "Pendulum-v1", 0, [-900, -500], total=20_000)
+    # A live sac-train process (here: this test's parent process) registered for that run directory.
+    (registry / str(os.getppid())).write_text(json.dumps({"pid": os.getppid(), "cpus": [0], "run_dir": str(run)}))
+    result = report([tmp_path / "runs"], tmp_path / "rep")
+    (row,) = result["rows"]
+    assert row["unfinished"] == ["running: step 2000 of 20000"] and row["final"]["mean"] == -500.0
+    assert "| Pendulum-v1 | default | 1 (running: step 2000 of 20000) | -500.0 |" in (tmp_path / "rep" / "results.md").read_text()
+
+
+def test_one_seed_per_configuration_draws_no_band(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    bands = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", lambda self, *a, **k: bands.append(a))
+    fake_run(tmp_path / "runs" / "a", ["seed=0"], "Pendulum-v1", 0, [-900, -300])
+    report([tmp_path / "runs"], tmp_path / "rep")
+    assert bands == []
+    fake_run(tmp_path / "runs" / "b", ["seed=1"], "Pendulum-v1", 1, [-800, -200])
+    report([tmp_path / "runs"], tmp_path / "rep2")
+    assert len(bands) == 1
 
 
 def test_sac_report_cli_prints_the_table_and_says_what_is_wrong(tmp_path):
