@@ -128,7 +128,6 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
     run: RunConfig = to_run_config(cfg)
     if checkpoint is None:
         refuse_to_overwrite(run_dir)
-        point_latest_at(run_dir)
     with RunRegistry(run_dir=run_dir) as registry:
         threads = TorchThreads(run.threads, parallel_jobs, registry)
         log.info("%s", threads.choice.describe())
@@ -153,6 +152,8 @@ def _train(cfg: DictConfig, run: RunConfig, run_dir: Path, checkpoint: dict | No
         with Tracker(run_dir, run.logging, resolved, run_name=run_dir.name,
                      resume_id=checkpoint.get("wandb_run_id") if checkpoint else None) as tracker, \
                 StopOnSignals() as stop:
+            if checkpoint is None:  # every check has passed: the run exists from here on
+                point_latest_at(run_dir)
             final = trainer.train(tracker, stop)
             if not stop.requested:
                 _print_summary(final, run_dir, tracker)
