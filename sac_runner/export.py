@@ -86,6 +86,9 @@ def export_policy(policy: DeployedPolicy, obs_dim: int, fmt: str, path: Path) ->
                 warnings.simplefilter("ignore")
                 for name in ("torch.onnx", "onnxscript", "onnx_ir"):
                     logging.getLogger(name).setLevel(logging.WARNING)
+                # "torchvision is not installed. Skipping torchvision::nms" (and 5 more): the exporter's
+                # registry of torchvision ops, which a policy never uses; it reads like a failure.
+                logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
                 # external_data=False: the weights go inside the one .onnx file (a policy this size is far
                 # below protobuf's 2 GB limit), so the file alone can be copied to another machine.
                 torch.onnx.export(policy, (example,), str(path), input_names=["obs"], output_names=["action"],

@@ -52,6 +52,15 @@ def test_a_real_mujoco_warning_still_shows(caplog):
                                                         "The simulation is unstable."]
 
 
+def test_onnx_export_prints_only_its_table(trained, tmp_path):
+    """No 'torchvision is not installed. Skipping torchvision::nms' from torch's ONNX exporter."""
+    _, run_dir, _ = trained
+    proc = run("sac-export", tmp_path, f"checkpoint={run_dir}", "format=onnx", f"output={tmp_path / 'p.onnx'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr == "" and "torchvision" not in proc.stdout, proc.stdout + proc.stderr
+    assert "sac-export" in proc.stdout and (tmp_path / "p.onnx").is_file()
+
+
 def test_video_evaluation_prints_no_sdl_error(trained, tmp_path):
     _, run_dir, _ = trained
     proc = run("sac-eval", tmp_path, f"checkpoint={run_dir}", "episodes=1", "video=true")
