@@ -21,7 +21,8 @@ def trained(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("user")
     proc = run("sac-train", cwd, "schedule=smoke", "logging.progress=false", "seed=3")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (run_dir,) = (cwd / "outputs" / "runs").iterdir()
+    (run_dir,) = [p for p in (cwd / "outputs" / "runs").iterdir() if p.name != "latest"]
+    assert (cwd / "outputs" / "runs" / "latest").resolve() == run_dir.resolve()
     return cwd, run_dir, proc
 
 
