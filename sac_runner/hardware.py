@@ -218,12 +218,16 @@ class RunRegistry:
         for entry in entries:
             try:
                 record = json.loads(entry.read_text())
-            except (OSError, ValueError):
-                continue  # being written, or just removed
-            if not _alive(record):
-                entry.unlink(missing_ok=True)
-            else:
+                alive = _alive(record)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # being written, just removed, or not a record of ours
+            if alive:
                 live.append(record)
+                continue
+            try:
+                entry.unlink(missing_ok=True)
+            except OSError:  # another user's file in the shared (sticky) directory: theirs to remove
+                pass
         return live
 
 

@@ -190,3 +190,11 @@ def test_jobs_side_by_side_reads_the_launcher(monkeypatch, mode, launcher, expec
     monkeypatch.setattr("sac_runner.sweep.usable_cores", lambda: 8)
     hydra_cfg = OmegaConf.create({"mode": mode, "launcher": launcher})
     assert jobs_side_by_side(hydra_cfg) == expected
+
+
+def test_registry_ignores_files_that_are_not_records(tmp_path, monkeypatch):
+    monkeypatch.setattr(hardware, "affinity", lambda: {0})
+    (tmp_path / "123").write_text("not json")
+    (tmp_path / "124").write_text('{"cpus": [0]}')  # no pid
+    (tmp_path / "125").write_text('{"pid": "x", "cpus": [0]}')
+    assert hardware.RunRegistry(tmp_path).others_sharing_cpus() == 0
