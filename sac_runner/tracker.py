@@ -70,10 +70,13 @@ class Tracker:
     @property
     def offline_segments(self) -> list[Path]:
         """Every offline W&B directory of this run: a resumed run adds one per resume, all with the same
-        run id; `wandb sync` needs them all, oldest first, to upload the whole run."""
+        run id; `wandb sync` needs them all, oldest first, to upload the whole run. (W&B names them
+        offline-run-<time>-<id>, with a -1 suffix for a second one in the same second: the data file
+        run-<id>.wandb inside is what tells them.)"""
         if self.offline_run_dir is None:
             return []
-        return sorted(self.offline_run_dir.parent.glob(f"offline-run-*-{self.run_id}"))
+        return sorted(p for p in self.offline_run_dir.parent.glob("offline-run-*")
+                      if (p / f"run-{self.run_id}.wandb").exists() or p == self.offline_run_dir)
 
     @property
     def run_id(self) -> str | None:
