@@ -36,10 +36,12 @@ def test_objective_minimize_reduces_a_cost(compose_run, tmp_path, objective):
 
 def test_cartpole_discrete_sac_learns(compose_run, tmp_path):
     # Discrete SAC, chosen from CartPole's Discrete(2) action space; the issue asks for 400 within 50k.
-    # Measured on this machine (fused Adam): seeds 0/1/2 score 432/456/406 at 20k steps; seeds 1 and 2
-    # score the maximum, 500, at 22.5k and 25k. Before, with per-tensor Adam, seed 0 reached 500 at
-    # 10k: the trajectory of one seed moves with float rounding, hence the margin taken here.
+    # Measured with this install (gymnasium 1.4, numpy 2.4, torch 2.13; the same at 1 and 2 threads),
+    # evaluation every 2.5k: seed 2 scores 327.7 at 22.5k (the budget used before, where it once
+    # scored 500), 499.3 at 25k and 500 at 27.5k and 30k; seed 0 stays above 400 from 20k (500 at 30k);
+    # seed 1 hovers at 300-390 up to 30k. One seed's trajectory moves with library versions and
+    # float rounding, hence a budget where seed 2 has been at the maximum for a while.
     cfg = compose_run("env=cartpole", "seed=2", "device=cpu", "logging=disabled", "logging.progress=false",
-                      "schedule.total_steps=22_500", "schedule.eval_every=22_500", "schedule.checkpoint_every=22_500")
+                      "schedule.total_steps=27_500", "schedule.eval_every=27_500", "schedule.checkpoint_every=27_500")
     final = train(cfg, tmp_path)
     assert final["eval/return_mean"] >= 400, final
