@@ -68,12 +68,15 @@ class SegmentTree:
         return node - self.leaves
 
 
+def slot_bytes(obs_dim: int, action_dim: int, action_dtype: np.dtype = np.float32) -> int:
+    """Bytes stored per slot: one float32 observation, one action, the float32 reward and three flags."""
+    return 4 * obs_dim + np.dtype(action_dtype).itemsize * action_dim + 4 + 3
+
+
 def buffer_bytes(cfg: BufferConfig, obs_dim: int, action_dim: int, action_dtype: np.dtype = np.float32) -> int:
-    """Bytes a full buffer holds: per slot one observation, one action, the reward and three flags,
-    plus the sum and min trees of prioritized replay."""
-    per_slot = 4 * obs_dim + np.dtype(action_dtype).itemsize * action_dim + 4 + 3
+    """Bytes a full buffer holds: its slots, plus the sum and min trees of prioritized replay."""
     tree = 2 * 2 * 8 * (1 << max(1, (cfg.capacity - 1).bit_length())) if cfg.type == "prioritized" else 0
-    return cfg.capacity * per_slot + tree
+    return cfg.capacity * slot_bytes(obs_dim, action_dim, action_dtype) + tree
 
 
 class ReplayBuffer:
@@ -109,9 +112,7 @@ class ReplayBuffer:
 
     @property
     def bytes_per_transition(self) -> int:
-        """Bytes stored per slot: one observation, one action, the reward and three flags."""
-        return (self.obs.itemsize * self.obs.shape[1] + self.action.itemsize * self.action.shape[1]
-                + self.reward.itemsize + 3)
+        return slot_bytes(self.obs.shape[1], self.action.shape[1], self.action.dtype)
 
     def _overwrite(self, slot: int) -> None:
         if self.starts_transition[slot]:

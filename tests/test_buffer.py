@@ -149,3 +149,20 @@ def test_overwritten_transitions_leave_the_priority_tree():
 def test_empty_buffer_refuses_to_sample():
     with pytest.raises(RuntimeError, match="empty"):
         _buffer().sample(2)
+
+
+def test_buffer_bytes_counts_what_the_arrays_hold():
+    """The memory check before allocating counts what the buffer's arrays really take."""
+    import torch
+
+    from sac_runner.buffer import ReplayBuffer, buffer_bytes
+    from sac_runner.config import BufferConfig
+
+    for kind, action_dim, dtype in (("uniform", 6, np.float32), ("prioritized", 1, np.int64)):
+        cfg = BufferConfig(type=kind, capacity=1000)
+        buffer = ReplayBuffer(cfg, 17, action_dim, 0.99, torch.device("cpu"), action_dtype=dtype)
+        arrays = (buffer.obs, buffer.action, buffer.reward, buffer.terminated, buffer.episode_end,
+                  buffer.starts_transition)
+        tree = buffer.tree.sum.nbytes + buffer.tree.min.nbytes if buffer.tree is not None else 0
+        assert buffer_bytes(cfg, 17, action_dim, dtype) == sum(a.nbytes for a in arrays) + tree
+        assert buffer.bytes_per_transition == sum(a.nbytes for a in arrays) // 1000

@@ -198,3 +198,23 @@ def test_registry_ignores_files_that_are_not_records(tmp_path, monkeypatch):
     (tmp_path / "124").write_text('{"cpus": [0]}')  # no pid
     (tmp_path / "125").write_text('{"pid": "x", "cpus": [0]}')
     assert hardware.RunRegistry(tmp_path).others_sharing_cpus() == 0
+
+
+def test_available_memory_is_the_tighter_of_memavailable_and_a_cgroup_limit(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemAvailable:   20000000 kB\n")
+    root = tmp_path / "root"
+    (root / "job").mkdir(parents=True)
+    (tmp_path / "cgroup").write_text("0::/job\n")
+    (root / "job" / "memory.max").write_text("4294967296\n")       # a 4 GiB limit (v2)
+    (root / "job" / "memory.current").write_text("1073741824\n")   # 1 GiB of it used
+    assert hardware.available_memory(meminfo, tmp_path / "cgroup", root) == 3 * 2**30
+    (root / "job" / "memory.max").write_text("max\n")
+    assert hardware.available_memory(meminfo, tmp_path / "cgroup", root) == 20000000 * 1024
+    (tmp_path / "cgroup").write_text("5:memory:/\n")                 # v1, "no limit" as a huge number
+    (root / "memory").mkdir()
+    (root / "memory" / "memory.limit_in_bytes").write_text(str(2**63 - 4096))
+    (root / "memory" / "memory.usage_in_bytes").write_text("0")
+    assert hardware.available_memory(meminfo, tmp_path / "cgroup", root) == 20000000 * 1024
+    (root / "memory" / "memory.limit_in_bytes").write_text(str(2 * 2**30))
+    assert hardware.available_memory(meminfo, tmp_path / "cgroup", root) == 2 * 2**30
