@@ -1,3 +1,3 @@
 """sac-runner: a config-driven experiment runner for Soft Actor-Critic."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -5,6 +5,10 @@ file merged into it is checked against these dataclasses: an unknown key or a va
 type fails at compose time with Hydra's own message. Checks that
 a type cannot express (ranges, cross-group constraints) live in ``__post_init__`` and run when
 ``to_run_config`` turns the composed DictConfig into these dataclasses, before anything is built.
+
+These dataclasses are the one source of defaults: a YAML option in conf/ lists only what it changes.
+The module is long on purpose (over 300 lines): every key's meaning, default and range check sit
+together here, one schema per config group, and nothing else lives here.
 """
 
 from __future__ import annotations
@@ -16,9 +20,7 @@ from typing import Any, Optional, Union
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-
-class ConfigError(ValueError):
-    """A config value that is well-typed but invalid. The message names the key and the fix."""
+from sac_runner.errors import ConfigError
 
 
 def _require(ok: bool, key: str, problem: str, fix: str) -> None:
@@ -113,12 +115,14 @@ class AgentConfig:
     objective: str = "maximize"
     # Clip each network's gradient to this global norm; null = no clipping.
     max_grad_norm: Optional[float] = None
-    # Stop at the first update with a non-finite loss, Q value, alpha or parameter, keep the last good
-    # checkpoint and save the batch (one check per update; its cost is in the README).
-    nan_guard: bool = True
-    # Warm start: a checkpoint (or run directory) whose networks initialise this run's; the
-    # optimizers, buffer and counters start fresh (Stable Learning Control's start_policy).
-    init_from: Optional[str] = None
+    # Counted in gradient steps: actor and temperature are updated every `policy_update_every`-th
+    # step (MATLAB's PolicyUpdateFrequency, TD3's delay), the targets every `target_update_every`-th
+    # (with tau: 1 and tau<1 = smoothing, K>1 and tau=1 = periodic, K>1 and tau<1 = periodic smoothing).
+    policy_update_every: int = 1
+    target_update_every: int = 1
+    # CleanRL's variant of the delay: when due, the actor and temperature take policy_update_every
+    # steps in a row, so they get as many steps as the critics.
+    policy_update_catch_up: bool = False
 
     def __post_init__(self) -> None:
         _require(self.action_space in ACTION_SPACES, "agent.action_space",
@@ -172,6 +176,9 @@ class AgentConfig:
         if self.max_grad_norm is not None:
             _require(self.max_grad_norm > 0, "agent.max_grad_norm", f"must be positive, got {self.max_grad_norm}",
                      "set agent.max_grad_norm=null (no clipping) or e.g. 10")
+        for key in ("policy_update_every", "target_update_every"):
+            value = getattr(self, key)
+            _require(value > 0, f"agent.{key}", f"must be positive, got {value}", f"set agent.{key}=1")
 
     @property
     def learns_alpha(self) -> bool:
@@ -214,16 +221,10 @@ class ScheduleConfig:
     start_steps: int = 5_000
     # Learning starts once the buffer holds `update_after` transitions.
     update_after: int = 5_000
+    # Environment steps between updates, and gradient steps per update: the update-to-data ratio is
+    # gradient_steps / update_every.
     update_every: int = 1
     gradient_steps: int = 1
-    # Counted in gradient steps: actor and temperature are updated every `policy_update_every`-th
-    # step (MATLAB's PolicyUpdateFrequency, TD3's delay), the targets every `target_update_every`-th
-    # (with agent.tau: 1 and tau<1 = smoothing, K>1 and tau=1 = periodic, K>1 and tau<1 = periodic smoothing).
-    policy_update_every: int = 1
-    target_update_every: int = 1
-    # CleanRL's variant of the delay: when due, the actor and temperature take policy_update_every
-    # steps in a row, so they get as many steps as the critics.
-    policy_update_catch_up: bool = False
     batch_size: int = 256
     eval_every: int = 10_000
     eval_episodes: int = 10
@@ -238,8 +239,7 @@ class ScheduleConfig:
 
     def __post_init__(self) -> None:
         for key in ("total_steps", "update_every", "gradient_steps", "batch_size", "eval_every",
-                    "eval_episodes", "checkpoint_every", "log_every", "policy_update_every",
-                    "target_update_every"):
+                    "eval_episodes", "checkpoint_every", "log_every"):
             value = getattr(self, key)
             _require(value > 0, f"schedule.{key}", f"must be positive, got {value}",
                      f"set schedule.{key} to a positive integer")
@@ -328,10 +328,16 @@ class RunConfig:
     # auto picks cuda when available, else cpu.
     device: str = "auto"
     # torch CPU threads: auto = the usable cores (affinity, cgroup quota, Slurm), shared with the other
-    # sac-runner runs on them (hardware.py); a number is obeyed.
+    # sac-runner runs on them (run/hardware.py); a number is obeyed.
     threads: str = "auto"
-    # A run directory or checkpoint to continue in place (same directory, W&B run and metrics file).
+    # A run directory or checkpoint (or `latest`) to continue in place (same directory, W&B run and metrics).
     resume: Optional[str] = None
+    # Warm start: a checkpoint (or run directory) whose networks initialise this run's; the
+    # optimizers, buffer and counters start fresh (Stable Learning Control's start_policy).
+    init_from: Optional[str] = None
+    # Stop at the first update with a non-finite loss, Q value, alpha or parameter, keep the last good
+    # checkpoint and save the batch (one check per update; its cost is in the README).
+    nan_guard: bool = True
     # What sac-train returns to a sweeper (Optuna): the final or the best evaluation return.
     sweep_objective: str = "final"
 
@@ -355,9 +361,12 @@ class RunConfig:
 class EvalConfig:
     """sac-eval: evaluate a checkpoint written by sac-train."""
 
+    # A .pt file, a run directory (its checkpoints/latest.pt) or `latest`; required.
     checkpoint: str = "???"
     episodes: int = 10
+    # Act on the policy mean; false samples from the policy.
     deterministic: bool = True
+    # Episode i starts from env.reset(seed=seed + i).
     seed: int = 12_345
     device: str = "auto"
     # Evaluate on another environment id with the same observation and action spaces (a variant of the
@@ -377,7 +386,9 @@ class EvalConfig:
 class ExportConfig:
     """sac-export: write a checkpoint's deterministic policy as a standalone file."""
 
+    # A .pt file, a run directory (its checkpoints/latest.pt) or `latest`; required.
     checkpoint: str = "???"
+    # torchscript (torch.jit.load) or onnx (onnxruntime).
     format: str = "torchscript"
     # The file to write; null writes policy.pt / policy.onnx in the export's output directory.
     output: Optional[str] = None
@@ -387,66 +398,9 @@ class ExportConfig:
                  "set format=torchscript or format=onnx")
 
 
-LATEST_RUN = "outputs/runs/latest"  # a link to the newest run started from this directory
-
-
-def resolve_latest(path: str) -> str:
-    """`latest` (checkpoint=latest, resume=latest) names the newest run: outputs/runs/latest's target."""
-    from pathlib import Path
-
-    if path != "latest" or Path(path).exists():
-        return path
-    link = Path(LATEST_RUN)
-    if not link.is_symlink():
-        raise ConfigError(f"latest: {LATEST_RUN} does not exist (no run was started from this directory); "
-                          "give a run directory or .pt file instead")
-    return str(link.resolve())
-
-
-def run_dir_of(resume: Optional[str], new_run_dir: str) -> str:
-    """hydra.run.dir: the resumed run's own directory, or a new one."""
-    if not resume:
-        return new_run_dir
-    from pathlib import Path
-
-    try:
-        resume = resolve_latest(resume)
-    except ConfigError:
-        return new_run_dir  # the refusal comes with a clear message once the run starts
-    path = Path(resume).expanduser()
-    if path.suffix == ".pt" or path.is_file():  # <run>/checkpoints/<file>.pt
-        return str(path.resolve().parent.parent)
-    return str(path)
-
-
-def existing_run(run_dir: str) -> Optional[str]:
-    """What shows that a run already lives in `run_dir` (its newest checkpoint, or its metrics), or None."""
-    from pathlib import Path
-
-    if (Path(run_dir) / "checkpoints" / "latest.pt").exists():
-        return "its checkpoints/latest.pt"
-    metrics = Path(run_dir) / "metrics.jsonl"
-    if metrics.exists() and metrics.stat().st_size > 0:
-        return "its metrics.jsonl, and no checkpoint to resume from"
-    return None
-
-
-def hydra_subdir_of(resume: Optional[str], now: str, run_dir: Optional[str] = None) -> str:
-    """hydra.output_subdir: a resumed run keeps its original .hydra/ and records the resume beside it; a
-    new run pointed at an existing run's directory (refused by sac-train) must not overwrite that run's."""
-    if resume:
-        return f".hydra/resumed_{now}"
-    if run_dir and existing_run(run_dir):
-        return f".hydra/refused_{now}"
-    return ".hydra"
-
-
 def register_configs() -> None:
-    """Register the schemas the primary configs extend: `run_schema` (sac-train), `eval_schema` (sac-eval),
-    and the resolvers conf/config.yaml uses to send a resumed run to its own directory."""
-    for name, resolver in (("sac_run_dir", run_dir_of), ("sac_hydra_subdir", hydra_subdir_of)):
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, resolver)
+    """Register the schemas the primary configs extend: `run_schema` (sac-train), `eval_schema` (sac-eval)
+    and `export_schema` (sac-export)."""
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
     cs.store(name="eval_schema", node=EvalConfig)
@@ -469,8 +423,50 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
     """Turn a composed config into validated dataclasses; raises ConfigError naming the bad key."""
     unknown = [key for key in unknown_keys(cfg, RunConfig) if key != "hydra"]
     if unknown:
+        if unknown[0] in MOVED_KEYS:
+            raise ConfigError(moved_key_message(unknown[0]))
         raise ConfigError(f"unknown key {unknown[0]}: sac-runner has no such setting (added with +?); "
                           "`sac-train --cfg job` prints every key and its value")
     run = OmegaConf.to_object(cfg)
     assert isinstance(run, RunConfig)
     return run
+
+
+# ---- keys that moved (sac-runner 0.2) -------------------------------------------------------------
+# Old name -> new name. A command line with an old name is refused with one line naming the new one;
+# a checkpoint written with the old layout is read through `upgrade_saved_config`.
+MOVED_KEYS = {
+    "schedule.policy_update_every": "agent.policy_update_every",    # the algorithm's cadence, not the loop's
+    "schedule.target_update_every": "agent.target_update_every",
+    "schedule.policy_update_catch_up": "agent.policy_update_catch_up",
+    "agent.nan_guard": "nan_guard",                                 # how the run is watched, not the agent
+    "agent.init_from": "init_from",                                 # where the run starts, not the agent
+}
+
+
+def moved_key_message(old: str) -> str:
+    new = MOVED_KEYS[old]
+    return f"{old} is now {new} (moved in sac-runner 0.2); write {new}=<value> instead"
+
+
+def renamed_override(override: str) -> str:
+    """An override string with a moved key renamed (`schedule.policy_update_every=2` -> `agent...=2`)."""
+    key, sep, value = override.partition("=")
+    prefix = key[:len(key) - len(key.lstrip("+~"))]
+    return f"{prefix}{MOVED_KEYS[key.lstrip('+~')]}{sep}{value}" if key.lstrip("+~") in MOVED_KEYS else override
+
+
+def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
+    """A resolved run config saved before keys moved, in today's layout (a new dict; today's is unchanged)."""
+    upgraded = {k: dict(v) if isinstance(v, dict) else v for k, v in saved.items()}
+    for old, new in MOVED_KEYS.items():
+        old_group, old_key = old.split(".")
+        group = upgraded.get(old_group)
+        if isinstance(group, dict) and old_key in group:
+            value = group.pop(old_key)
+            if "." in new:
+                new_group, new_key = new.split(".")
+                upgraded.setdefault(new_group, {})[new_key] = value
+            else:
+                upgraded[new] = value
+    return upgraded

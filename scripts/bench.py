@@ -39,8 +39,10 @@ def run_sac_runner(env_id: str, warmup: int, measure: int) -> dict:
     from omegaconf import OmegaConf
 
     from sac_runner.config import register_configs, to_run_config
-    from sac_runner.tracker import Tracker
-    from sac_runner.train import Trainer, build, seed_everything
+    from sac_runner.run.builders import make_parts, seed_everything
+    from sac_runner.run.loop import Trainer
+    from sac_runner.run.run_dir import RunDir
+    from sac_runner.run.tracker import Tracker
 
     register_configs()
     total = RANDOM_STEPS + warmup + measure
@@ -54,8 +56,8 @@ def run_sac_runner(env_id: str, warmup: int, measure: int) -> dict:
         cfg = compose(config_name="config", overrides=overrides)
     run = to_run_config(cfg)
     seed_everything(0)
-    parts = build(run)
-    run_dir = Path(tempfile.mkdtemp(prefix="sac-bench-"))
+    parts = make_parts(run)
+    run_dir = RunDir(Path(tempfile.mkdtemp(prefix="sac-bench-")))
     trainer = Trainer(run, parts, run_dir, OmegaConf.to_container(cfg, resolve=True))
     marks: dict[int, float] = {}
     update = parts.agent.update

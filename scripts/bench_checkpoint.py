@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sac_runner.buffer import ReplayBuffer
-from sac_runner.checkpoint import load_buffer_state, load_checkpoint, save_checkpoint
+from sac_runner.algo.replay_buffer import ReplayBuffer
 from sac_runner.config import BufferConfig
+from sac_runner.run.checkpoint import load_buffer_state, load_checkpoint, save_checkpoint
+from sac_runner.run.run_dir import RunDir
 
 
 def filled_buffer(transitions: int, obs_dim: int = 17, action_dim: int = 6, episode: int = 1000) -> ReplayBuffer:
-    buffer = ReplayBuffer(BufferConfig(capacity=transitions), obs_dim, action_dim, 0.99, torch.device("cpu"))
+    buffer = ReplayBuffer(BufferConfig(capacity=transitions), obs_dim, action_dim, torch.device("cpu"))
     rng = np.random.default_rng(0)
     buffer.obs[:] = rng.standard_normal(buffer.obs.shape, dtype=np.float32)
     buffer.action[:] = rng.uniform(-1, 1, buffer.action.shape).astype(np.float32)
@@ -49,13 +50,13 @@ def main() -> None:
     writes, reads = [], []
     for step in (1, 2, 3):
         start = time.perf_counter()
-        path = save_checkpoint(run_dir, step, payload, buffer.state_dict(), keep_last=1)
+        path = save_checkpoint(RunDir(run_dir), step, payload, buffer.state_dict(), keep_last=1)
         writes.append(time.perf_counter() - start)
         start = time.perf_counter()
         state = load_buffer_state(path, load_checkpoint(path))
         reads.append(time.perf_counter() - start)
         assert state["size"] == buffer.size
-    size = (path.parent / f"{path.stem}.buffer.pt").stat().st_size / 2**20
+    size = RunDir.buffer_file_of(path).stat().st_size / 2**20
     print(f"buffer: {buffer.size:,} transitions, {buffer.bytes_per_transition} B each, file {size:.0f} MiB")
     print(f"write (torch.save + fsync + rename), median of 3: {np.median(writes):.2f} s "
           f"({size / np.median(writes):.0f} MiB/s)")

@@ -1,4 +1,4 @@
-"""What agent.nan_guard costs per update: SAC updates at HalfCheetah-v5 sizes (batch 256, two hidden
+"""What nan_guard costs per update: SAC updates at HalfCheetah-v5 sizes (batch 256, two hidden
 layers of 256) with and without the check, interleaved in rounds so that drift hits both.
 
     python scripts/bench_nan_guard.py [--rounds 10] [--updates 200] [--device cpu]
@@ -16,8 +16,8 @@ import torch
 from hydra import compose, initialize_config_module
 
 from sac_runner.config import register_configs, to_run_config
-from sac_runner.nan_guard import NanGuard
-from sac_runner.train import build, seed_everything
+from sac_runner.run.builders import make_parts, seed_everything
+from sac_runner.run.nan_guard import NanGuard
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
                                                        "buffer.capacity=20000"])
     run = to_run_config(cfg)
     seed_everything(0)
-    parts = build(run)
+    parts = make_parts(run)
     agent, buffer, spaces = parts.agent, parts.buffer, parts.spaces
     rng = np.random.default_rng(0)
     for _ in range(10_000):
@@ -45,7 +45,7 @@ def main() -> None:
         start = time.perf_counter()
         for _ in range(args.updates):
             batch = buffer.sample(256)
-            metrics = agent.update(batch)
+            metrics = agent.update(batch).metrics
             if check:
                 guard.check(metrics, batch)
         if args.device != "cpu":

@@ -13,9 +13,9 @@ import copy
 import torch
 from torch import nn
 
-from sac_runner.buffer import Batch
-from sac_runner.networks import CriticEnsemble
-from sac_runner.sac import SAC
+from sac_runner.algo.replay_buffer import Batch
+from sac_runner.algo.networks import CriticEnsemble
+from sac_runner.algo.sac import SAC
 
 
 def plain_linear(weight: torch.Tensor, bias: torch.Tensor) -> nn.Linear:

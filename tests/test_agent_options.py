@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from sac_runner.buffer import Batch
+from sac_runner.algo.replay_buffer import Batch
 from sac_runner.config import AgentConfig
-from sac_runner.lr_schedule import decayed_lr
-from sac_runner.sac import SAC
-from tests.conftest import train_tiny
+from sac_runner.algo.lr_schedule import decayed_lr
+from sac_runner.algo.sac import SAC
+from tests.harness import train_tiny
 
 
 def _batch(batch_size=16, obs_dim=3, action_dim=2, seed=0, terminated=None) -> Batch:
@@ -22,11 +22,9 @@ def _batch(batch_size=16, obs_dim=3, action_dim=2, seed=0, terminated=None) -> B
 
 
 def _agent(**overrides) -> SAC:
-    cadence = {k: overrides.pop(k) for k in ("policy_update_every", "target_update_every", "policy_update_catch_up")
-               if k in overrides}
     torch.manual_seed(0)
     overrides.setdefault("hidden_sizes", [32, 32])
-    return SAC(3, 2, AgentConfig(**overrides), torch.device("cpu"), **cadence)
+    return SAC(3, 2, AgentConfig(**overrides), torch.device("cpu"))
 
 
 def _params(module: nn.Module) -> list[torch.Tensor]:
@@ -45,7 +43,7 @@ def test_num_critics_three_and_the_target_takes_the_minimum_of_all_three():
     assert agent.critic(batch.obs, batch.action).shape == (3, 16)
     with torch.no_grad():  # make the third target critic far lower than the other two
         agent.target.net.layers[-1].bias[2].fill_(-100.0)
-    metrics = agent.update(batch)
+    metrics = agent.update(batch).metrics
     # y = r + 0.99 * min_i Q'_i: only the third critic can bring the mean target near -99.
     assert metrics["train/target_q_mean"].item() < -90
 
@@ -71,7 +69,7 @@ def test_value_network_variant_bootstraps_from_the_target_v():
     with torch.no_grad():
         expected_y = batch.reward + 0.99 * (1 - batch.terminated) * agent.target(batch.next_obs)
     old_target, old_value = _params(agent.target), _params(agent.value)
-    metrics = agent.update(batch)
+    metrics = agent.update(batch).metrics
     assert metrics["train/target_q_mean"].item() == pytest.approx(expected_y.mean().item(), rel=1e-6)
     assert "train/value_loss" in metrics
     assert not _same(old_value, _params(agent.value))  # V was trained
@@ -104,7 +102,7 @@ def test_each_optimizer_follows_its_own_decay():
 def test_reward_scale_and_objective_enter_the_target(scale, objective, factor):
     agent = _agent(reward_scale=scale, objective=objective)
     batch = _batch(terminated=1.0)  # no bootstrap: y is the transformed reward alone
-    metrics = agent.update(batch)
+    metrics = agent.update(batch).metrics
     assert metrics["train/target_q_mean"].item() == pytest.approx(factor * batch.reward.mean().item(), rel=1e-6)
 
 
@@ -165,36 +163,33 @@ def test_target_update_methods(every, tau):
 
 # ---- schedule group: through the training loop ------------------------------------------------------
 
-_run = train_tiny
-
-
-def test_start_steps_and_update_after_are_separate(compose_run, tmp_path, monkeypatch):
+def test_start_steps_and_update_after_are_separate(tmp_path, monkeypatch):
     acted, updated = [], []
     original_act, original_update = SAC.act, SAC.update
     monkeypatch.setattr(SAC, "act", lambda self, obs, deterministic=False: acted.append(deterministic) or original_act(self, obs, deterministic))
     monkeypatch.setattr(SAC, "update", lambda self, batch: updated.append(1) or original_update(self, batch))
-    _run(compose_run, tmp_path, "schedule.total_steps=100", "schedule.start_steps=70", "schedule.update_after=20",
-         "schedule.eval_every=1000")
+    train_tiny(tmp_path, "schedule.total_steps=100", "schedule.start_steps=70", "schedule.update_after=20",
+               "schedule.eval_every=1000")
     assert acted.count(False) == 30  # the policy acts from step 71
     assert len(updated) == 81  # updates from step 20
 
 
-def test_epochs_set_the_budget_and_the_cadence(compose_run, tmp_path):
-    _, _, _, records = _run(compose_run, tmp_path, "schedule.steps_per_epoch=50", "schedule.epochs=4",
+def test_epochs_set_the_budget_and_the_cadence(tmp_path):
+    _, _, _, records, _ = train_tiny(tmp_path, "schedule.steps_per_epoch=50", "schedule.epochs=4",
                             "schedule.eval_every_epochs=1", "schedule.checkpoint_every_epochs=2")
     assert [r["step"] for r in records if "eval/return_mean" in r] == [50, 100, 150, 200]
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*[0-9].pt")) == ["step_000000100.pt", "step_000000200.pt"]
 
 
-def test_lr_decay_in_the_loop_by_step_and_by_epoch(compose_run, tmp_path):
-    _, _, _, records = _run(compose_run, tmp_path / "step", "agent.lr_decay=linear", "agent.actor_lr=1e-3",
+def test_lr_decay_in_the_loop_by_step_and_by_epoch(tmp_path):
+    _, _, _, records, _ = train_tiny(tmp_path / "step", "agent.lr_decay=linear", "agent.actor_lr=1e-3",
                             "agent.actor_lr_final=1e-4")
     logged = {r["step"]: r["train/actor_lr"] for r in records if "train/actor_lr" in r}
     # Set before the updates of step 300: progress (300 - 1) / 300.
     assert logged[300] == pytest.approx(1e-3 + (1e-4 - 1e-3) * 299 / 300)
     assert logged[150] > logged[200] > logged[250] > logged[300]
 
-    _, _, _, records = _run(compose_run, tmp_path / "epoch", "agent.lr_decay=exponential", "agent.lr_decay_ref=epoch",
+    _, _, _, records, _ = train_tiny(tmp_path / "epoch", "agent.lr_decay=exponential", "agent.lr_decay_ref=epoch",
                             "agent.actor_lr=1e-3", "agent.actor_lr_final=1e-5", "schedule.steps_per_epoch=100",
                             "schedule.log_every=25")
     logged = {r["step"]: r["train/actor_lr"] for r in records if "train/actor_lr" in r}
@@ -204,11 +199,11 @@ def test_lr_decay_in_the_loop_by_step_and_by_epoch(compose_run, tmp_path):
 
 # ---- buffer group through the loop ------------------------------------------------------------------
 
-def test_prioritized_replay_feeds_weights_and_updates_priorities(compose_run, tmp_path, monkeypatch):
+def test_prioritized_replay_feeds_weights_and_updates_priorities(tmp_path, monkeypatch):
     seen = []
     original = SAC.update
     monkeypatch.setattr(SAC, "update", lambda self, batch: seen.append(batch.weights) or original(self, batch))
-    _, parts, _, records = _run(compose_run, tmp_path, "buffer=prioritized", "buffer.capacity=1000")
+    _, parts, _, records, _ = train_tiny(tmp_path, "buffer=prioritized", "buffer.capacity=1000")
     assert all(w is not None and w.max().item() <= 1.0 + 1e-6 for w in seen)
     tree, capacity = parts.buffer.tree, parts.buffer.capacity
     leaves = tree.sum[tree.leaves:tree.leaves + capacity][parts.buffer.starts_transition]
@@ -216,11 +211,11 @@ def test_prioritized_replay_feeds_weights_and_updates_priorities(compose_run, tm
     assert parts.buffer.beta == pytest.approx(0.4 + 0.6 * 299 / 300)  # annealed toward 1
 
 
-def test_n_step_batches_reach_the_agent(compose_run, tmp_path, monkeypatch):
+def test_n_step_batches_reach_the_agent(tmp_path, monkeypatch):
     discounts = []
     original = SAC.update
     monkeypatch.setattr(SAC, "update", lambda self, batch: discounts.append(batch.discount) or original(self, batch))
-    _run(compose_run, tmp_path, "buffer.n_step=3", "agent.gamma=0.9")
+    train_tiny(tmp_path, "buffer.n_step=3", "agent.gamma=0.9")
     values = torch.cat(discounts).unique().tolist()
     assert set(np.round(values, 4)) <= {0.9, 0.81, 0.729}
     assert any(abs(v - 0.729) < 1e-4 for v in values)
@@ -231,4 +226,4 @@ def test_importance_weights_scale_the_critic_loss():
     batch = _batch(terminated=1.0)._replace(weights=torch.linspace(0.1, 1.0, 16))
     q = agent.critic(batch.obs, batch.action).detach()
     expected = 0.5 * (batch.weights * (q - batch.reward) ** 2).mean(dim=1).sum()
-    assert agent.update(batch)["train/critic_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert agent.update(batch).metrics["train/critic_loss"].item() == pytest.approx(expected.item(), rel=1e-5)

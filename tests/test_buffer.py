@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from sac_runner.buffer import ReplayBuffer, SegmentTree
+from sac_runner.algo.replay_buffer import ReplayBuffer, SegmentTree, buffer_bytes, n_step_discounts
 from sac_runner.config import BufferConfig
 
 CPU = torch.device("cpu")
 
 
 def _buffer(capacity=10, n_step=1, type="uniform", gamma=0.5, seed=0, obs_dim=1):
-    return ReplayBuffer(BufferConfig(capacity=capacity, n_step=n_step, type=type), obs_dim, 1, gamma, CPU, seed=seed)
+    return ReplayBuffer(BufferConfig(capacity=capacity, n_step=n_step, type=type), obs_dim, 1, CPU, seed=seed,
+                        discounts=n_step_discounts(gamma, n_step))
 
 
 def _episode(buffer, start, length, terminated=True, reward=None):
@@ -63,7 +64,7 @@ def test_uniform_sampling_is_uniform_over_transitions():
 
 
 def test_bytes_per_transition_counts_one_observation():
-    buffer = ReplayBuffer(BufferConfig(capacity=4), 17, 6, 0.99, CPU)
+    buffer = ReplayBuffer(BufferConfig(capacity=4), 17, 6, CPU)
     assert buffer.bytes_per_transition == 17 * 4 + 6 * 4 + 4 + 3  # vs 2 * 17 * 4 + ... with next_obs stored
     assert buffer.obs.nbytes + buffer.action.nbytes + buffer.reward.nbytes + 3 * 4 == 4 * buffer.bytes_per_transition
 
@@ -113,7 +114,7 @@ def test_segment_tree_prefix_search_and_minimum():
 def test_prioritized_sampling_follows_priorities_and_weights_correct_for_it():
     # alpha = 1: P(i) proportional to |td| + eps; beta = 1: full importance-sampling correction.
     cfg = BufferConfig(capacity=16, type="prioritized", alpha=1.0, beta=1.0)
-    buffer = ReplayBuffer(cfg, 1, 1, 0.5, CPU, seed=0)
+    buffer = ReplayBuffer(cfg, 1, 1, CPU, seed=0)
     _episode(buffer, 0, 4)  # 4 transitions, equal (maximal) priorities
     batch = buffer.sample(4)  # stratified over equal priorities: each transition once
     assert sorted(batch.obs[:, 0].tolist()) == [0, 1, 2, 3]
@@ -153,16 +154,17 @@ def test_empty_buffer_refuses_to_sample():
 
 def test_buffer_bytes_counts_what_the_arrays_hold():
     """The memory check before allocating counts what the buffer's arrays really take."""
-    import torch
-
-    from sac_runner.buffer import ReplayBuffer, buffer_bytes
-    from sac_runner.config import BufferConfig
-
     for kind, action_dim, dtype in (("uniform", 6, np.float32), ("prioritized", 1, np.int64)):
         cfg = BufferConfig(type=kind, capacity=1000)
-        buffer = ReplayBuffer(cfg, 17, action_dim, 0.99, torch.device("cpu"), action_dtype=dtype)
+        buffer = ReplayBuffer(cfg, 17, action_dim, CPU, action_dtype=dtype)
         arrays = (buffer.obs, buffer.action, buffer.reward, buffer.terminated, buffer.episode_end,
                   buffer.starts_transition)
         tree = buffer.tree.sum.nbytes + buffer.tree.min.nbytes if buffer.tree is not None else 0
         assert buffer_bytes(cfg, 17, action_dim, dtype) == sum(a.nbytes for a in arrays) + tree
         assert buffer.bytes_per_transition == sum(a.nbytes for a in arrays) // 1000
+
+
+def test_n_step_discounts_are_the_powers_of_gamma_and_n_step_needs_them():
+    assert n_step_discounts(0.5, 3).tolist() == [1.0, 0.5, 0.25, 0.125]
+    with pytest.raises(ValueError, match="n_step=3 needs discounts"):
+        ReplayBuffer(BufferConfig(capacity=8, n_step=3), 1, 1, CPU)

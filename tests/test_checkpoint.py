@@ -2,48 +2,25 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from sac_runner.checkpoint import CheckpointError, load_checkpoint
 from sac_runner.config import ConfigError, to_run_config
-from sac_runner.resume import resumed_config
-from sac_runner.tracker import Tracker
-from sac_runner.train import Trainer, build, seed_everything, train, warm_start
-from tests.conftest import console_script
-
-TINY = ("schedule=smoke", "logging=disabled", "logging.progress=false", "device=cpu", "agent.hidden_sizes=[16]")
-
-
-class StopAt:
-    """Stands in for a SIGTERM arriving during step `step`."""
-
-    def __init__(self, trainer: Trainer, step: int):
-        self.trainer, self.step = trainer, step
-
-    @property
-    def requested(self) -> bool:
-        return self.trainer.step >= self.step
-
-
-def _train_until(compose_run, run_dir, stop_step, *overrides):
-    cfg = compose_run(*TINY, *overrides)
-    run = to_run_config(cfg)
-    seed_everything(run.seed)
-    parts = build(run)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    trainer = Trainer(run, parts, run_dir, resolved)
-    with Tracker(run_dir, run.logging, resolved, run_name=run_dir.name) as tracker:
-        trainer.train(tracker, StopAt(trainer, stop_step))
-    parts.close()
-    return trainer
+from sac_runner.errors import CheckpointError
+from sac_runner.run.builders import make_parts, warm_start
+from sac_runner.run.checkpoint import load_checkpoint
+from sac_runner.run.resumed_config import resumed_config
+from sac_runner.run.training import train
+from tests.harness import TINY, cli, start_cli, tiny_config, train_tiny
 
 
 def _agent_tensors(checkpoint: dict) -> dict[str, torch.Tensor]:
@@ -70,16 +47,16 @@ def _steps(run_dir):
 
 @pytest.mark.parametrize("variant", [(), ("buffer=prioritized", "buffer.n_step=3", "env.normalize_obs=true"),
                                      ("env.id=CartPole-v1",)], ids=["uniform", "prioritized_nstep_normalized", "discrete"])
-def test_resume_is_bitwise_identical_to_an_uninterrupted_run(compose_run, tmp_path, variant):
+def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, variant):
     whole, split = tmp_path / "whole", tmp_path / "split"
-    _train_until(compose_run, whole, 10**9, *variant)
+    train_tiny(whole, *variant)
     # Stop at step 170: mid-episode for Pendulum (200-step episodes), so the episode must be replayed.
-    stopped = _train_until(compose_run, split, 170, *variant)
+    stopped = train_tiny(split, *variant, stop_at=170).trainer
     assert stopped.step == 170 and (split / "checkpoints" / "step_000000170.pt").exists()
     with open(split / "metrics.jsonl", "a") as f:  # as if the process died after logging past its checkpoint
         f.write(json.dumps({"step": 175, "train/episode_return": -1.0}) + "\n")
 
-    train(compose_run(*TINY, f"resume={split}"), split, overrides=[f"resume={split}"])
+    train(tiny_config(f"resume={split}"), split, overrides=[f"resume={split}"])
 
     a, b = load_checkpoint(whole / "checkpoints" / "latest.pt"), load_checkpoint(split / "checkpoints" / "latest.pt")
     assert a["step"] == b["step"] == 300
@@ -91,31 +68,31 @@ def test_resume_is_bitwise_identical_to_an_uninterrupted_run(compose_run, tmp_pa
     assert _steps(split) == _steps(whole)  # appended in place, the record after the checkpoint dropped
 
 
-def test_resume_refuses_changes_to_the_experiment_and_allows_harmless_ones(compose_run):
-    saved = OmegaConf.to_container(compose_run(*TINY), resolve=True)
-    asked = compose_run(*TINY, "env=halfcheetah", "schedule.total_steps=500", "logging.mode=offline")
+def test_resume_refuses_changes_to_the_experiment_and_allows_harmless_ones():
+    saved = OmegaConf.to_container(tiny_config(), resolve=True)
+    asked = tiny_config("env=halfcheetah", "schedule.total_steps=500", "logging.mode=offline")
     with pytest.raises(ConfigError, match=r"resume: env would change the experiment .*drop that override"):
         resumed_config(asked, saved, ["env=halfcheetah", "schedule.total_steps=500"], "ckpt.pt")
     resumed = resumed_config(asked, saved, ["schedule.total_steps=500", "logging.mode=offline", "seed=0"], "ckpt.pt")
     assert resumed.schedule.total_steps == 500 and resumed.logging.mode == "offline"
     assert resumed.env.id == "Pendulum-v1"  # the saved experiment, not today's composition
     with pytest.raises(ConfigError, match="agent.hidden_sizes would change"):
-        resumed_config(compose_run(*TINY, "agent.hidden_sizes=[64]"), saved, ["agent.hidden_sizes=[64]"], "c.pt")
+        resumed_config(tiny_config("agent.hidden_sizes=[64]"), saved, ["agent.hidden_sizes=[64]"], "c.pt")
 
 
-def test_resume_of_a_finished_run_says_how_to_extend_it(compose_run, tmp_path):
-    _train_until(compose_run, tmp_path, 10**9)
+def test_resume_of_a_finished_run_says_how_to_extend_it(tmp_path):
+    train_tiny(tmp_path)
     with pytest.raises(ConfigError, match="nothing to resume.*raise schedule.total_steps"):
-        train(compose_run(*TINY, f"resume={tmp_path}"), tmp_path, overrides=[f"resume={tmp_path}"])
+        train(tiny_config(f"resume={tmp_path}"), tmp_path, overrides=[f"resume={tmp_path}"])
 
 
-def test_resume_continues_the_same_wandb_run(compose_run, tmp_path, capsys):
+def test_resume_continues_the_same_wandb_run(tmp_path, capsys):
     offline = ("logging=wandb", "logging.mode=offline")
-    _train_until(compose_run, tmp_path, 120, *offline)
+    train_tiny(tmp_path, *offline, stop_at=120)
     first_id = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["wandb_run_id"]
     assert first_id
     capsys.readouterr()
-    train(compose_run(*TINY, *offline, f"resume={tmp_path}"), tmp_path, overrides=[f"resume={tmp_path}"])
+    train(tiny_config(*offline, f"resume={tmp_path}"), tmp_path, overrides=[f"resume={tmp_path}"])
     runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
     # Two offline segments of one W&B run: both record that run's id (wandb sync uploads both into it).
     assert len(runs) == 2 and all((r / f"run-{first_id}.wandb").exists() for r in runs)
@@ -127,8 +104,8 @@ def test_resume_continues_the_same_wandb_run(compose_run, tmp_path, capsys):
 
 # ---- retention and atomicity --------------------------------------------------------------------------
 
-def test_keeps_the_last_k_and_the_best_and_the_buffer_of_the_newest_only(compose_run, tmp_path):
-    _train_until(compose_run, tmp_path, 10**9, "schedule.checkpoint_every=50", "schedule.eval_every=50",
+def test_keeps_the_last_k_and_the_best_and_the_buffer_of_the_newest_only(tmp_path):
+    train_tiny(tmp_path, "schedule.checkpoint_every=50", "schedule.eval_every=50",
                  "checkpoint.keep_last=2")
     directory = tmp_path / "checkpoints"
     steps = sorted(p.name for p in directory.glob("step_*.pt") if not p.name.endswith(".buffer.pt"))
@@ -139,15 +116,14 @@ def test_keeps_the_last_k_and_the_best_and_the_buffer_of_the_newest_only(compose
 
 
 @pytest.mark.parametrize("objective", ["maximize", "minimize"])
-def test_best_pt_is_the_agent_of_the_best_evaluation_even_between_checkpoints(compose_run, tmp_path, objective):
+def test_best_pt_is_the_agent_of_the_best_evaluation_even_between_checkpoints(tmp_path, objective):
     """Evaluations every 30 steps, checkpoints every 150: best.pt must hold the best evaluation's agent
     (the highest return, or the lowest for a cost), which evaluates to exactly the return recorded for
     it (same deterministic policy, same seeds), even when no step checkpoint fell on that evaluation."""
-    from sac_runner.evaluation import evaluate
-    from sac_runner.train import EVAL_SEED_OFFSET
-    from sac_runner.trained import load_trained
+    from sac_runner.run.builders import load_trained
+    from sac_runner.run.evaluation import EVAL_SEED_OFFSET, evaluate
 
-    _train_until(compose_run, tmp_path, 10**9, "schedule.checkpoint_every=150", "schedule.eval_every=30",
+    train_tiny(tmp_path, "schedule.checkpoint_every=150", "schedule.eval_every=30",
                  f"agent.objective={objective}")
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     evals = {r["step"]: r["eval/return_mean"] for r in records if "eval/return_mean" in r}
@@ -165,8 +141,8 @@ def test_best_pt_is_the_agent_of_the_best_evaluation_even_between_checkpoints(co
     assert replay.summary()["eval/return_mean"] == pytest.approx(evals[best_step], rel=1e-6)
 
 
-def test_checkpoint_holds_everything_a_run_needs(compose_run, tmp_path):
-    _train_until(compose_run, tmp_path, 10**9)
+def test_checkpoint_holds_everything_a_run_needs(tmp_path):
+    train_tiny(tmp_path)
     data = torch.load(tmp_path / "checkpoints" / "latest.pt", weights_only=True)
     assert {"config", "agent", "loop", "rng", "episode_replay", "obs", "wandb_run_id", "buffer_file"} <= set(data)
     assert {"python", "numpy", "torch", "env_action_space"} <= set(data["rng"])
@@ -176,8 +152,8 @@ def test_checkpoint_holds_everything_a_run_needs(compose_run, tmp_path):
     assert buffer["size"] == 300 and buffer["obs"].shape[0] == buffer["slots_used"]
 
 
-def test_save_buffer_false_writes_no_buffer(compose_run, tmp_path):
-    _train_until(compose_run, tmp_path, 10**9, "checkpoint.save_buffer=false")
+def test_save_buffer_false_writes_no_buffer(tmp_path):
+    train_tiny(tmp_path, "checkpoint.save_buffer=false")
     assert not list((tmp_path / "checkpoints").glob("*.buffer.pt"))
     assert load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["buffer_file"] is None
 
@@ -187,8 +163,9 @@ def test_killing_the_writer_mid_checkpoint_leaves_the_previous_one_loadable(tmp_
     script = textwrap.dedent(f"""
         import os, signal, torch
         from pathlib import Path
-        import sac_runner.checkpoint as ck
-        run_dir = Path({str(tmp_path)!r})
+        import sac_runner.run.checkpoint as ck
+        from sac_runner.run.run_dir import RunDir
+        run_dir = RunDir(Path({str(tmp_path)!r}))
         ck.save_checkpoint(run_dir, 1, {{"weights": torch.ones(1000)}})
         real_save = torch.save
         def dying_save(obj, f, *a, **k):
@@ -227,9 +204,8 @@ def test_a_checkpoint_with_a_pickled_object_is_refused_and_its_code_never_runs(t
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(tmp_path, signal_number):
     run_dir = tmp_path / "run"
-    command = [console_script("sac-train"), *TINY, "schedule.total_steps=100000", "schedule.checkpoint_every=100000",
-               f"hydra.run.dir={run_dir}"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_cli("sac-train", tmp_path, *TINY, "schedule.total_steps=100000",
+                        "schedule.checkpoint_every=100000", f"hydra.run.dir={run_dir}")
     deadline = time.time() + 120
     while time.time() < deadline and not ((run_dir / "metrics.jsonl").exists() and len(_steps(run_dir)) > 3):
         time.sleep(0.5)
@@ -243,9 +219,8 @@ def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(tmp_path, signal_num
     assert 0 < stopped_at < 100000
 
     # Resume in place for 50 more steps: same directory, metrics continue without gaps or repeats.
-    result = subprocess.run([console_script("sac-train"), f"resume={run_dir}",
-                             f"schedule.total_steps={stopped_at + 50}", "logging.progress=false"],
-                            capture_output=True, text=True, timeout=300)
+    result = cli("sac-train", tmp_path, f"resume={run_dir}", f"schedule.total_steps={stopped_at + 50}",
+                 "logging.progress=false")
     assert result.returncode == 0, result.stderr
     assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["step"] == stopped_at + 50
     steps = _steps(run_dir)
@@ -253,10 +228,9 @@ def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(tmp_path, signal_num
     assert list((run_dir / ".hydra").glob("resumed_*/config.yaml"))  # the original .hydra/ is kept
 
 
-def test_resume_with_a_changed_env_is_one_clear_line(tmp_path, compose_run):
-    _train_until(compose_run, tmp_path, 120)
-    result = subprocess.run([console_script("sac-train"), f"resume={tmp_path}", "env=halfcheetah"],
-                            capture_output=True, text=True, timeout=120)
+def test_resume_with_a_changed_env_is_one_clear_line(tmp_path):
+    train_tiny(tmp_path, stop_at=120)
+    result = cli("sac-train", tmp_path, f"resume={tmp_path}", "env=halfcheetah", timeout=120)
     assert result.returncode == 2
     assert result.stderr.startswith("error: resume: env would change the experiment") and \
         len(result.stderr.strip().splitlines()) == 1
@@ -264,13 +238,13 @@ def test_resume_with_a_changed_env_is_one_clear_line(tmp_path, compose_run):
 
 # ---- warm start -----------------------------------------------------------------------------------------
 
-def test_warm_start_copies_the_networks_and_starts_fresh_otherwise(compose_run, tmp_path):
+def test_warm_start_copies_the_networks_and_starts_fresh_otherwise(tmp_path):
     source = tmp_path / "source"
-    _train_until(compose_run, source, 10**9)
+    train_tiny(source)
     saved = load_checkpoint(source / "checkpoints" / "latest.pt")["agent"]
-    run = to_run_config(compose_run(*TINY, f"agent.init_from={source}"))
-    parts = build(run)
-    warm_start(parts.agent, parts.spaces, run.agent.init_from)
+    run = to_run_config(tiny_config(f"init_from={source}"))
+    parts = make_parts(run)
+    warm_start(parts.agent, parts.spaces, run.init_from)
     for name, tensor in parts.agent.actor.state_dict().items():
         assert torch.equal(tensor, saved["actor"][name])
     for name, tensor in parts.agent.critic.state_dict().items():
@@ -279,10 +253,55 @@ def test_warm_start_copies_the_networks_and_starts_fresh_otherwise(compose_run, 
     parts.close()
 
 
-def test_warm_start_from_other_spaces_is_refused(compose_run, tmp_path):
-    _train_until(compose_run, tmp_path, 10**9)
-    run = to_run_config(compose_run(*TINY, "env=cartpole", f"agent.init_from={tmp_path}"))
-    parts = build(run)
+def test_warm_start_from_other_spaces_is_refused(tmp_path):
+    train_tiny(tmp_path)
+    run = to_run_config(tiny_config("env=cartpole", f"init_from={tmp_path}"))
+    parts = make_parts(run)
     with pytest.raises(CheckpointError, match="observation size 3 and action size 1, but this environment has 4 and 2"):
-        warm_start(parts.agent, parts.spaces, run.agent.init_from)
+        warm_start(parts.agent, parts.spaces, run.init_from)
     parts.close()
+
+
+# ---- a run written before keys moved (sac-runner 0.1, checkpoint version 2) -------------------------------
+# tests/data/run_before_issue_14: `sac-train` of sac-runner 0.1 (commit 54c4f0d), its command line in
+# .hydra/overrides.yaml: a 200-step tiny Pendulum run with schedule.policy_update_every=2,
+# schedule.target_update_every=2 and schedule.policy_update_catch_up=true (keys now in agent).
+OLD_RUN = Path(__file__).parent / "data" / "run_before_issue_14"
+OLD_RUN_AS_TODAY = ("buffer.capacity=1000", "threads=1", "agent.policy_update_every=2", "agent.target_update_every=2",
+                    "agent.policy_update_catch_up=true")
+
+
+def test_a_checkpoint_written_before_keys_moved_loads_in_todays_layout():
+    checkpoint = load_checkpoint(OLD_RUN)
+    assert checkpoint["version"] == 2
+    agent, schedule = checkpoint["config"]["agent"], checkpoint["config"]["schedule"]
+    assert (agent["policy_update_every"], agent["target_update_every"], agent["policy_update_catch_up"]) == (2, 2, True)
+    assert checkpoint["config"]["nan_guard"] is True and checkpoint["config"]["init_from"] is None
+    assert not {"policy_update_every", "target_update_every", "policy_update_catch_up"} & set(schedule)
+    assert not {"nan_guard", "init_from"} & set(agent)
+    assert to_run_config(OmegaConf.merge(tiny_config(), checkpoint["config"])).agent.policy_update_every == 2
+
+
+def test_a_run_written_before_keys_moved_resumes_exactly_as_todays_run(tmp_path):
+    """Resumed from its step-200 checkpoint to step 400, the old run ends bit for bit where today's
+    sac-runner ends the same experiment run in one go."""
+    old = tmp_path / "old"
+    shutil.copytree(OLD_RUN, old, symlinks=True)
+    train(tiny_config(f"resume={old}", "schedule.total_steps=400"), old,
+          overrides=[f"resume={old}", "schedule.total_steps=400"])
+    whole = train_tiny(tmp_path / "whole", *OLD_RUN_AS_TODAY, "schedule.total_steps=400")
+    resumed, today = load_checkpoint(old), load_checkpoint(tmp_path / "whole")
+    assert resumed["version"] == today["version"] == 3 and resumed["step"] == today["step"] == 400
+    ta, tb = _agent_tensors(resumed), _agent_tensors(today)
+    assert ta.keys() == tb.keys()
+    assert not [k for k in ta if not torch.equal(ta[k], tb[k])]
+    assert resumed["loop"]["last_eval"] == today["loop"]["last_eval"]
+    assert whole.final["eval/return_mean"] == today["loop"]["last_eval"]["eval/return_mean"]
+    assert resumed["config"]["agent"]["policy_update_every"] == 2
+
+
+def test_the_best_agent_of_a_run_written_before_keys_moved_evaluates():
+    from sac_runner.run.builders import load_trained
+
+    trained = load_trained(str(OLD_RUN / "checkpoints" / "best.pt"), torch.device("cpu"))
+    assert trained.run.agent.policy_update_catch_up is True and trained.best["step"] == trained.step

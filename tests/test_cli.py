@@ -3,23 +3,22 @@
 import json
 import os
 import re
-import subprocess
-
 import pytest
 import torch
 
-from tests.conftest import console_script
+from tests.harness import TINY, cli
 
 
-def run(cmd, cwd, *args, timeout=300):
-    return subprocess.run([console_script(cmd), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def run(cmd, cwd, *args, timeout=300, **environ):
+    """As a user runs a command: their own environment (no PYTHONPATH, no W&B variables)."""
+    return cli(cmd, cwd, *args, timeout=timeout, env={**os.environ, **environ})
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny sac-train run with W&B offline (the default logging), shared by the tests below."""
     cwd = tmp_path_factory.mktemp("user")
-    proc = run("sac-train", cwd, "schedule=smoke", "logging.progress=false", "seed=3")
+    proc = run("sac-train", cwd, *TINY, "logging=wandb", "seed=3")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = [p for p in (cwd / "outputs" / "runs").iterdir() if p.name != "latest"]
     assert (cwd / "outputs" / "runs" / "latest").resolve() == run_dir.resolve()
@@ -37,15 +36,14 @@ def test_train_writes_config_metrics_checkpoints_and_wandb_under_its_run_dir(tra
 
 def test_a_mujoco_run_prints_only_sac_runners_own_lines(tmp_path):
     """No MuJoCo deprecation warning per environment built, no MUJOCO_LOG.TXT in the working directory."""
-    proc = run("sac-train", tmp_path, "env=halfcheetah", "schedule=smoke", "logging=disabled",
-               "logging.progress=false", "agent.hidden_sizes=[16]")
+    proc = run("sac-train", tmp_path, *TINY, "env=halfcheetah")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr == "" and "WARNING" not in proc.stdout, proc.stdout + proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs"]
 
 
 def test_a_real_mujoco_warning_still_shows(caplog):
-    from sac_runner.envs import _mujoco_warning
+    from sac_runner.run.envs import _mujoco_warning
 
     _mujoco_warning("compiler attribute 'settotalmass' is deprecated and will be removed")
     _mujoco_warning("Nan, Inf or huge value in QACC at DOF 0. The simulation is unstable.")
@@ -77,9 +75,8 @@ def test_latest_names_the_newest_run_for_eval_and_resume(tmp_path):
         "error: latest: outputs/runs/latest does not exist (no run was started from this directory); give a run "
         "directory or .pt file instead")
     assert not (empty / "outputs").exists()
-    tiny = ("schedule=smoke", "schedule.total_steps=100", "logging=disabled", "logging.progress=false")
     for seed in (0, 1):  # the second run takes the link over
-        assert run("sac-train", tmp_path, *tiny, f"seed={seed}").returncode == 0
+        assert run("sac-train", tmp_path, *TINY, "schedule.total_steps=100", f"seed={seed}").returncode == 0
     link = tmp_path / "outputs" / "runs" / "latest"
     assert link.is_symlink() and os.readlink(link).endswith("_seed1") and not os.path.isabs(os.readlink(link))
     proc = run("sac-eval", tmp_path, "checkpoint=latest", "episodes=1")
@@ -111,10 +108,8 @@ def test_threads_auto_shares_the_cores_with_another_run_on_the_machine(tmp_path)
     registry = tmp_path / "registry"
     registry.mkdir()
     (registry / str(os.getpid())).write_text(json.dumps({"pid": os.getpid(), "cpus": sorted(os.sched_getaffinity(0))}))
-    proc = subprocess.run([console_script("sac-train"), "schedule=smoke", "schedule.total_steps=100",
-                           "logging=disabled", "logging.progress=false", f"hydra.run.dir={tmp_path / 'run'}"],
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "SAC_RUNNER_RUN_REGISTRY": str(registry)})
+    proc = run("sac-train", tmp_path, *TINY, "schedule.total_steps=100", f"hydra.run.dir={tmp_path / 'run'}",
+               SAC_RUNNER_RUN_REGISTRY=str(registry))
     assert proc.returncode == 0, proc.stderr[-3000:]
     cores = len(os.sched_getaffinity(0))
     first = proc.stdout.splitlines()[0]
@@ -178,7 +173,7 @@ def test_eval_truncated_checkpoint_is_one_clear_line(trained, tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (lambda c: c["config"]["env"].update(id="NoSuchEnv-v0"), "unknown environment id 'NoSuchEnv-v0'"),
-    (lambda c: c.update(version=99), "has checkpoint version 99, this sac-runner reads version 2"),
+    (lambda c: c.update(version=99), "has checkpoint version 99, this sac-runner reads versions 2 and 3"),
     (lambda c: c.update(format="someone-else"), "is not a sac-runner checkpoint"),
 ])
 def test_eval_on_an_unusable_checkpoint_is_one_clear_line(trained, tmp_path, change, message):

@@ -4,9 +4,11 @@ from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 from sac_runner.config import ConfigError, RunConfig, to_run_config
+from tests.harness import compose
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -16,15 +18,15 @@ def _options(group: str) -> list[str]:
 
 
 @pytest.mark.parametrize("group", ["env", "agent", "buffer", "schedule", "logging"])
-def test_every_preset_composes_and_validates(compose_run, group):
+def test_every_preset_composes_and_validates(group):
     assert _options(group), f"conf/{group}/ has no presets"
     for option in _options(group):
-        run = to_run_config(compose_run(f"{group}={option}"))
+        run = to_run_config(compose(f"{group}={option}"))
         assert isinstance(run, RunConfig)
 
 
-def test_default_run_is_pendulum_on_the_short_schedule(compose_run):
-    run = to_run_config(compose_run())
+def test_default_run_is_pendulum_on_the_short_schedule():
+    run = to_run_config(compose())
     assert run.env.id == "Pendulum-v1"
     assert run.schedule.total_steps == 20_000
     assert (run.agent.actor_lr, run.schedule.batch_size, run.agent.hidden_sizes) == (3e-4, 256, [256, 256])
@@ -34,24 +36,24 @@ def test_default_run_is_pendulum_on_the_short_schedule(compose_run):
 @pytest.mark.parametrize("preset, env_id", [("halfcheetah", "HalfCheetah-v5"), ("hopper", "Hopper-v5"),
                                             ("walker2d", "Walker2d-v5"), ("ant", "Ant-v5"),
                                             ("humanoid", "Humanoid-v5"), ("inverted_pendulum", "InvertedPendulum-v5")])
-def test_env_presets_name_mujoco_v5_tasks(compose_run, preset, env_id):
-    run = to_run_config(compose_run(f"env={preset}"))
+def test_env_presets_name_mujoco_v5_tasks(preset, env_id):
+    run = to_run_config(compose(f"env={preset}"))
     assert run.env.id == env_id
     expected_steps = 20_000 if preset == "inverted_pendulum" else 1_000_000
     assert run.schedule.total_steps == expected_steps
 
 
-def test_any_registered_id_through_env_id(compose_run):
-    assert to_run_config(compose_run("env.id=MountainCarContinuous-v0")).env.id == "MountainCarContinuous-v0"
+def test_any_registered_id_through_env_id():
+    assert to_run_config(compose("env.id=MountainCarContinuous-v0")).env.id == "MountainCarContinuous-v0"
 
 
-def test_schedule_on_the_command_line_wins_over_the_env_preset(compose_run):
-    assert to_run_config(compose_run("env=pendulum", "schedule=smoke")).schedule.total_steps == 300
+def test_schedule_on_the_command_line_wins_over_the_env_preset():
+    assert to_run_config(compose("env=pendulum", "schedule=smoke")).schedule.total_steps == 300
 
 
-def test_alpha_accepts_auto_or_a_number(compose_run):
-    assert to_run_config(compose_run("agent.alpha=auto")).agent.alpha == "auto"
-    assert to_run_config(compose_run("agent.alpha=0.2")).agent.alpha == 0.2
+def test_alpha_accepts_auto_or_a_number():
+    assert to_run_config(compose("agent.alpha=auto")).agent.alpha == "auto"
+    assert to_run_config(compose("agent.alpha=0.2")).agent.alpha == 0.2
 
 
 @pytest.mark.parametrize("override, key", [
@@ -71,21 +73,94 @@ def test_alpha_accepts_auto_or_a_number(compose_run):
     ("logging.mode=loud", "logging.mode"),
     ("device=tpu", "device"),
 ])
-def test_invalid_values_fail_before_training_naming_the_key(compose_run, override, key):
+def test_invalid_values_fail_before_training_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        to_run_config(compose_run(override))
+        to_run_config(compose(override))
 
 
-def test_unknown_key_fails_at_compose_time(compose_run):
+def test_unknown_key_fails_at_compose_time():
     with pytest.raises(ConfigCompositionException, match="agent.learning_rate"):
-        compose_run("agent.learning_rate=1e-3")
+        compose("agent.learning_rate=1e-3")
 
 
-def test_wrong_type_fails_at_compose_time(compose_run):
+def test_wrong_type_fails_at_compose_time():
     with pytest.raises((ConfigCompositionException, ValidationError), match="gamma"):
-        compose_run("agent.gamma=high")
+        compose("agent.gamma=high")
 
 
-def test_unknown_group_option_fails_at_compose_time(compose_run):
+def test_unknown_group_option_fails_at_compose_time():
     with pytest.raises(ConfigCompositionException, match="halfcheeta"):
-        compose_run("env=halfcheeta")
+        compose("env=halfcheeta")
+
+
+# ---- one source of defaults: the schemas; a YAML option lists what it changes --------------------------
+GROUPS = ("env", "agent", "buffer", "schedule", "logging", "hparams_search")
+# The key that names an option (buffer=uniform is type uniform whatever the schema's default becomes).
+IDENTITY_KEYS = {"env.id", "buffer.type", "logging.mode"}
+
+
+def _option_values(group: str, option: str) -> dict[str, object]:
+    """The leaves an option file sets, as dotted keys of the run config (not Hydra's own)."""
+    path = CONF / group / f"{option}.yaml"
+    node = OmegaConf.load(path)
+    if not path.read_text().startswith("# @package _global_"):
+        node = OmegaConf.create({group: node})
+    flat = {}
+
+    def walk(prefix: str, value) -> None:
+        if OmegaConf.is_dict(value):
+            for key, child in value.items():
+                if prefix or key not in ("defaults", "hydra"):
+                    walk(f"{prefix}{key}.", child)
+        else:
+            flat[prefix.rstrip(".")] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+    walk("", node)
+    return flat
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_key_a_preset_sets_reaches_the_run_config(group):
+    """Composition order must not let a later group silently override a preset's keys."""
+    for option in _options(group):
+        cfg = compose(f"{group}={option}")
+        for key, value in _option_values(group, option).items():
+            assert OmegaConf.select(cfg, key) == value, f"{group}={option}: {key}"
+
+
+# Groups composed before each group (conf/config.yaml's defaults list): an option may restate a
+# default only to undo what an option of an earlier group sets (agent=sac_cleanrl pins batch 256,
+# which schedule=smoke lowers to 32).
+EARLIER = {"schedule": (), "buffer": ("schedule",), "env": ("schedule", "buffer"),
+           "agent": ("schedule", "buffer", "env"), "logging": ("schedule", "buffer", "env", "agent"),
+           "hparams_search": GROUPS[:-1]}
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_no_option_repeats_a_schema_default(group):
+    defaults = OmegaConf.structured(RunConfig)
+    for option in _options(group):
+        for key, value in _option_values(group, option).items():
+            if key in IDENTITY_KEYS or OmegaConf.select(defaults, key) != value:
+                continue
+            overridden = [f"{g}={o}" for g in EARLIER[group] for o in _options(g)
+                          if _option_values(g, o).get(key, value) != value]
+            assert overridden, f"{group}/{option}.yaml repeats {key}'s default, which no earlier option changes"
+
+
+def test_an_agent_preset_may_set_buffer_options():
+    """The buffer group composes before the agent group, so a preset's buffer block takes effect."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(group="agent", name="test_sets_buffer", package="_global_",
+                                 node={"buffer": {"capacity": 1234, "n_step": 3}, "agent": {"gamma": 0.9}})
+    run = to_run_config(compose("agent=test_sets_buffer", "buffer=prioritized"))
+    assert (run.buffer.capacity, run.buffer.n_step, run.buffer.type, run.agent.gamma) == (1234, 3, "prioritized", 0.9)
+
+
+def test_moved_keys_are_refused_with_their_new_name():
+    from sac_runner.config import MOVED_KEYS
+
+    for old, new in MOVED_KEYS.items():
+        with pytest.raises(ConfigError, match=f"{old} is now {new}"):
+            to_run_config(compose(f"+{old}=1"))

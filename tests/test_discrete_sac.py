@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from sac_runner.buffer import Batch
+from sac_runner.algo.discrete_sac import DiscreteSAC, discrete_soft_bellman_target
+from sac_runner.algo.replay_buffer import Batch
+from sac_runner.algo.sac import SAC
 from sac_runner.config import AgentConfig, ConfigError, EvalConfig, to_run_config
-from sac_runner.eval_cli import evaluate_checkpoint
-from sac_runner.sac import DiscreteSAC, SAC, discrete_soft_bellman_target
-from sac_runner.train import build
-from tests.conftest import train_tiny
+from sac_runner.run.builders import make_parts
+from sac_runner.run.evaluation import evaluate_checkpoint
+from tests.harness import tiny_config, train_tiny
 
 NUM_ACTIONS = 3
 
@@ -48,7 +49,7 @@ def test_critic_loss_regresses_the_taken_actions_q_onto_the_exact_expectation():
         y = discrete_soft_bellman_target(batch.reward, batch.terminated, agent.target(batch.next_obs),
                                          next_prob, next_log_prob, torch.tensor(0.5), agent.gamma)
     expected = 0.5 * ((q_taken - y) ** 2).mean(dim=1).sum()
-    metrics = agent.update(batch)
+    metrics = agent.update(batch).metrics
     assert metrics["train/critic_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
     assert metrics["train/target_q_mean"].item() == pytest.approx(y.mean().item(), rel=1e-5)
 
@@ -63,7 +64,7 @@ def test_actor_loss_is_the_exact_expectation_over_the_policy():
         min_q = agent.critic(batch.obs).min(dim=0).values
         expected_loss = (prob * (0.3 * log_prob - min_q)).sum(-1).mean()
         expected_entropy = -(prob * log_prob).sum(-1).mean()
-    metrics = agent.update(batch)
+    metrics = agent.update(batch).metrics
     assert metrics["train/actor_loss"].item() == pytest.approx(expected_loss.item(), rel=1e-5)
     assert metrics["train/entropy"].item() == pytest.approx(expected_entropy.item(), rel=1e-5)
 
@@ -109,7 +110,7 @@ def test_value_network_variant_regresses_v_onto_the_expected_soft_value():
         expected = 0.5 * ((agent.value(batch.obs) - v_target) ** 2).mean()
         # ... and the critics' target bootstraps from the target V network.
         y = batch.reward + agent.gamma * (1 - batch.terminated) * agent.target(batch.next_obs)
-    metrics = agent.update(batch)
+    metrics = agent.update(batch).metrics
     assert metrics["train/value_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
     assert metrics["train/target_q_mean"].item() == pytest.approx(y.mean().item(), rel=1e-5)
 
@@ -127,12 +128,12 @@ def test_act_is_argmax_when_deterministic_and_samples_pi_otherwise():
 
 # ---- selection from the action space -------------------------------------------------------------
 
-def test_a_discrete_action_space_selects_discrete_sac(compose_run):
-    parts = build(to_run_config(compose_run("env.id=CartPole-v1", "logging=disabled", "device=cpu")))
+def test_a_discrete_action_space_selects_discrete_sac():
+    parts = make_parts(to_run_config(tiny_config("env.id=CartPole-v1")))
     assert type(parts.agent) is DiscreteSAC and parts.spaces.discrete
     assert parts.buffer.action.dtype == np.int64 and parts.buffer.action.shape[1] == 1
     parts.close()
-    parts = build(to_run_config(compose_run("env=pendulum", "logging=disabled", "device=cpu")))
+    parts = make_parts(to_run_config(tiny_config("env=pendulum")))
     assert type(parts.agent) is SAC
     parts.close()
 
@@ -143,24 +144,24 @@ def test_a_discrete_action_space_selects_discrete_sac(compose_run):
     (("env.id=CartPole-v1", "agent.action_space=continuous"),
      "agent.action_space=continuous but CartPole-v1 has discrete actions; .*agent=sac_discrete"),
 ])
-def test_a_forced_action_space_that_does_not_match_the_env_is_refused(compose_run, overrides, message):
+def test_a_forced_action_space_that_does_not_match_the_env_is_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        build(to_run_config(compose_run(*overrides, "logging=disabled", "device=cpu")))
+        make_parts(to_run_config(tiny_config(*overrides)))
 
 
 # ---- end to end ------------------------------------------------------------------------------------
 
-def test_discrete_sac_learns_the_best_arm(compose_run, tmp_path):
+def test_discrete_sac_learns_the_best_arm(tmp_path):
     # BestArm pays 1 for its third action only (actions 1, 2, 3: a Discrete space starting at 1).
-    _, parts, final, _ = train_tiny(compose_run, tmp_path, "env.id=BestArm-v0", "agent=sac_discrete",
+    _, parts, final, *_ = train_tiny(tmp_path, "env.id=BestArm-v0", "agent=sac_discrete",
                                     "agent.actor_lr=3e-3", "agent.critic_lr=3e-3", "schedule.eval_episodes=5")
     assert final["eval/return_mean"] == 1.0
 
 
 @pytest.mark.parametrize("buffer", [("buffer=uniform", "buffer.n_step=3"), ("buffer=prioritized",)],
                          ids=["n_step", "prioritized"])
-def test_discrete_sac_trains_with_replay_options_and_its_checkpoint_evaluates(compose_run, tmp_path, buffer):
-    _, parts, final, records = train_tiny(compose_run, tmp_path, "env.id=CartPole-v1", *buffer)
+def test_discrete_sac_trains_with_replay_options_and_its_checkpoint_evaluates(tmp_path, buffer):
+    _, parts, final, records, _ = train_tiny(tmp_path, "env.id=CartPole-v1", *buffer)
     assert np.isfinite([r["train/critic_loss"] for r in records if "train/critic_loss" in r]).all()
     report = evaluate_checkpoint(EvalConfig(checkpoint=str(tmp_path), episodes=2, device="cpu"), tmp_path / "eval")
     assert report["env"] == "CartPole-v1" and report["return_mean"] >= 8  # CartPole pays 1 per step

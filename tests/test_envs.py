@@ -4,7 +4,8 @@ import pytest
 from sac_runner.config import EnvConfig
 from gymnasium import spaces
 
-from sac_runner.envs import EnvError, Spaces, env_spaces, make_env
+from sac_runner.errors import EnvError
+from sac_runner.run.envs import Spaces, env_spaces, make_env
 
 
 def test_mujoco_observations_are_float32_and_actions_span_minus_one_to_one():

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from sac_runner.config import EvalConfig, ExportConfig
-from sac_runner.eval_cli import evaluate_checkpoint
-from sac_runner.export import export_checkpoint
-from sac_runner.trained import load_trained
-from tests.conftest import train_tiny
+from sac_runner.run.evaluation import evaluate_checkpoint
+from sac_runner.run.export import export_checkpoint
+from sac_runner.run.builders import load_trained
+from tests.harness import train_tiny
 
 RUNNERS = {
     "torchscript": """
@@ -47,10 +47,10 @@ def _run_standalone(fmt: str, path, obs: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-def test_exported_continuous_policy_matches_the_agent_in_env_units(compose_run, tmp_path, fmt):
+def test_exported_continuous_policy_matches_the_agent_in_env_units(tmp_path, fmt):
     # Normalized observations and Pendulum's torque bound of 2: both must be inside the exported file.
-    train_tiny(compose_run, tmp_path / "run", "env.normalize_obs=true")
-    path = export_checkpoint(ExportConfig(checkpoint=str(tmp_path / "run"), format=fmt), tmp_path / "export")
+    train_tiny(tmp_path / "run", "env.normalize_obs=true")
+    path, _ = export_checkpoint(ExportConfig(checkpoint=str(tmp_path / "run"), format=fmt), tmp_path / "export")
     trained = load_trained(str(tmp_path / "run"), torch.device("cpu"))
     assert trained.agent.normalizer.count > 0
     obs = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32) * 3
@@ -60,9 +60,9 @@ def test_exported_continuous_policy_matches_the_agent_in_env_units(compose_run, 
     np.testing.assert_allclose(actions, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_onnx_export_is_one_self_contained_file(compose_run, tmp_path):
-    train_tiny(compose_run, tmp_path / "run")
-    path = export_checkpoint(ExportConfig(checkpoint=str(tmp_path / "run"), format="onnx"), tmp_path / "export")
+def test_onnx_export_is_one_self_contained_file(tmp_path):
+    train_tiny(tmp_path / "run")
+    path, _ = export_checkpoint(ExportConfig(checkpoint=str(tmp_path / "run"), format="onnx"), tmp_path / "export")
     assert [p.name for p in path.parent.iterdir()] == ["policy.onnx"]  # no policy.onnx.data beside it
     elsewhere = tmp_path / "another_machine" / "copied.onnx"
     elsewhere.parent.mkdir()
@@ -73,20 +73,20 @@ def test_onnx_export_is_one_self_contained_file(compose_run, tmp_path):
 
 
 @pytest.mark.parametrize("fmt, name", [("torchscript", "policy.pt"), ("onnx", "policy.onnx")])
-def test_export_output_may_be_an_existing_directory(compose_run, tmp_path, fmt, name):
-    train_tiny(compose_run, tmp_path / "run")
+def test_export_output_may_be_an_existing_directory(tmp_path, fmt, name):
+    train_tiny(tmp_path / "run")
     target = tmp_path / "ship"
     target.mkdir()
-    path = export_checkpoint(ExportConfig(checkpoint=str(tmp_path / "run"), format=fmt, output=str(target)),
+    path, _ = export_checkpoint(ExportConfig(checkpoint=str(tmp_path / "run"), format=fmt, output=str(target)),
                              tmp_path / "export")
     assert path == target / name and path.is_file()
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-def test_exported_discrete_policy_returns_the_envs_action(compose_run, tmp_path, fmt):
+def test_exported_discrete_policy_returns_the_envs_action(tmp_path, fmt):
     # BestArm's actions are Discrete(3, start=1): the file returns 1, 2 or 3, as env.step takes them.
-    train_tiny(compose_run, tmp_path / "run", "env.id=BestArm-v0")
-    path = export_checkpoint(ExportConfig(checkpoint=str(tmp_path / "run"), format=fmt), tmp_path / "export")
+    train_tiny(tmp_path / "run", "env.id=BestArm-v0")
+    path, _ = export_checkpoint(ExportConfig(checkpoint=str(tmp_path / "run"), format=fmt), tmp_path / "export")
     trained = load_trained(str(tmp_path / "run"), torch.device("cpu"))
     obs = np.random.default_rng(0).choice([-1.0, 1.0], size=(8, 1)).astype(np.float32)
     actions = _run_standalone(fmt, path, obs)
@@ -94,8 +94,8 @@ def test_exported_discrete_policy_returns_the_envs_action(compose_run, tmp_path,
 
 
 @pytest.mark.parametrize("env", ["Pendulum-v1", "HalfCheetah-v5"], ids=["pygame", "mujoco_offscreen"])
-def test_eval_video_writes_one_mp4_per_episode(compose_run, tmp_path, env):
-    train_tiny(compose_run, tmp_path / "run", f"env.id={env}", "env.max_episode_steps=30")
+def test_eval_video_writes_one_mp4_per_episode(tmp_path, env):
+    train_tiny(tmp_path / "run", f"env.id={env}", "env.max_episode_steps=30")
     report = evaluate_checkpoint(EvalConfig(checkpoint=str(tmp_path / "run"), episodes=2, device="cpu", video=True),
                                  tmp_path / "eval")
     videos = sorted((tmp_path / "eval" / "videos").glob("*.mp4"))
@@ -103,16 +103,16 @@ def test_eval_video_writes_one_mp4_per_episode(compose_run, tmp_path, env):
     assert report["videos"] == [str(v) for v in videos]
 
 
-def test_training_records_a_video_every_k_evaluations(compose_run, tmp_path):
+def test_training_records_a_video_every_k_evaluations(tmp_path):
     # The smoke schedule evaluates at steps 150 and 300: with K = 2 only the second is recorded.
-    train_tiny(compose_run, tmp_path, "logging.video_every_evals=2", "env.max_episode_steps=30")
+    train_tiny(tmp_path, "logging.video_every_evals=2", "env.max_episode_steps=30")
     assert [v.name for v in (tmp_path / "videos").glob("*.mp4")] == ["step_000000300-episode-0.mp4"]
 
 
-def test_eval_with_logging_puts_results_and_videos_in_a_wandb_run(compose_run, tmp_path):
+def test_eval_with_logging_puts_results_and_videos_in_a_wandb_run(tmp_path):
     from sac_runner.config import LoggingConfig
 
-    train_tiny(compose_run, tmp_path / "run", "env.max_episode_steps=30")
+    train_tiny(tmp_path / "run", "env.max_episode_steps=30")
     evaluate_checkpoint(EvalConfig(checkpoint=str(tmp_path / "run"), episodes=2, device="cpu", video=True,
                                    logging=LoggingConfig(mode="offline", progress=False)), tmp_path / "eval")
     (offline,) = (tmp_path / "eval" / "wandb").glob("offline-run-*")

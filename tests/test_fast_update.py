@@ -5,9 +5,9 @@ losses and the same parameters after several updates from the same weights, batc
 import pytest
 import torch
 
-from sac_runner.buffer import Batch
+from sac_runner.algo.replay_buffer import Batch
 from sac_runner.config import AgentConfig
-from sac_runner.sac import SAC
+from sac_runner.algo.sac import SAC
 from tests.reference_sac import PlainSAC, plain_critics
 
 OBS, ACT, B = 5, 3, 64
@@ -30,8 +30,8 @@ VARIANTS = {
     "default": {},
     "three critics": dict(agent=dict(num_critics=3)),
     "fixed alpha": dict(agent=dict(alpha=0.3)),
-    "delayed actor and targets": dict(policy_update_every=2, target_update_every=2),
-    "hard target copies": dict(target_update_every=3, agent=dict(tau=1.0)),
+    "delayed actor and targets": dict(agent=dict(policy_update_every=2, target_update_every=2)),
+    "hard target copies": dict(agent=dict(target_update_every=3, tau=1.0)),
     "n-step returns": dict(n_step=True),
     "prioritized replay": dict(prioritized=True),
     "reward scale, cost": dict(agent=dict(reward_scale=5.0, objective="minimize")),
@@ -42,13 +42,11 @@ VARIANTS = {
 def test_fast_update_matches_the_plain_reference(variant):
     spec = VARIANTS[variant]
     torch.manual_seed(0)
-    agent = SAC(OBS, ACT, AgentConfig(hidden_sizes=[32, 32], **spec.get("agent", {})), torch.device("cpu"),
-                policy_update_every=spec.get("policy_update_every", 1),
-                target_update_every=spec.get("target_update_every", 1))
+    agent = SAC(OBS, ACT, AgentConfig(hidden_sizes=[32, 32], **spec.get("agent", {})), torch.device("cpu"))
     plain = PlainSAC(agent)
     for step, batch in enumerate(_batches(6, spec.get("n_step", False), spec.get("prioritized", False))):
         torch.manual_seed(1000 + step)  # the same Gaussian noise for both
-        fast = agent.update(batch)
+        fast = agent.update(batch).metrics
         torch.manual_seed(1000 + step)
         expected = plain.update(batch)
         assert fast["train/critic_loss"].item() == pytest.approx(expected["critic_loss"], rel=1e-5)
@@ -74,7 +72,7 @@ def test_the_comparison_detects_a_wrong_update():
     plain.log_alpha = torch.tensor(-30.0)  # alpha ~ 0 in the reference only
     batch = _batches(1, False, False)[0]
     torch.manual_seed(7)
-    fast = agent.update(batch)
+    fast = agent.update(batch).metrics
     torch.manual_seed(7)
     expected = plain.update(batch)
     assert fast["train/critic_loss"].item() != pytest.approx(expected["critic_loss"], rel=1e-5)

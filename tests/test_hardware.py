@@ -4,9 +4,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from sac_runner import hardware
+from sac_runner.run import hardware
 from sac_runner.config import ConfigError, RunConfig
-from sac_runner.sweep import jobs_side_by_side
+from sac_runner.run.sweep import jobs_side_by_side
 
 
 def test_auto_device_picks_cuda_when_present(monkeypatch):
@@ -187,7 +187,7 @@ def test_threads_setting_is_validated():
     ("RunMode.MULTIRUN", {"n_jobs": -1}, 8),     # joblib: one job per core
 ])
 def test_jobs_side_by_side_reads_the_launcher(monkeypatch, mode, launcher, expected):
-    monkeypatch.setattr("sac_runner.sweep.usable_cores", lambda: 8)
+    monkeypatch.setattr("sac_runner.run.sweep.usable_cores", lambda: 8)
     hydra_cfg = OmegaConf.create({"mode": mode, "launcher": launcher})
     assert jobs_side_by_side(hydra_cfg) == expected
 

@@ -2,31 +2,30 @@
 
 import pytest
 
-from sac_runner.train import train
+from sac_runner.run.training import train
+from tests.harness import QUIET, compose
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("variant", ["agent.value_network=false", "agent.value_network=true"],
                          ids=["sac_2019", "sac_2018_value_network"])
-def test_pendulum_learns(compose_run, tmp_path, variant):
-    cfg = compose_run("env=pendulum", variant, "seed=0", "device=cpu", "logging=disabled", "logging.progress=false",
-                      "schedule.total_steps=10_000", "schedule.eval_every=10_000",
-                      "schedule.checkpoint_every=10_000")
+def test_pendulum_learns(tmp_path, variant):
+    cfg = compose(*QUIET, "env=pendulum", variant, "seed=0", "schedule.total_steps=10_000",
+                  "schedule.eval_every=10_000", "schedule.checkpoint_every=10_000")
     final = train(cfg, tmp_path)
     assert final["eval/return_mean"] >= -250, final
 
 
 @pytest.mark.parametrize("objective", ["minimize", "maximize"])
-def test_objective_minimize_reduces_a_cost(compose_run, tmp_path, objective):
+def test_objective_minimize_reduces_a_cost(tmp_path, objective):
     # CostBandit's signal is (a - 0.5)^2: minimizing drives it to 0. Maximizing pushes the action toward
     # -1 (cost 2.25), though the entropy bonus keeps the policy mean off the bound (about 1.5 here);
     # a uniform random policy scores 1/3 + 1/4 = 0.58 on average.
-    cfg = compose_run("env.id=CostBandit-v0", f"agent.objective={objective}", "seed=0", "device=cpu",
-                      "logging=disabled", "logging.progress=false", "agent.hidden_sizes=[32,32]",
-                      "schedule.total_steps=1500", "schedule.start_steps=200", "schedule.update_after=200",
-                      "schedule.batch_size=64", "schedule.eval_every=1500", "schedule.eval_episodes=3",
-                      "schedule.checkpoint_every=1500")
+    cfg = compose(*QUIET, "env.id=CostBandit-v0", f"agent.objective={objective}", "seed=0",
+                  "agent.hidden_sizes=[32,32]", "schedule.total_steps=1500", "schedule.start_steps=200",
+                  "schedule.update_after=200", "schedule.batch_size=64", "schedule.eval_every=1500",
+                  "schedule.eval_episodes=3", "schedule.checkpoint_every=1500")
     cost = train(cfg, tmp_path)["eval/return_mean"]
     if objective == "minimize":
         assert cost < 0.02, cost
@@ -34,14 +33,14 @@ def test_objective_minimize_reduces_a_cost(compose_run, tmp_path, objective):
         assert cost > 1.0, cost
 
 
-def test_cartpole_discrete_sac_learns(compose_run, tmp_path):
+def test_cartpole_discrete_sac_learns(tmp_path):
     # Discrete SAC, chosen from CartPole's Discrete(2) action space; the issue asks for 400 within 50k.
     # Measured with this install (gymnasium 1.4, numpy 2.4, torch 2.13; the same at 1 and 2 threads),
     # evaluation every 2.5k: seed 2 scores 327.7 at 22.5k (the budget used before, where it once
     # scored 500), 499.3 at 25k and 500 at 27.5k and 30k; seed 0 stays above 400 from 20k (500 at 30k);
     # seed 1 hovers at 300-390 up to 30k. One seed's trajectory moves with library versions and
     # float rounding, hence a budget where seed 2 has been at the maximum for a while.
-    cfg = compose_run("env=cartpole", "seed=2", "device=cpu", "logging=disabled", "logging.progress=false",
-                      "schedule.total_steps=27_500", "schedule.eval_every=27_500", "schedule.checkpoint_every=27_500")
+    cfg = compose(*QUIET, "env=cartpole", "seed=2", "schedule.total_steps=27_500", "schedule.eval_every=27_500",
+                  "schedule.checkpoint_every=27_500")
     final = train(cfg, tmp_path)
     assert final["eval/return_mean"] >= 400, final

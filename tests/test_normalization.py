@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from sac_runner.normalization import ObservationNormalizer
-from tests.conftest import train_tiny
+from sac_runner.algo.normalization import ObservationNormalizer
+from tests.harness import train_tiny
 
 
 def test_running_statistics_by_hand():
@@ -33,8 +33,8 @@ def test_disabled_normalizer_is_the_identity():
     assert torch.equal(norm(x), x) and norm.count.item() == 0
 
 
-def test_training_updates_statistics_evaluation_does_not_and_checkpoints_keep_them(compose_run, tmp_path):
-    _, parts, _, _ = train_tiny(compose_run, tmp_path, "env.normalize_obs=true")
+def test_training_updates_statistics_evaluation_does_not_and_checkpoints_keep_them(tmp_path):
+    _, parts, _, _, _ = train_tiny(tmp_path, "env.normalize_obs=true")
     norm = parts.agent.normalizer
     # 300 steps of Pendulum = 1 initial reset + 300 next observations + 1 reset after the 200-step episode;
     # the 2 evaluations (4 episodes of 200 steps) add nothing.

@@ -3,30 +3,32 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from sac_runner.report import bootstrap_ci, interquartile_mean, report, summary
-from tests.conftest import console_script
+from sac_runner.run.report import report
+from sac_runner.run.run_dir import RunDir
+from sac_runner.run.statistics import bootstrap_ci, interquartile_mean, summary
+from tests.harness import cli
 
 
 def fake_run(path: Path, overrides: list[str], env: str, seed: int, returns: list[float], every: int = 1000,
              total: int | None = None) -> Path:
     """A run directory as sac-train leaves it: .hydra/config.yaml, .hydra/overrides.yaml, metrics.jsonl."""
-    (path / ".hydra").mkdir(parents=True)
+    run_dir = RunDir(path)
+    run_dir.config.parent.mkdir(parents=True)
     total = total if total is not None else every * len(returns)
     config = {"env": {"id": env}, "seed": seed, "schedule": {"total_steps": total, "epochs": None}}
-    (path / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-    (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    run_dir.config.write_text(yaml.safe_dump(config))
+    run_dir.overrides.write_text(yaml.safe_dump(overrides))
     lines = []
     for i, value in enumerate(returns, 1):
         lines.append({"step": i * every - 500, "train/critic_loss": 1.0})
         lines.append({"step": i * every, "eval/return_mean": value, "eval/return_std": 0.0})
-    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    run_dir.metrics.write_text("".join(json.dumps(r) + "\n" for r in lines))
     return path
 
 
@@ -63,8 +65,9 @@ def test_report_groups_seeds_by_configuration_and_leaves_out_bad_runs(tmp_path):
         fake_run(sweep / str(n), ["schedule=short", f"agent.actor_lr={lr}", f"seed={seed}", "logging=disabled"],
                  "Pendulum-v1", seed, returns)
     fake_run(sweep / "5", ["agent.actor_lr=0.001", "seed=3"], "Pendulum-v1", 3, [1, 2], total=3000)  # stopped early
-    (sweep / "6" / ".hydra").mkdir(parents=True)  # crashed before writing metrics
-    (sweep / "6" / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"env": {"id": "Pendulum-v1"}, "seed": 4}))
+    crashed = RunDir(sweep / "6")  # crashed before writing metrics
+    crashed.config.parent.mkdir(parents=True)
+    crashed.config.write_text(yaml.safe_dump({"env": {"id": "Pendulum-v1"}, "seed": 4}))
     fake_run(sweep / "7", ["env=halfcheetah", "seed=0"], "HalfCheetah-v5", 0, [-1, 300, 900])
 
     result = report([sweep])
@@ -126,15 +129,21 @@ def test_one_seed_per_configuration_draws_no_band(tmp_path, monkeypatch):
 def test_sac_report_cli_prints_the_table_and_says_what_is_wrong(tmp_path):
     for seed in (0, 1):
         fake_run(tmp_path / "runs" / f"run{seed}", [f"seed={seed}"], "Pendulum-v1", seed, [-900, -300])
-    result = subprocess.run([console_script("sac-report"), str(tmp_path / "runs"), "--out", str(tmp_path / "rep")],
-                            capture_output=True, text=True)
+    result = cli("sac-report", tmp_path, str(tmp_path / "runs"), "--out", str(tmp_path / "rep"))
     assert result.returncode == 0, result.stderr
     assert "evaluation return across seeds" in result.stdout and (tmp_path / "rep" / "learning_curves.png").exists()
     table = (tmp_path / "rep" / "results.md").read_text()
     assert "| Pendulum-v1 | default | 2 | -300.0 ± 0.0 |" in table
-    missing = subprocess.run([console_script("sac-report"), str(tmp_path / "nope")], capture_output=True, text=True)
+    missing = cli("sac-report", tmp_path, str(tmp_path / "nope"))
     assert missing.returncode == 2
     assert missing.stderr.strip() == (f"error: {tmp_path / 'nope'} does not exist; pass sweep directories or run "
                                       "directories under outputs/")
-    empty = subprocess.run([console_script("sac-report"), str(tmp_path / "rep")], capture_output=True, text=True)
+    empty = cli("sac-report", tmp_path, str(tmp_path / "rep"))
     assert empty.returncode == 2 and "no runs under" in empty.stderr and "Traceback" not in empty.stderr
+
+
+def test_a_run_from_before_keys_moved_counts_as_a_seed_of_the_same_configuration(tmp_path):
+    fake_run(tmp_path / "runs" / "old", ["schedule.policy_update_every=2", "seed=0"], "Pendulum-v1", 0, [-900, -300])
+    fake_run(tmp_path / "runs" / "new", ["agent.policy_update_every=2", "seed=1"], "Pendulum-v1", 1, [-800, -200])
+    (row,) = report([tmp_path / "runs"], tmp_path / "rep")["rows"]
+    assert row["seeds"] == 2

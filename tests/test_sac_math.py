@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from sac_runner.config import AgentConfig
-from sac_runner.networks import SquashedGaussianActor, squashed_gaussian_log_prob
-from sac_runner.sac import SAC, polyak_update, soft_bellman_target
-from sac_runner.buffer import Batch
+from sac_runner.algo.networks import SquashedGaussianActor, squashed_gaussian_log_prob
+from sac_runner.algo.sac import SAC, polyak_update, soft_bellman_target
+from sac_runner.algo.replay_buffer import Batch
 
 
 def test_squashed_log_prob_matches_numerical_change_of_variables():
@@ -86,7 +86,7 @@ def test_temperature_rises_below_target_entropy_and_falls_above(target_entropy, 
     # A fresh policy's entropy is about 1-2 nats for 2 actions: far below +10, far above -10.
     agent = _agent(target_entropy=target_entropy, alpha_lr=1e-2)
     before = agent.alpha.item()
-    metrics = agent.update(_batch())
+    metrics = agent.update(_batch()).metrics
     assert (metrics["train/entropy"].item() < target_entropy) == (direction > 0)
     assert math.copysign(1, agent.alpha.item() - before) == direction
 
@@ -122,12 +122,12 @@ def test_critic_loss_uses_the_soft_bellman_target():
                                 next_log_prob, torch.tensor(0.5), agent.gamma)
     expected = 0.5 * ((q_before - y) ** 2).mean(dim=1).sum()
     torch.manual_seed(123)
-    metrics = agent.update(batch)
+    metrics = agent.update(batch).metrics
     assert metrics["train/critic_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_update_returns_the_documented_metrics():
-    metrics = _agent().update(_batch())
+    metrics = _agent().update(_batch()).metrics
     assert set(metrics) == {"train/critic_loss", "train/actor_loss", "train/alpha", "train/entropy",
                             "train/q_mean", "train/target_q_mean"}
     assert all(np.isfinite(v.item()) for v in metrics.values())
@@ -139,3 +139,15 @@ def test_deterministic_action_is_tanh_of_mean():
     mean, _ = agent.actor.distribution_params(torch.as_tensor(obs))
     assert np.allclose(agent.act(obs, deterministic=True), torch.tanh(mean).detach().numpy())
     assert np.array_equal(agent.act(obs, deterministic=True), agent.act(obs, deterministic=True))
+
+
+def test_update_returns_each_samples_td_error_for_the_replay_priorities():
+    """td_error = max_i |Q_i(s, a) - y| per sample, with the critics before the step; at a terminal
+    transition y = r, so it is computed here by hand."""
+    agent = _agent(alpha=0.0)
+    batch = _batch()._replace(terminated=torch.ones(8))
+    q_before = agent.critic(batch.obs, batch.action).detach()   # (2, 8)
+    td_error = agent.update(batch).td_error
+    expected = torch.maximum((q_before[0] - batch.reward).abs(), (q_before[1] - batch.reward).abs())
+    torch.testing.assert_close(td_error, expected)
+    assert td_error.shape == (8,) and not td_error.requires_grad

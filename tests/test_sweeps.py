@@ -13,27 +13,29 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from sac_runner.sweep import FAILURE_FILE, job_dirs, overrides_of
-from tests.conftest import console_script
+from sac_runner.run.run_dir import RunDir
+from sac_runner.run.sweep import job_dirs, overrides_of
+from tests.harness import TINY, cli, metric_records, start_cli
 from tests.wandb_records import run_record
 
-TINY = ("schedule=smoke", "agent.hidden_sizes=[16,16]", "logging.progress=false", "device=cpu")
+WANDB = ("logging=wandb", "logging.mode=offline")
 
 
 def sweep(sweep_dir: Path, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([console_script("sac-train"), "-m", *TINY, f"hydra.sweep.dir={sweep_dir}", *overrides],
-                          capture_output=True, text=True, timeout=timeout)
+    return cli("sac-train", sweep_dir.parent, "-m", *TINY, f"hydra.sweep.dir={sweep_dir}", *overrides, timeout=timeout)
 
 
 def metric_steps(job_dir: Path) -> list[int]:
-    lines = (job_dir / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line)["step"] for line in lines]
+    return [record["step"] for record in metric_records(job_dir)]
+
+
+def failure_file(job_dir: Path) -> Path:
+    return RunDir(job_dir).failure
 
 
 def test_a_2x2_multirun_makes_four_jobs_in_one_wandb_group(tmp_path):
     sweep_dir = tmp_path / "lr_sweep"
-    result = sweep(sweep_dir, "seed=0,1", "agent.actor_lr=1e-4,3e-4", "logging.mode=offline",
-                   "logging.tags=[tiny]")
+    result = sweep(sweep_dir, "seed=0,1", "agent.actor_lr=1e-4,3e-4", *WANDB, "logging.tags=[tiny]")
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = job_dirs(sweep_dir)
     assert len(jobs) == 4
@@ -52,35 +54,35 @@ def test_a_2x2_multirun_makes_four_jobs_in_one_wandb_group(tmp_path):
     assert not any("logging." in n for n in names)  # names carry what the jobs differ in, not logging
 
     # sac-report on the sweep: two configurations (the learning rates), two seeds each.
-    reported = subprocess.run([console_script("sac-report"), str(sweep_dir)], capture_output=True, text=True)
+    reported = cli("sac-report", tmp_path, str(sweep_dir))
     assert reported.returncode == 0, reported.stderr
     table = (sweep_dir / "report" / "results.md").read_text()
     for lr in ("0.0001", "0.0003"):
         assert f"| Pendulum-v1 | agent.actor_lr={lr} | 2 |" in table
-    assert "Common to every run: `schedule=smoke agent.hidden_sizes=[16,16]`." in table
+    assert "Common to every run: `schedule=smoke agent.hidden_sizes=[16]`." in table
     assert (sweep_dir / "report" / "learning_curves.png").stat().st_size > 10_000
     assert (sweep_dir / "report" / "learning_curves.svg").exists()
 
 
 def test_a_failed_job_is_reported_with_its_overrides_and_the_others_finish(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    result = sweep(sweep_dir, "env.id=Pendulum-v1,NoSuchEnv-v0", "logging=disabled")
+    result = sweep(sweep_dir, "env.id=Pendulum-v1,NoSuchEnv-v0")
     assert result.returncode == 1
     good, bad = job_dirs(sweep_dir)
-    assert metric_steps(good)[-1] == 300 and not (good / FAILURE_FILE).exists()
-    failure = (bad / FAILURE_FILE).read_text()
+    assert metric_steps(good)[-1] == 300 and not failure_file(good).exists()
+    failure = failure_file(bad).read_text()
     overrides, error = failure.splitlines()[:2]
-    assert overrides == "overrides: schedule=smoke agent.hidden_sizes=[16,16] env.id=NoSuchEnv-v0"
+    assert overrides == "overrides: schedule=smoke agent.hidden_sizes=[16] env.id=NoSuchEnv-v0"
     assert error == "error: unknown environment id 'NoSuchEnv-v0'; use a registered Gymnasium id (env.id=...)"
     assert "1 of 2 jobs finished, 1 failed:" in result.stdout
-    assert ("job 1 (schedule=smoke agent.hidden_sizes=[16,16] env.id=NoSuchEnv-v0): unknown environment id "
+    assert ("job 1 (schedule=smoke agent.hidden_sizes=[16] env.id=NoSuchEnv-v0): unknown environment id "
             "'NoSuchEnv-v0'") in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_joblib_runs_jobs_side_by_side_with_the_cores_shared(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    result = sweep(sweep_dir, "seed=0,1", "logging=disabled", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    result = sweep(sweep_dir, "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = job_dirs(sweep_dir)
     assert len(jobs) == 2
@@ -94,18 +96,18 @@ def test_joblib_runs_jobs_side_by_side_with_the_cores_shared(tmp_path):
 
 def test_a_three_trial_optuna_search_reports_its_best_parameters(tmp_path):
     sweep_dir = tmp_path / "search"
-    result = sweep(sweep_dir, "hparams_search=sac_optuna", "hydra.sweeper.n_trials=3", "logging=disabled")
+    result = sweep(sweep_dir, "hparams_search=sac_optuna", "hydra.sweeper.n_trials=3")
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(job_dirs(sweep_dir)) == 3
     best = OmegaConf.load(sweep_dir / "optimization_results.yaml")
     searched = set(OmegaConf.load(Path("conf/hparams_search/sac_optuna.yaml")).hydra.sweeper.params)
     # agent.hidden_sizes, set on the command line (TINY), is fixed rather than searched.
     assert set(best.best_params) == searched - {"agent.hidden_sizes"}
-    assert all("agent.hidden_sizes=[16,16]" in overrides_of(job) for job in job_dirs(sweep_dir))
+    assert all("agent.hidden_sizes=[16]" in overrides_of(job) for job in job_dirs(sweep_dir))
     # The best value is the best trial's best evaluation return (sweep_objective=best).
     trial_best = []
     for job in job_dirs(sweep_dir):
-        evals = [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines()]
+        evals = metric_records(job)
         trial_best.append(max(r["eval/return_mean"] for r in evals if "eval/return_mean" in r))
     assert best.best_value == pytest.approx(max(trial_best), rel=1e-6)
 
@@ -136,10 +138,9 @@ def test_a_preempted_submitit_job_checkpoints_requeues_and_resumes(tmp_path):
     --signal). The job checkpoints, submitit requeues it (its local executor restarts it, as Slurm
     would), and the requeued job resumes from the checkpoint in the same job directory."""
     sweep_dir = tmp_path / "sweep"
-    command = [console_script("sac-train"), "-m", *TINY, f"hydra.sweep.dir={sweep_dir}",
-               "hydra/launcher=submitit_local", "logging=disabled", "schedule.total_steps=3000",
-               "schedule.checkpoint_every=100000", "schedule.eval_every=1000", "threads=1"]
-    sweep_process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sweep_process = start_cli("sac-train", tmp_path, "-m", *TINY, f"hydra.sweep.dir={sweep_dir}",
+                              "hydra/launcher=submitit_local", "schedule.total_steps=3000",
+                              "schedule.checkpoint_every=100000", "schedule.eval_every=1000", "threads=1")
     metrics = sweep_dir / "0" / "metrics.jsonl"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and sweep_process.poll() is None:
@@ -161,15 +162,14 @@ def test_a_preempted_submitit_job_checkpoints_requeues_and_resumes(tmp_path):
     resumed_at = [int(line.split(" at step ")[1].split()[0]) for line in log_text.splitlines() if "resumed " in line]
     assert len(resumed_at) == 1 and 1000 <= resumed_at[0] < 3000
     # The periodic records (every log_every = 50 steps) are complete: none missing, none twice.
-    records = [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records if "time/sps" in r] == list(range(50, 3001, 50))
+    assert [r["step"] for r in metric_records(job) if "time/sps" in r] == list(range(50, 3001, 50))
 
 
 def test_ray_runs_each_job_as_a_task_of_a_local_ray_instance(tmp_path):
     """hydra/launcher=ray_cluster on a Ray instance started for the sweep: both jobs finish, each with
     the one CPU Ray gave its task as its torch threads."""
     sweep_dir = tmp_path / "sweep"
-    result = sweep(sweep_dir, "seed=0,1", "logging=disabled", "hydra/launcher=ray_cluster",
+    result = sweep(sweep_dir, "seed=0,1", "hydra/launcher=ray_cluster",
                    "+hydra.launcher.ray.init.num_cpus=2", "+hydra.launcher.ray.init.include_dashboard=false",
                    timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -3,12 +3,12 @@ real checkpoint to damage or imitate."""
 
 import pytest
 
-from tests.faults.cli import TINY, run_cli
+from tests.harness import TINY, cli
 
 
 @pytest.fixture(scope="package")
 def trained_run(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("trained")
-    proc = run_cli("sac-train", cwd, *TINY, "hydra.run.dir=run")
+    proc = cli("sac-train", cwd, *TINY, "hydra.run.dir=run")
     assert proc.returncode == 0, proc.stderr[-2000:]
     return cwd / "run"

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from tests.faults.cli import TINY, error_line, run_cli
+from tests.harness import TINY, cli, error_line, group_options
 
-ENV_GROUP = "ant, cartpole, halfcheetah, hopper, humanoid, inverted_pendulum, pendulum, walker2d"
+ENV_GROUP = ", ".join(group_options("env"))
+LAUNCHERS = ", ".join(group_options("hydra/launcher"))  # the launcher plugins installed here
 
 
 @pytest.mark.parametrize("args, message", [
@@ -41,14 +42,21 @@ ENV_GROUP = "ant, cartpole, halfcheetah, hopper, humanoid, inverted_pendulum, pe
                        "prints every key and its value"),
     (["env.kwargs.reward_scale=2"], "unknown key env.kwargs.reward_scale; add a new key with "
                                     "+env.kwargs.reward_scale=<value>"),
+    # keys that moved to the group that owns them (sac-runner 0.2)
+    (["schedule.policy_update_every=2"], "schedule.policy_update_every is now agent.policy_update_every (moved in "
+                                         "sac-runner 0.2); write agent.policy_update_every=<value> instead"),
+    (["agent.nan_guard=false"], "agent.nan_guard is now nan_guard (moved in sac-runner 0.2); write "
+                                "nan_guard=<value> instead"),
+    (["+agent.init_from=run"], "agent.init_from is now init_from (moved in sac-runner 0.2); write init_from=<value> "
+                               "instead"),
     (["env=halfchetah"], f"env=halfchetah: no such option in group 'env'; did you mean halfcheetah? available: {ENV_GROUP}"),
-    (["hydra/launcher=slurmm"], "hydra/launcher=slurmm: no such option in group 'hydra/launcher'; did you mean slurm? "
-     "available: basic, joblib, ray, ray_aws, ray_cluster, slurm, submitit_local, submitit_slurm"),
+    (["hydra/launcher=joblibb"], "hydra/launcher=joblibb: no such option in group 'hydra/launcher'; did you mean "
+     f"joblib? available: {LAUNCHERS}"),
     (["agent.hidden_sizes=[256,"], "cannot parse the override: no viable alternative at input '[256,'; overrides are "
      "key=value, e.g. agent.alpha=0.2 or agent.hidden_sizes=[256,256]"),
 ])
 def test_bad_training_input_is_one_line_and_exit_2(tmp_path, args, message):
-    proc = run_cli("sac-train", tmp_path, *TINY, *args)
+    proc = cli("sac-train", tmp_path, *TINY, *args)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert error_line(proc) == f"error: {message}"
     assert not list(tmp_path.glob("outputs/runs/*/checkpoints")), "a run started"
@@ -107,25 +115,25 @@ def test_a_bad_checkpoint_is_one_line_and_exit_2(tmp_path, run_dir, case):
     if case == "one byte flipped":
         message = message.replace("{record}", largest_tensor_record(path).filename)
     for command, args in (("sac-eval", [f"checkpoint={path}"]), ("sac-train", [*TINY, f"resume={path}"])):
-        proc = run_cli(command, tmp_path, *args)
+        proc = cli(command, tmp_path, *args)
         assert proc.returncode == 2, (command, proc.stderr[-2000:])
         assert error_line(proc) == "error: " + message.format(path=path), command
 
 
 def test_a_checkpoint_for_other_spaces_is_refused(tmp_path, run_dir):
-    proc = run_cli("sac-eval", tmp_path, f"checkpoint={run_dir}", "env_id=InvertedPendulum-v5")
+    proc = cli("sac-eval", tmp_path, f"checkpoint={run_dir}", "env_id=InvertedPendulum-v5")
     assert proc.returncode == 2
     assert error_line(proc) == (f"error: {run_dir / 'checkpoints' / 'latest.pt'} was trained with observation size 3 "
                                 "and action size 1, but InvertedPendulum-v5 has 4 and 1; evaluate it on an environment "
                                 "with the same spaces (or leave env_id unset)")
-    proc = run_cli("sac-train", tmp_path, *TINY, "env=cartpole", f"agent.init_from={run_dir}")
+    proc = cli("sac-train", tmp_path, *TINY, "env=cartpole", f"init_from={run_dir}")
     assert proc.returncode == 2
-    assert error_line(proc) == (f"error: agent.init_from={run_dir} was trained with observation size 3 and action "
+    assert error_line(proc) == (f"error: init_from={run_dir} was trained with observation size 3 and action "
                                 "size 1, but this environment has 4 and 2; warm-start from a run on the same spaces")
 
 
 def test_resume_into_another_environment_is_refused(tmp_path, run_dir):
-    proc = run_cli("sac-train", tmp_path, *TINY, f"resume={run_dir}", "env.id=CartPole-v1", "schedule.total_steps=600")
+    proc = cli("sac-train", tmp_path, *TINY, f"resume={run_dir}", "env.id=CartPole-v1", "schedule.total_steps=600")
     assert proc.returncode == 2
     assert error_line(proc) == ("error: resume: env.id would change the experiment (env.id: Pendulum-v1 -> CartPole-v1; "
                                 f"the run is {run_dir / 'checkpoints' / 'latest.pt'}); drop that override, or start a "
@@ -133,7 +141,7 @@ def test_resume_into_another_environment_is_refused(tmp_path, run_dir):
 
 
 def test_a_missing_mandatory_value_is_one_line(tmp_path):
-    proc = run_cli("sac-eval", tmp_path)
+    proc = cli("sac-eval", tmp_path)
     assert proc.returncode == 2
     assert error_line(proc) == "error: checkpoint is required; give checkpoint=<value> (`sac-eval --help` says what it takes)"
     assert not (tmp_path / "outputs").exists()  # Hydra's eval directory, created before the refusal, is gone
@@ -147,7 +155,7 @@ def test_a_new_run_never_writes_over_an_existing_one(tmp_path, trained_run):
     before = {p.name: p.read_bytes() for p in (run / "checkpoints").glob("step_*")}
     metrics = (run / "metrics.jsonl").read_bytes()
     hydra_record = {p.name: p.read_bytes() for p in (run / ".hydra").glob("*.yaml")}
-    proc = run_cli("sac-train", tmp_path, *TINY, f"hydra.run.dir={run}")
+    proc = cli("sac-train", tmp_path, *TINY, f"hydra.run.dir={run}")
     assert proc.returncode == 2
     assert error_line(proc) == (f"error: {run} already holds a run (its checkpoints/latest.pt); continue it with: "
                                 f"sac-train resume={run}, or start this run in another directory (hydra.run.dir=...)")
@@ -157,13 +165,9 @@ def test_a_new_run_never_writes_over_an_existing_one(tmp_path, trained_run):
 
 
 def test_hydra_full_error_still_shows_the_whole_traceback(tmp_path):
-    import subprocess
+    from tests.harness import cli_env
 
-    from tests.conftest import console_script
-    from tests.faults.cli import cli_env
-
-    proc = subprocess.run([console_script("sac-train"), "env=halfchetah"], cwd=tmp_path, capture_output=True,
-                          text=True, env={**cli_env(), "HYDRA_FULL_ERROR": "1"}, timeout=120)
+    proc = cli("sac-train", tmp_path, "env=halfchetah", env=cli_env(HYDRA_FULL_ERROR="1"), timeout=120)
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "MissingConfigException: In 'config': Could not find 'env/halfchetah'" \
         in proc.stderr
@@ -172,18 +176,18 @@ def test_hydra_full_error_still_shows_the_whole_traceback(tmp_path):
 def test_a_buffer_that_cannot_fit_in_memory_is_refused_before_allocating(tmp_path):
     import re
 
-    proc = run_cli("sac-train", tmp_path, *TINY, "buffer.capacity=1_000_000_000_000")
+    proc = cli("sac-train", tmp_path, *TINY, "buffer.capacity=1_000_000_000_000")
     assert proc.returncode == 2
     match = re.fullmatch(r"error: buffer\.capacity=1_000_000_000_000 needs 20\.9 TiB \(23 bytes per transition\) but "
                          r"[\d.]+ [KMGT]iB of memory is available; buffer\.capacity=([\d_]+) would fit", error_line(proc))
     assert match, error_line(proc)
-    from sac_runner.hardware import available_memory
+    from sac_runner.run.hardware import available_memory
     assert 0 < int(match.group(1).replace("_", "")) * 23 <= available_memory()
     assert not (tmp_path / "outputs").exists()
 
 
 def test_eval_seed_out_of_range_is_one_line_and_leaves_nothing(tmp_path, run_dir):
-    proc = run_cli("sac-eval", tmp_path, f"checkpoint={run_dir}", "seed=-5")
+    proc = cli("sac-eval", tmp_path, f"checkpoint={run_dir}", "seed=-5")
     assert proc.returncode == 2
     assert error_line(proc) == ("error: seed must be in 0 .. 4294967295 (2**32 - 1), got -5; set seed=0 or another "
                                 "non-negative integer")
@@ -194,10 +198,10 @@ def test_eval_seed_out_of_range_is_one_line_and_leaves_nothing(tmp_path, run_dir
                                             ("onnx", "ONNX", "onnxruntime.InferenceSession")])
 def test_an_exported_policy_given_as_a_checkpoint_says_what_it_is(tmp_path, run_dir, fmt, kind, how):
     exported = tmp_path / f"policy.{'pt' if fmt == 'torchscript' else 'onnx'}"
-    proc = run_cli("sac-export", tmp_path, f"checkpoint={run_dir}", f"format={fmt}", f"output={exported}")
+    proc = cli("sac-export", tmp_path, f"checkpoint={run_dir}", f"format={fmt}", f"output={exported}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     for command, args in (("sac-eval", [f"checkpoint={exported}"]), ("sac-train", [*TINY, f"resume={exported}"])):
-        proc = run_cli(command, tmp_path, *args)
+        proc = cli(command, tmp_path, *args)
         assert proc.returncode == 2, (command, proc.stderr[-2000:])
         assert error_line(proc) == (f"error: {exported} is a policy exported by sac-export ({kind}), not a checkpoint: "
                                     f"run it with {how} (README: Export), or give the run it came from "
@@ -211,7 +215,7 @@ def test_a_refused_resume_leaves_the_run_exactly_as_it_was(tmp_path, trained_run
     run = tmp_path / "run"
     shutil.copytree(trained_run, run, symlinks=True)
     before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
-    proc = run_cli("sac-train", tmp_path, *TINY, f"resume={run}", "env=halfcheetah")
+    proc = cli("sac-train", tmp_path, *TINY, f"resume={run}", "env=halfcheetah")
     assert proc.returncode == 2
     assert {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in (run / ".hydra").iterdir()) == ["config.yaml", "hydra.yaml", "overrides.yaml"]

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sac_runner.checkpoint import load_buffer_state, load_checkpoint
-from tests.conftest import console_script
-from tests.faults.cli import TINY, cli_env
+from sac_runner.run.checkpoint import load_buffer_state, load_checkpoint
+from tests.harness import TINY, cli, start_cli
 
 TOTAL, LOG_EVERY, EVAL_EVERY = 6000, 50, 1000
 ARGS = (*TINY, f"schedule.total_steps={TOTAL}", "schedule.checkpoint_every=250", f"schedule.log_every={LOG_EVERY}",
@@ -34,11 +33,10 @@ def every_checkpoint_loads(run_dir: Path) -> list[int]:
 def test_sigkill_at_random_moments_then_resume_loses_nothing(tmp_path):
     rng = random.Random(2026)
     run_dir = tmp_path / "run"
-    command = [console_script("sac-train"), *ARGS, f"hydra.run.dir={run_dir}"]
+    args = (*ARGS, f"hydra.run.dir={run_dir}")
     kills = 0
     for attempt in range(4):
-        proc = subprocess.Popen(command, cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+        proc = start_cli("sac-train", tmp_path, *args, stdout=subprocess.DEVNULL)
         latest = run_dir / "checkpoints" / "latest.pt"
         started = time.monotonic()
         # Wait until this process has written a checkpoint of its own (the first run: any), then a random time.
@@ -56,9 +54,9 @@ def test_sigkill_at_random_moments_then_resume_loses_nothing(tmp_path):
         assert steps, "a killed run left no loadable checkpoint"
         if steps[-1] == TOTAL:
             break  # killed after its last checkpoint: the run is complete
-        command = [console_script("sac-train"), *ARGS, f"resume={run_dir}"]
+        args = (*ARGS, f"resume={run_dir}")
     else:
-        proc = subprocess.run(command, cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
+        proc = cli("sac-train", tmp_path, *args)
     assert proc.returncode == 0, proc.stderr[-2000:] if isinstance(proc.stderr, str) else proc.stderr.read()
     assert kills >= 3, f"only {kills} kills landed while training"
 

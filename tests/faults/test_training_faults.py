@@ -2,35 +2,34 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import resource
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from sac_runner.buffer import Batch
-from sac_runner.checkpoint import load_checkpoint
+from sac_runner.algo.replay_buffer import Batch, ReplayBuffer, n_step_discounts
 from sac_runner.config import to_run_config
-from sac_runner.nan_guard import NanGuard, NonFiniteUpdate
-from sac_runner.train import make_agent, train
-from sac_runner.envs import Spaces
-from tests.conftest import console_script
-from tests.faults.cli import TINY, cli_env, error_line, run_cli
+from sac_runner.errors import RunFailure
+from sac_runner.run.builders import make_agent, make_parts
+from sac_runner.run.checkpoint import load_checkpoint
+from sac_runner.run.envs import Spaces
+from sac_runner.run.loop import Trainer
+from sac_runner.run.nan_guard import NanGuard, NonFiniteUpdate
+from sac_runner.run.training import train
+from tests.harness import TINY, cli, compose, error_line, metric_records, tiny_config
 
 DRIFT = "env.id=tests.toy_envs:Drift-v0"
 
 
-def records(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+records = metric_records
 
 
-# ---- agent.nan_guard ------------------------------------------------------------------------------
-def small_agent(compose_run, *overrides):
-    run = to_run_config(compose_run("agent.hidden_sizes=[16]", *overrides))
+# ---- nan_guard ------------------------------------------------------------------------------
+def small_agent(*overrides):
+    run = to_run_config(compose("agent.hidden_sizes=[16]", *overrides))
     return make_agent(run, Spaces(obs_dim=3, action_dim=1, discrete=False), torch.device("cpu"))
 
 
@@ -40,35 +39,35 @@ def batch_of(size: int = 8, reward: float = 0.5) -> Batch:
                  torch.full((size,), reward), torch.randn(size, 3, generator=g), torch.zeros(size))
 
 
-def test_the_guard_passes_finite_updates_and_stops_the_first_non_finite_one(compose_run):
-    agent = small_agent(compose_run)
+def test_the_guard_passes_finite_updates_and_stops_the_first_non_finite_one():
+    agent = small_agent()
     guard = NanGuard(agent)
     for _ in range(3):
         batch = batch_of()
-        guard.check(agent.update(batch), batch)  # finite: no exception
+        guard.check(agent.update(batch).metrics, batch)  # finite: no exception
     bad = batch_of(reward=float("nan"))
     with pytest.raises(NonFiniteUpdate) as caught:
-        guard.check(agent.update(bad), bad)  # the very update that saw the NaN
+        guard.check(agent.update(bad).metrics, bad)  # the very update that saw the NaN
     assert caught.value.quantity == "critic loss"
     assert caught.value.batch_note == "the batch itself holds non-finite reward (from the environment)"
 
 
-@pytest.mark.parametrize("variant", [[], ["agent.value_network=true"], ["schedule.policy_update_every=2"]])
+@pytest.mark.parametrize("variant", [[], ["agent.value_network=true"], ["agent.policy_update_every=2"]])
 @pytest.mark.parametrize("network", ["actor", "critic", "target"])
-def test_a_non_finite_weight_is_caught_by_the_next_update(compose_run, variant, network):
+def test_a_non_finite_weight_is_caught_by_the_next_update(variant, network):
     """Every network feeds a loss of every update, so one bad weight cannot slip past the per-update check."""
-    agent = small_agent(compose_run, *variant)
+    agent = small_agent(*variant)
     guard = NanGuard(agent)
     batch = batch_of()
-    guard.check(agent.update(batch), batch)
+    guard.check(agent.update(batch).metrics, batch)
     with torch.no_grad():
         next(getattr(agent, network).parameters()).view(-1)[0] = float("nan")
     with pytest.raises(NonFiniteUpdate):
-        guard.check(agent.update(batch), batch)
+        guard.check(agent.update(batch).metrics, batch)
 
 
-def test_the_parameter_check_names_the_network(compose_run):
-    agent = small_agent(compose_run)
+def test_the_parameter_check_names_the_network():
+    agent = small_agent()
     guard = NanGuard(agent)
     guard.check_parameters()
     with torch.no_grad():
@@ -78,13 +77,9 @@ def test_the_parameter_check_names_the_network(compose_run):
     assert caught.value.quantity == "target parameters" and caught.value.batch_note == ""
 
 
-def test_no_checkpoint_is_written_with_a_non_finite_parameter(compose_run, tmp_path):
-    from sac_runner.errors import RunFailure
-    from sac_runner.train import Trainer, build
-
-    cfg = compose_run("schedule=smoke", "logging=disabled", "agent.hidden_sizes=[16]")
-    run = to_run_config(cfg)
-    trainer = Trainer(run, build(run), tmp_path, {})
+def test_no_checkpoint_is_written_with_a_non_finite_parameter(tmp_path):
+    run = to_run_config(tiny_config())
+    trainer = Trainer(run, make_parts(run), tmp_path, {})
     trainer.obs = np.zeros(3, np.float32)
     trainer.save_checkpoint()
     with torch.no_grad():
@@ -96,17 +91,17 @@ def test_no_checkpoint_is_written_with_a_non_finite_parameter(compose_run, tmp_p
         "step_000000000.buffer.pt", "step_000000000.pt"]
 
 
-def test_a_fixed_alpha_of_zero_is_not_a_fault(compose_run):
-    agent = small_agent(compose_run, "agent.alpha=0.0")  # log_alpha = -inf by design
+def test_a_fixed_alpha_of_zero_is_not_a_fault():
+    agent = small_agent("agent.alpha=0.0")  # log_alpha = -inf by design
     assert agent.log_alpha.item() == -float("inf")
     guard = NanGuard(agent)
     batch = batch_of()
-    guard.check(agent.update(batch), batch)
+    guard.check(agent.update(batch).metrics, batch)
     guard.check_parameters()
 
 
 def test_a_nan_reward_stops_the_run_keeps_the_last_good_checkpoint_and_saves_the_batch(tmp_path):
-    proc = run_cli("sac-train", tmp_path, *TINY, DRIFT, "+env.kwargs.nan_reward_at=200", "hydra.run.dir=run")
+    proc = cli("sac-train", tmp_path, *TINY, DRIFT, "+env.kwargs.nan_reward_at=200", "hydra.run.dir=run")
     run_dir = tmp_path / "run"
     assert proc.returncode == 1, proc.stderr[-2000:]
     line = error_line(proc)
@@ -127,9 +122,8 @@ def test_a_nan_reward_stops_the_run_keeps_the_last_good_checkpoint_and_saves_the
 
 # ---- W&B failing ---------------------------------------------------------------------------------
 @pytest.fixture
-def tiny_wandb_run(compose_run):
-    return compose_run("schedule=smoke", "logging.mode=offline", "logging.progress=false", "device=cpu",
-                       "agent.hidden_sizes=[16]")
+def tiny_wandb_run():
+    return tiny_config("logging.mode=offline")
 
 
 def test_wandb_failing_to_start_leaves_local_metrics_and_one_warning(tiny_wandb_run, tmp_path, monkeypatch, caplog):
@@ -176,7 +170,7 @@ RAISING = (*TINY, DRIFT, "+env.kwargs.raise_at=60", "schedule.eval_every=1000", 
 
 
 def test_an_environment_that_raises_is_rebuilt_and_training_goes_on(tmp_path):
-    proc = run_cli("sac-train", tmp_path, *RAISING, "schedule.total_steps=200")
+    proc = cli("sac-train", tmp_path, *RAISING, "schedule.total_steps=200")
     assert proc.returncode == 0, proc.stderr[-2000:]
     failures = [r for r in records(tmp_path / "run") if "train/env_failures" in r]
     assert [(r["step"], r["train/env_failures"]) for r in failures] == [(60, 1), (120, 2), (180, 3)]
@@ -186,7 +180,7 @@ def test_an_environment_that_raises_is_rebuilt_and_training_goes_on(tmp_path):
 
 
 def test_one_failure_more_than_allowed_stops_the_run(tmp_path):
-    proc = run_cli("sac-train", tmp_path, *RAISING, "schedule.total_steps=300")
+    proc = cli("sac-train", tmp_path, *RAISING, "schedule.total_steps=300")
     assert proc.returncode == 1
     assert error_line(proc) == (
         "error: environment tests.toy_envs:Drift-v0 raised in step at step 240 (RuntimeError: simulator crashed at "
@@ -198,7 +192,7 @@ def test_one_failure_more_than_allowed_stops_the_run(tmp_path):
 def test_an_evaluation_environment_that_raises_is_rebuilt_and_the_evaluation_restarted(tmp_path):
     """Evaluations of 2 x 50 steps reach the evaluation instance's 75th step first (training episodes
     are 50 steps): the evaluation at step 50 breaks twice, then runs on a third instance."""
-    proc = run_cli("sac-train", tmp_path, *TINY, DRIFT, "+env.kwargs.raise_at=75", "+env.kwargs.raise_times=2",
+    proc = cli("sac-train", tmp_path, *TINY, DRIFT, "+env.kwargs.raise_at=75", "+env.kwargs.raise_times=2",
                    "schedule.eval_every=50", "schedule.total_steps=100", "hydra.run.dir=run")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = records(tmp_path / "run")
@@ -207,12 +201,10 @@ def test_an_evaluation_environment_that_raises_is_rebuilt_and_the_evaluation_res
     assert "evaluation environment tests.toy_envs:Drift-v0 raised in step at step 50" in " ".join(proc.stdout.split())
 
 
-def test_a_broken_episode_closes_its_transitions_in_the_buffer(compose_run):
+def test_a_broken_episode_closes_its_transitions_in_the_buffer():
     """The last transition before the crash keeps its next observation; n-step returns stop there."""
-    from sac_runner.buffer import ReplayBuffer
-
-    cfg = to_run_config(compose_run("buffer.capacity=8", "buffer.n_step=3", "schedule.batch_size=4")).buffer
-    buffer = ReplayBuffer(cfg, 1, 1, gamma=0.5, device=torch.device("cpu"))
+    cfg = to_run_config(compose("buffer.capacity=8", "buffer.n_step=3", "schedule.batch_size=4")).buffer
+    buffer = ReplayBuffer(cfg, 1, 1, device=torch.device("cpu"), discounts=n_step_discounts(0.5, 3))
     buffer.add(np.array([0.0]), np.array([0.0]), 1.0, np.array([1.0]), False)
     buffer.add(np.array([1.0]), np.array([0.0]), 2.0, np.array([2.0]), False)
     buffer.end_episode()  # the environment raised on the next step
@@ -237,8 +229,7 @@ def test_a_disk_full_during_a_checkpoint_keeps_the_previous_one_and_nothing_is_l
     and the replay buffer at step 1000 (24 kB) fit, the buffer at step 2000 (46 kB) does not."""
     args = (*TINY, "schedule.total_steps=2000", "schedule.checkpoint_every=1000", "schedule.eval_every=1000",
             "checkpoint.keep_last=0")
-    proc = subprocess.run([console_script("sac-train"), *args, "hydra.run.dir=run"], cwd=tmp_path, capture_output=True,
-                          text=True, env=cli_env(), timeout=300, preexec_fn=limit_file_size(42_000))
+    proc = cli("sac-train", tmp_path, *args, "hydra.run.dir=run", preexec_fn=limit_file_size(42_000))
     run_dir = tmp_path / "run"
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert error_line(proc) == (
@@ -249,7 +240,7 @@ def test_a_disk_full_during_a_checkpoint_keeps_the_previous_one_and_nothing_is_l
         "best.pt", "latest.pt", "step_000001000.buffer.pt", "step_000001000.pt"]
     assert load_checkpoint(run_dir)["step"] == 1000
     # With space again, the run resumes from there and finishes, every step logged once.
-    proc = run_cli("sac-train", tmp_path, *args, f"resume={run_dir}")
+    proc = cli("sac-train", tmp_path, *args, f"resume={run_dir}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert load_checkpoint(run_dir)["step"] == 2000
     steps = [r["step"] for r in records(run_dir) if "time/sps" in r]
@@ -258,7 +249,7 @@ def test_a_disk_full_during_a_checkpoint_keeps_the_previous_one_and_nothing_is_l
 
 def test_an_output_directory_that_cannot_be_created_is_one_clear_line(tmp_path):
     (tmp_path / "a_file").write_text("not a directory")
-    proc = run_cli("sac-train", tmp_path, *TINY, f"hydra.run.dir={tmp_path / 'a_file' / 'run'}")
+    proc = cli("sac-train", tmp_path, *TINY, f"hydra.run.dir={tmp_path / 'a_file' / 'run'}")
     assert proc.returncode == 1
     assert error_line(proc) == (f"error: could not write {tmp_path / 'a_file' / 'run'} (Not a directory); the files "
                                 "written before are intact; free some disk space or choose a writable output "

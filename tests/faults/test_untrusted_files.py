@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.faults.cli import REPO, TINY, error_line, run_cli
+from tests.harness import REPO, TINY, cli, error_line
 
 
 class Payload:
@@ -30,9 +30,9 @@ def test_a_torch_file_with_a_code_running_pickle_is_refused_and_nothing_runs(tmp
     torch.save(checkpoint, tmp_path / "crafted.pt")
     for command, args in (("sac-eval", [f"checkpoint={tmp_path / 'crafted.pt'}", "episodes=1"]),
                           ("sac-train", [*TINY, f"resume={tmp_path / 'crafted.pt'}"]),
-                          ("sac-train", [*TINY, f"agent.init_from={tmp_path / 'crafted.pt'}"]),
+                          ("sac-train", [*TINY, f"init_from={tmp_path / 'crafted.pt'}"]),
                           ("sac-export", [f"checkpoint={tmp_path / 'crafted.pt'}"])):
-        proc = run_cli(command, tmp_path, *args)
+        proc = cli(command, tmp_path, *args)
         assert proc.returncode == 2, (command, proc.stderr[-2000:])
         assert error_line(proc) == (f"error: {tmp_path / 'crafted.pt'} contains objects other than plain tensors "
                                     "and containers and was refused unloaded (weights_only); only load checkpoints "
@@ -43,7 +43,7 @@ def test_a_torch_file_with_a_code_running_pickle_is_refused_and_nothing_runs(tmp
 def test_a_plain_pickle_file_is_refused_unread(tmp_path):
     marker = tmp_path / "pwned"
     (tmp_path / "model.pkl").write_bytes(pickle.dumps(Payload(marker)))
-    proc = run_cli("sac-eval", tmp_path, f"checkpoint={tmp_path / 'model.pkl'}")
+    proc = cli("sac-eval", tmp_path, f"checkpoint={tmp_path / 'model.pkl'}")
     assert proc.returncode == 2
     assert error_line(proc).startswith(f"error: {tmp_path / 'model.pkl'} is not a sac-runner checkpoint (not a torch archive")
     assert not marker.exists()
@@ -58,7 +58,7 @@ def test_a_crafted_replay_buffer_file_is_refused_on_resume(tmp_path, trained_run
     marker = tmp_path / "pwned"
     (buffer_file,) = (run / "checkpoints").glob("*.buffer.pt")
     torch.save({"obs": Payload(marker)}, buffer_file)
-    proc = run_cli("sac-train", tmp_path, *TINY, f"resume={run}", "schedule.total_steps=600")
+    proc = cli("sac-train", tmp_path, *TINY, f"resume={run}", "schedule.total_steps=600")
     assert proc.returncode == 2
     assert "contains objects other than plain tensors and containers and was refused" in error_line(proc)
     assert not marker.exists()
@@ -70,7 +70,7 @@ def test_a_crafted_replay_buffer_file_is_refused_on_resume(tmp_path, trained_run
     "env.id=${eval:__import__('os').system('touch pwned')}",  # no resolver named eval exists
 ])
 def test_config_strings_are_data_never_evaluated(tmp_path, override):
-    proc = run_cli("sac-train", tmp_path, *TINY, override)
+    proc = cli("sac-train", tmp_path, *TINY, override)
     assert proc.returncode == 2
     assert error_line(proc).startswith("error: ")
     assert not (tmp_path / "pwned").exists()
@@ -81,7 +81,9 @@ def test_no_code_evaluates_strings_or_unpickles_outside_weights_only():
     yaml.load or pickle.load, and every torch.load is weights_only=True."""
     forbidden = re.compile(r"(?<![.\w])(eval|exec|__import__)\(|instantiate\(|yaml\.(unsafe_)?load\(|pickle\.loads?\(|"
                            r"import_module\(")
-    for source in sorted((REPO / "sac_runner").glob("*.py")):
+    sources = sorted((REPO / "sac_runner").rglob("*.py"))
+    assert len(sources) > 20 and any(p.parent.name == "run" for p in sources)  # every layer is scanned
+    for source in sources:
         code = "\n".join(line.split("#")[0] for line in source.read_text().splitlines())
         assert not forbidden.search(code), f"{source.name}: {forbidden.search(code).group(0)}"
         for call in re.findall(r"torch\.load\([^)]*\)", code):

@@ -15,12 +15,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sac_runner.config import ConfigError, LoggingConfig
+from sac_runner.config import LoggingConfig
+from sac_runner.errors import ConfigError
+from sac_runner.run.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.jsonl"
-TENSORBOARD_DIR = "tensorboard"
 STEP_KEY = "step"
 
 
@@ -32,10 +32,10 @@ def _step_of(line: str) -> int | None:
         return None
 
 
-def truncate_metrics(run_dir: Path, last_step: int) -> int:
+def truncate_metrics(run_dir: RunDir, last_step: int) -> int:
     """Drop records after `last_step` (logged after the checkpoint a run resumes from), and a last line
     a hard kill left half-written; returns how many lines were dropped."""
-    path = run_dir / METRICS_FILE
+    path = run_dir.metrics
     if not path.exists():
         return 0
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -49,11 +49,11 @@ def truncate_metrics(run_dir: Path, last_step: int) -> int:
 class Tracker:
     """`resume_id` continues that W&B run (same id) instead of starting a new one."""
 
-    def __init__(self, run_dir: Path, cfg: LoggingConfig, run_config: dict[str, Any], run_name: str,
+    def __init__(self, run_dir: RunDir, cfg: LoggingConfig, run_config: dict[str, Any], run_name: str,
                  resume_id: str | None = None):
         self.run_dir = run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.metrics_path = run_dir / METRICS_FILE
+        run_dir.path.mkdir(parents=True, exist_ok=True)
+        self.metrics_path = run_dir.metrics
         self._file = open(self.metrics_path, "a", encoding="utf-8")
         self.wandb_run = None
         # Where an offline W&B run lies, for `wandb sync`.
@@ -65,7 +65,7 @@ class Tracker:
                 self._wandb_failed("start", error)
             if self.wandb_run is not None and cfg.mode == "offline":
                 self.offline_run_dir = Path(self.wandb_run.dir).parent
-        self.tensorboard = _tensorboard_writer(run_dir / TENSORBOARD_DIR) if cfg.tensorboard else None
+        self.tensorboard = _tensorboard_writer(run_dir.tensorboard) if cfg.tensorboard else None
 
     @property
     def offline_segments(self) -> list[Path]:
@@ -96,7 +96,7 @@ class Tracker:
             id=resume_id,
             resume="allow" if resume_id else None,
             config=run_config,
-            dir=str(self.run_dir),
+            dir=str(self.run_dir.wandb.parent),  # W&B writes into <dir>/wandb/
             mode=cfg.mode,
             settings=wandb.Settings(console="off", x_disable_stats=True),
         )

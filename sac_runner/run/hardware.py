@@ -6,6 +6,9 @@ other sac-runner runs on this machine, found in a small registry of running proc
 each start one OpenMP thread per core on a 2-core machine spin against each other: measured together
 7.6x slower than two 1-thread runs (issue 18). Runs register when they start and leave when they end,
 and a running run re-counts every few seconds, so the threads follow runs as they start and stop.
+
+One module (just over 300 lines) on purpose: the device, the CPUs and memory a process may use, and
+the torch threads shared between runs all read the same affinity set and cgroup files.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from sac_runner.config import ConfigError
+from sac_runner.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from sac_runner.config import ConfigError, RunConfig
+from sac_runner.config import RunConfig
+from sac_runner.errors import ConfigError
 
-HARMLESS = ("resume", "device", "threads", "sweep_objective", "agent.nan_guard", "env.max_failures",
+HARMLESS = ("resume", "device", "threads", "sweep_objective", "nan_guard", "env.max_failures",
             "logging", "checkpoint", "schedule.total_steps", "schedule.epochs",
             "schedule.eval_every", "schedule.eval_every_epochs", "schedule.eval_episodes",
             "schedule.checkpoint_every", "schedule.checkpoint_every_epochs", "schedule.log_every")

@@ -1,4 +1,4 @@
-"""sac-report: learning curves and a results table across seeds, from runs' local metrics.
+"""Learning curves and a results table across seeds, from runs' local metrics (sac-report).
 
     sac-report outputs/sweeps/<sweep>            # every job of a sweep
     sac-report outputs/runs/<run A> <run B> ...  # any runs (or folders holding runs)
@@ -19,28 +19,23 @@ With one seed per configuration there is no spread to show: no ± and no band.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-import textwrap
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
-from sac_runner.console import console
-from sac_runner.hardware import RunRegistry
-from sac_runner.sweep import FAILURE_FILE, INFRASTRUCTURE, overrides_of
-from sac_runner.tracker import METRICS_FILE, STEP_KEY
+from sac_runner.config import renamed_override
+from sac_runner.run.hardware import RunRegistry
+from sac_runner.run.report_plot import plot_learning_curves
+from sac_runner.run.run_dir import RunDir
+from sac_runner.run.statistics import summary
+from sac_runner.run.sweep import INFRASTRUCTURE, overrides_of
+from sac_runner.run.tracker import STEP_KEY
 
 RETURN_KEY = "eval/return_mean"
-CONFIG_FILE = Path(".hydra") / "config.yaml"
-BOOTSTRAP_RESAMPLES = 2000
 
 
 @dataclass
@@ -78,42 +73,15 @@ class Group:
         return np.array(common), returns
 
 
-# ---- statistics over seeds ----------------------------------------------------------------------
-def interquartile_mean(values: np.ndarray) -> float:
-    """The mean of the middle 50% (Agarwal et al., 2021): a quarter trimmed from each end; for fewer
-    than four seeds nothing is trimmed, so it equals the mean."""
-    ordered = np.sort(np.asarray(values, dtype=float))
-    cut = int(np.floor(0.25 * len(ordered)))
-    return float(ordered[cut:len(ordered) - cut].mean())
-
-
-def bootstrap_ci(samples: np.ndarray, confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
-                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap confidence interval of the mean over seeds (axis 0), for each column."""
-    samples = np.asarray(samples, dtype=float)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(samples), size=(resamples, len(samples)))
-    means = samples[picks].mean(axis=1)  # (resamples, columns)
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    return np.percentile(means, tail, axis=0), np.percentile(means, 100.0 - tail, axis=0)
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    v = np.asarray(values, dtype=float)
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-            "iqm": interquartile_mean(v), "n": len(v)}
-
-
 # ---- reading runs -----------------------------------------------------------------------------------
 def find_run_dirs(paths: list[Path]) -> list[Path]:
     """Run directories (those Hydra wrote a config into) at or below each path, in order."""
     found: list[Path] = []
     for path in paths:
-        if (path / CONFIG_FILE).exists():
+        if RunDir(path).is_run():
             found.append(path)
         else:
-            found += sorted((p.parent.parent for p in path.rglob(str(CONFIG_FILE))
-                             if ".submitit" not in p.parts and "resumed_" not in p.parent.name),
+            found += sorted(RunDir.configs_below(path),
                             key=lambda p: (str(p.parent), int(p.name) if p.name.isdigit() else -1, p.name))
     return list(dict.fromkeys(found))
 
@@ -121,6 +89,7 @@ def find_run_dirs(paths: list[Path]) -> list[Path]:
 def configuration_overrides(overrides: list[str]) -> tuple[str, ...]:
     """The overrides that define a configuration: not the seed, the environment (the panel), or where
     the run logs and computes."""
+    overrides = [renamed_override(o) for o in overrides]  # a run from before keys moved (config.MOVED_KEYS)
     return tuple(o for o in overrides
                  if o.split("=")[0].lstrip("+~") not in (*INFRASTRUCTURE, "seed", "env", "env.id")
                  and not o.startswith(("logging", "hydra")))
@@ -137,13 +106,14 @@ def name_configurations(runs: list[Run]) -> list[str]:
 
 def read_run(path: Path) -> tuple[Run | None, str | None]:
     """The run, or None and why it is left out."""
-    if (path / FAILURE_FILE).exists():
-        lines = (path / FAILURE_FILE).read_text(encoding="utf-8").splitlines()
-        return None, f"failed ({lines[1].removeprefix('error: ') if len(lines) > 1 else 'see ' + FAILURE_FILE})"
-    metrics = path / METRICS_FILE
+    run_dir = RunDir(path)
+    if run_dir.failure.exists():
+        lines = run_dir.failure.read_text(encoding="utf-8").splitlines()
+        return None, f"failed ({lines[1].removeprefix('error: ') if len(lines) > 1 else 'see ' + run_dir.failure.name})"
+    metrics = run_dir.metrics
     if not metrics.exists():
-        return None, f"no {METRICS_FILE}"
-    config = OmegaConf.load(path / CONFIG_FILE)
+        return None, f"no {metrics.name}"
+    config = OmegaConf.load(run_dir.config)
     evaluations = []
     for number, line in enumerate(metrics.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -151,7 +121,7 @@ def read_run(path: Path) -> tuple[Run | None, str | None]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            return None, f"{METRICS_FILE} line {number} is not JSON (a crashed write?)"
+            return None, f"{metrics.name} line {number} is not JSON (a crashed write?)"
         if record.get(RETURN_KEY) is not None:
             evaluations.append((record[STEP_KEY], record[RETURN_KEY]))
     if not evaluations:
@@ -187,60 +157,6 @@ def group_runs(runs: list[Run]) -> list[Group]:
 
 
 # ---- outputs ------------------------------------------------------------------------------------------
-def plot_learning_curves(groups: list[Group], out_dir: Path, common: list[str] = ()) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import EngFormatter
-
-    envs = list(dict.fromkeys(g.env for g in groups))
-    columns = min(3, len(envs))
-    rows = -(-len(envs) // columns)
-    width = max(5.6, 4.6 * columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(width, 3.6 * rows + 0.9), squeeze=False)
-    colors = plt.get_cmap("tab10").colors
-    configurations = list(dict.fromkeys(g.configuration for g in groups))
-    for ax, env in zip(axes.flat, envs):
-        for group in (g for g in groups if g.env == env):
-            steps, returns = group.curve()
-            color = colors[configurations.index(group.configuration) % len(colors)]
-            ax.plot(steps, returns.mean(axis=0), color=color, linewidth=1.8, label=group.configuration)
-            if len(group.runs) > 1:
-                low, high = bootstrap_ci(returns)
-                ax.fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
-        ax.set_title(env, fontsize=11)
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("evaluation return")
-        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-        ax.grid(True, alpha=0.3, linewidth=0.6)
-        ax.spines[["top", "right"]].set_visible(False)
-    for ax in list(axes.flat)[len(envs):]:
-        ax.set_visible(False)
-    seen: dict[str, object] = {}  # one legend entry per configuration, the same color in every panel
-    for ax in list(axes.flat)[:len(envs)]:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            seen.setdefault(label, handle)
-    fig.legend(seen.values(), seen.keys(), loc="lower center", ncol=min(3, len(seen)), frameon=False,
-               fontsize=9, bbox_to_anchor=(0.5, 0.0))
-    seeds = sorted({len(g.runs) for g in groups})
-    title = ("one seed per configuration (no confidence band)" if seeds == [1] else
-             f"mean over {'/'.join(map(str, seeds))} seeds, 95% bootstrap confidence band")
-    unfinished = sum(1 for g in groups for r in g.runs if r.status)
-    if unfinished:
-        title += f"; {unfinished} run{'s' if unfinished > 1 else ''} still running or incomplete"
-    if common:
-        title += "\n" + textwrap.fill(" ".join(common), width=int(width * 14))
-    fig.suptitle(title, fontsize=8, color="0.35")
-    legend_rows = -(-len(seen) // min(3, len(seen)))
-    fig.tight_layout(rect=(0, (0.35 * legend_rows + 0.1) / fig.get_figheight(), 1, 1))
-    paths = [out_dir / "learning_curves.png", out_dir / "learning_curves.svg"]
-    fig.savefig(paths[0], dpi=200)
-    fig.savefig(paths[1])
-    plt.close(fig)
-    return paths
-
-
 def results_rows(groups: list[Group]) -> list[dict[str, object]]:
     rows = []
     for group in groups:
@@ -281,7 +197,7 @@ def results_markdown(rows: list[dict[str, object]], common: list[str], skipped: 
 
 
 def default_out_dir(paths: list[Path]) -> Path:
-    if len(paths) == 1 and not (paths[0] / CONFIG_FILE).exists():
+    if len(paths) == 1 and not RunDir(paths[0]).is_run():
         return paths[0] / "report"
     return Path("outputs") / "reports" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 
@@ -293,7 +209,7 @@ def report(paths: list[Path], out_dir: Path | None = None) -> dict[str, object]:
         raise ReportError(f"{missing[0]} does not exist; pass sweep directories or run directories under outputs/")
     run_dirs = find_run_dirs(paths)
     if not run_dirs:
-        raise ReportError(f"no runs under {' '.join(map(str, paths))} (a run directory holds .hydra/config.yaml); "
+        raise ReportError(f"no runs under {' '.join(map(str, paths))} (a run directory holds {RunDir(Path()).config}); "
                           "pass a sweep directory (outputs/sweeps/<sweep>) or run directories")
     runs, skipped = [], []
     for run_dir in run_dirs:
@@ -319,34 +235,3 @@ def report(paths: list[Path], out_dir: Path | None = None) -> dict[str, object]:
 
 class ReportError(Exception):
     pass
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sac-report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("paths", nargs="+", type=Path, help="sweep directories, run directories, or folders of runs")
-    parser.add_argument("--out", type=Path, default=None, help="where to write (default: <sweep>/report)")
-    args = parser.parse_args(argv)
-    try:
-        result = report(args.paths, args.out)
-    except ReportError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    for path, why in result["skipped"]:
-        console.print(f"left out {path}: {why}", markup=False, highlight=False, soft_wrap=True)
-    table = Table(title="evaluation return across seeds (final: last evaluation, best: highest)",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("env", "configuration", "seeds", "final", "final IQM", "best", "best IQM"):
-        left = column in ("env", "configuration")
-        table.add_column(column, justify="left" if left else "right", no_wrap=not left)
-    for row in result["rows"]:
-        f, b = row["final"], row["best"]
-        table.add_row(row["env"], row["configuration"], seeds_cell(row), mean_and_spread(f),
-                      f"{f['iqm']:.1f}", mean_and_spread(b), f"{b['iqm']:.1f}")
-    # Piped or redirected output is not cut at 80 columns: the table keeps one line per configuration.
-    (console if console.is_terminal else Console(width=200)).print(table)
-    console.print(f"wrote {', '.join(str(p) for p in (*result['figures'], result['table']))}", soft_wrap=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

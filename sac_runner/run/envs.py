@@ -20,6 +20,7 @@ from gymnasium import spaces
 from gymnasium.wrappers import DtypeObservation, FlattenObservation, RecordEpisodeStatistics, RescaleAction
 
 from sac_runner.config import EnvConfig
+from sac_runner.errors import EnvError
 
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,6 @@ def route_mujoco_warnings() -> None:
         return
     if mujoco.get_mju_user_warning() is None:
         mujoco.set_mju_user_warning(_mujoco_warning)
-
-
-class EnvError(ValueError):
-    """An environment that cannot be built or used; the message names the problem and the fix."""
 
 
 def _closest_ids(env_id: str) -> list[str]:

@@ -1,9 +1,10 @@
 """Checkpoints: plain state dicts, tensors and the resolved config, written atomically.
 
 A checkpoint is a dict of tensors, numbers, strings and containers only, so it loads with
-`torch.load(weights_only=True)`, which never executes pickled code.
+`torch.load(weights_only=True)`, which never executes pickled code. Where the files lie in a run
+directory is RunDir's business (run_dir.py); what they hold:
 
-    checkpoints/step_<N>.pt         {"format": "sac-runner", "version": 2, "step": N, "config": {...},
+    checkpoints/step_<N>.pt         {"format": "sac-runner", "version": 3, "step": N, "config": {...},
                                      "obs_dim", "action_dim" (|A| when discrete), "discrete",
                                      "agent": {networks, targets, optimizers, log_alpha, normalizer, ...},
                                      "loop": {step, episode, best_eval, last_eval}, "rng": {...},
@@ -12,6 +13,9 @@ A checkpoint is a dict of tensors, numbers, strings and containers only, so it l
     checkpoints/latest.pt -> step_<N>.pt, the newest complete checkpoint
     checkpoints/best.pt   the agent of the best evaluation so far, written at each new best (whether or
                           not a step checkpoint falls on it), with "best": {"step", "return"}; no buffer
+
+Version 3 differs from version 2 only in its config's layout (keys that moved to the group that owns
+them, config.MOVED_KEYS): a version-2 checkpoint loads with its config upgraded, and resumes.
 
 Loading first checks every record of the archive against the CRC-32 checksum the zip format stores
 (torch.load alone accepts flipped bytes in tensor data), so a corrupted file is refused, not used.
@@ -26,34 +30,20 @@ from __future__ import annotations
 
 import os
 import pickle
-import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from sac_runner.config import upgrade_saved_config
+from sac_runner.errors import CheckpointError, CheckpointWriteError
+from sac_runner.run.run_dir import RunDir, resolve_latest
+
 FORMAT = "sac-runner"
-VERSION = 2
-LATEST = "latest.pt"
-BEST = "best.pt"
-STEP_FILE = re.compile(r"^step_(\d{9})\.pt$")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message says which file and what to do."""
-
-
-class CheckpointWriteError(OSError):
-    """A checkpoint that could not be written (disk full, quota, read-only); the previous one is intact."""
-
-
-def checkpoint_dir(run_dir: Path) -> Path:
-    return run_dir / "checkpoints"
-
-
-def _buffer_file(step_file: Path) -> Path:
-    return step_file.with_name(step_file.stem + ".buffer.pt")
+VERSION = 3
+READABLE_VERSIONS = (2, 3)  # 2: the config layout before keys moved (upgraded when loaded)
+_buffer_file = RunDir.buffer_file_of
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -73,28 +63,27 @@ def _point(link: Path, target: Path) -> None:
     os.replace(tmp, link)
 
 
-def save_checkpoint(run_dir: Path, step: int, payload: dict[str, Any], buffer_state: dict[str, Any] | None = None,
+def save_checkpoint(run_dir: RunDir, step: int, payload: dict[str, Any], buffer_state: dict[str, Any] | None = None,
                     *, keep_last: int = 0) -> Path:
-    """Write checkpoints/step_<N>.pt (and its buffer), point latest.pt at it, prune old ones."""
-    directory = checkpoint_dir(run_dir)
-    path = directory / f"step_{step:09d}.pt"
+    """Write the step checkpoint (and its buffer), point latest.pt at it, prune old ones."""
+    path = run_dir.step_checkpoint(step)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        _remove_partial_files(directory)  # left by a process killed while writing
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_partial_files(path.parent)  # left by a process killed while writing
         if buffer_state is not None:
             atomic_torch_save(buffer_state, _buffer_file(path))
         atomic_torch_save({"format": FORMAT, "version": VERSION, "step": step, **payload,
                            "buffer_file": _buffer_file(path).name if buffer_state is not None else None}, path)
-        _point(directory / LATEST, path)
+        _point(run_dir.latest_checkpoint, path)
     except (OSError, RuntimeError) as error:  # torch's archive writer reports a failed write as RuntimeError
         raise _write_failed(run_dir, path, error) from error
-    _prune(directory, path, keep_last)
+    _prune(run_dir, path, keep_last)
     return path
 
 
-def save_best(run_dir: Path, payload: dict[str, Any], step: int, best_return: float) -> Path:
-    """checkpoints/best.pt, written whole (tmp, fsync, rename) over the previous best."""
-    path = checkpoint_dir(run_dir) / BEST
+def save_best(run_dir: RunDir, payload: dict[str, Any], step: int, best_return: float) -> Path:
+    """best.pt, written whole (tmp, fsync, rename) over the previous best."""
+    path = run_dir.best_checkpoint
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_torch_save({"format": FORMAT, "version": VERSION, "step": step, **payload, "buffer_file": None,
@@ -109,9 +98,9 @@ def _remove_partial_files(directory: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-def _write_failed(run_dir: Path, path: Path, error: Exception) -> CheckpointWriteError:
+def _write_failed(run_dir: RunDir, path: Path, error: Exception) -> CheckpointWriteError:
     """Clean up what the failed write left and say what is still there."""
-    latest = checkpoint_dir(run_dir) / LATEST
+    latest = run_dir.latest_checkpoint
     try:
         _remove_partial_files(path.parent)
         if not (latest.is_symlink() and os.readlink(latest) == path.name):
@@ -121,39 +110,39 @@ def _write_failed(run_dir: Path, path: Path, error: Exception) -> CheckpointWrit
         pass
     reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
     if latest.is_symlink() and os.readlink(latest) != path.name:
-        kept = f"the previous checkpoint {os.readlink(latest)} is intact and {LATEST} still points at it"
+        kept = f"the previous checkpoint {os.readlink(latest)} is intact and {latest.name} still points at it"
     else:
         kept = "no earlier checkpoint exists"
     return CheckpointWriteError(f"could not write checkpoint {path} ({reason}); {kept}; free some disk space "
-                                f"(or fix the directory's permissions), then continue with: sac-train resume={run_dir}")
+                                f"(or fix the directory's permissions), then continue with: "
+                                f"sac-train resume={run_dir.path}")
 
 
-def _prune(directory: Path, newest: Path, keep_last: int) -> None:
+def _prune(run_dir: RunDir, newest: Path, keep_last: int) -> None:
     """Keep the newest keep_last step checkpoints (0 = all) and best.pt's; buffers only for the newest."""
-    steps = sorted(p for p in directory.iterdir() if STEP_FILE.match(p.name))
-    best = directory / BEST  # a link in runs written before best.pt was a file of its own
+    directory = run_dir.checkpoints
+    steps = sorted(p for p in directory.iterdir() if RunDir.is_step_checkpoint(p))
+    best = run_dir.best_checkpoint  # a link in runs written before best.pt was a file of its own
     protected = {newest.name, os.readlink(best) if best.is_symlink() else None}
     if keep_last > 0:
         for old in steps[:-keep_last]:
             if old.name not in protected:
                 old.unlink(missing_ok=True)
-    for buffer in directory.glob("step_*.buffer.pt"):
+    for buffer in directory.glob(_buffer_file(directory / "step_*.pt").name):
         if buffer != _buffer_file(newest):
             buffer.unlink(missing_ok=True)
 
 
 def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
     """A .pt file, a run directory (its checkpoints/latest.pt), or `latest` (the newest run's)."""
-    from sac_runner.config import resolve_latest
-
     p = Path(resolve_latest(str(path))).expanduser()
     if p.is_dir():
-        candidate = checkpoint_dir(p) / LATEST
+        candidate = RunDir(p).latest_checkpoint
         if not candidate.exists():
-            candidate = p / LATEST
+            candidate = p / candidate.name  # the checkpoints folder itself
         if not candidate.exists():
             raise CheckpointError(f"no checkpoint in directory {p}; pass a .pt file or a run directory "
-                                  "that contains checkpoints/latest.pt")
+                                  f"that contains {RunDir(Path()).latest_checkpoint}")
         return candidate
     if not p.exists():
         raise CheckpointError(f"checkpoint not found: {p}; pass checkpoint=<run dir or .pt file written by sac-train>")
@@ -161,13 +150,17 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint's contents, its config in today's layout."""
     p = resolve_checkpoint_path(path)
     data = _safe_load(p, map_location)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a sac-runner checkpoint; pass a file written by sac-train")
-    if data.get("version") != VERSION:
+    if data.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{p} has checkpoint version {data.get('version')}, this sac-runner reads "
-                              f"version {VERSION}; use the sac-runner release that wrote it")
+                              f"versions {' and '.join(map(str, READABLE_VERSIONS))}; use the sac-runner release "
+                              "that wrote it")
+    if data["version"] < VERSION and isinstance(data.get("config"), dict):
+        data["config"] = upgrade_saved_config(data["config"])
     return data
 
 

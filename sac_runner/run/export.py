@@ -1,4 +1,4 @@
-"""sac-export: a checkpoint's deterministic policy as a standalone TorchScript or ONNX file.
+"""A checkpoint's deterministic policy as a standalone TorchScript or ONNX file (sac-export).
 
     sac-export checkpoint=outputs/runs/<run> format=torchscript   # torch.jit.load(...)(obs)
     sac-export checkpoint=outputs/runs/<run> format=onnx          # onnxruntime.InferenceSession(...)
@@ -17,18 +17,14 @@ import warnings
 from pathlib import Path
 
 import gymnasium as gym
-import hydra
 import torch
 from gymnasium.wrappers import RescaleAction
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from sac_runner.config import ConfigError, ExportConfig, register_configs
-from sac_runner.console import console, key_value_table
-from sac_runner.envs import ZeroBasedDiscreteAction
-from sac_runner.errors import exit_on_user_error, one_line_config_errors
-from sac_runner.trained import Trained, load_trained
+from sac_runner.config import ExportConfig
+from sac_runner.errors import ConfigError
+from sac_runner.run.builders import Trained, load_trained
+from sac_runner.run.envs import ZeroBasedDiscreteAction
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +93,8 @@ def export_policy(policy: DeployedPolicy, obs_dim: int, fmt: str, path: Path) ->
     return path
 
 
-def export_checkpoint(cfg: ExportConfig, out_dir: Path) -> Path:
+def export_checkpoint(cfg: ExportConfig, out_dir: Path) -> tuple[Path, Trained]:
+    """Rebuild the checkpoint's agent through the builders, write its policy; the file and the agent."""
     trained = load_trained(cfg.checkpoint, torch.device("cpu"))
     trained.env.close()
     suffix = ".pt" if cfg.format == "torchscript" else ".onnx"
@@ -105,26 +102,4 @@ def export_checkpoint(cfg: ExportConfig, out_dir: Path) -> Path:
     if path.is_dir():  # output=<a directory>: the file goes into it
         path = path / f"policy{suffix}"
     export_policy(DeployedPolicy(trained), trained.spaces.obs_dim, cfg.format, path)
-    console.print(key_value_table("sac-export", {
-        "policy": f"{trained.run.env.id}, step {trained.step}, deterministic",
-        "format": cfg.format, "file": str(path),
-        "input": f"obs: float32 (batch, {trained.spaces.obs_dim}), raw observations",
-        "output": ("action index: int64 (batch,)" if trained.spaces.discrete
-                   else f"action: float32 (batch, {trained.spaces.action_dim}) in the env's bounds"),
-    }))
-    return path
-
-
-register_configs()
-
-
-@one_line_config_errors
-@hydra.main(version_base="1.3", config_path="pkg://sac_runner.conf", config_name="export")
-@exit_on_user_error
-def main(cfg: DictConfig) -> None:
-    export_cfg: ExportConfig = OmegaConf.to_object(cfg)
-    export_checkpoint(export_cfg, Path(HydraConfig.get().runtime.output_dir))
-
-
-if __name__ == "__main__":
-    main()
+    return path, trained

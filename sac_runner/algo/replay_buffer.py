@@ -10,7 +10,9 @@ per episode.
 n-step returns (n_step > 1): transition i yields
     R = sum_{k<m} gamma^k r_{i+k},  next_obs = obs_{i+m},  terminated = terminated_{i+m-1},  discount = gamma^m
 with m = n, or fewer where the episode ends (terminated: no bootstrap; truncated: bootstrap from the
-final observation) or where the newest data ends.
+final observation) or where the newest data ends. The powers gamma^0 .. gamma^n come from
+`n_step_discounts`, computed once from agent.gamma when the run is built; the agent bootstraps
+with the batch's `discount` in place of its gamma.
 """
 
 from __future__ import annotations
@@ -68,6 +70,11 @@ class SegmentTree:
         return node - self.leaves
 
 
+def n_step_discounts(gamma: float, n_step: int) -> np.ndarray:
+    """gamma^0, gamma^1, .. gamma^n: the weights of an n-step return and its bootstrap discounts."""
+    return gamma ** np.arange(n_step + 1)
+
+
 def slot_bytes(obs_dim: int, action_dim: int, action_dtype: np.dtype = np.float32) -> int:
     """Bytes stored per slot: one float32 observation, one action, the float32 reward and three flags."""
     return 4 * obs_dim + np.dtype(action_dtype).itemsize * action_dim + 4 + 3
@@ -82,12 +89,14 @@ def buffer_bytes(cfg: BufferConfig, obs_dim: int, action_dim: int, action_dtype:
 class ReplayBuffer:
     """Fixed number of slots; once full, the oldest slots are overwritten."""
 
-    def __init__(self, cfg: BufferConfig, obs_dim: int, action_dim: int, gamma: float, device: torch.device,
-                 seed: int = 0, action_dtype: np.dtype = np.float32):
+    def __init__(self, cfg: BufferConfig, obs_dim: int, action_dim: int, device: torch.device,
+                 seed: int = 0, action_dtype: np.dtype = np.float32, discounts: np.ndarray | None = None):
         self.cfg = cfg
         self.capacity = cfg.capacity
         self.n_step = cfg.n_step
-        self.gamma = gamma
+        if self.n_step > 1 and (discounts is None or len(discounts) != self.n_step + 1):
+            raise ValueError(f"n_step={self.n_step} needs discounts=n_step_discounts(gamma, {self.n_step})")
+        self.discounts = discounts
         self.device = device
         self.prioritized = cfg.type == "prioritized"
         c = self.capacity
@@ -211,11 +220,11 @@ class ReplayBuffer:
         ended_before = np.cumsum(self.episode_end[window], axis=1) - self.episode_end[window] > 0
         alive = available & ~ended_before                              # step k belongs to the return
         m = alive.sum(axis=1)                                          # steps in the return, >= 1
-        reward = (self.reward[window] * alive * self.gamma ** k[None, :]).sum(axis=1)
+        reward = (self.reward[window] * alive * self.discounts[k][None, :]).sum(axis=1)
         last = window[np.arange(len(index)), m - 1]
         return Batch(*(self._to_device(a) for a in (
             self.obs[index], self.action[index], reward.astype(np.float32), self.obs[(last + 1) % c],
-            self.terminated[last].astype(np.float32), (self.gamma ** m).astype(np.float32))))
+            self.terminated[last].astype(np.float32), self.discounts[m].astype(np.float32))))
 
     def _gather_into_staging(self, index: np.ndarray) -> Batch:
         """One-step transitions gathered straight into memory allocated once per batch size (no

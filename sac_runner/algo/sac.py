@@ -17,26 +17,31 @@ The 2018 variant (value_network=true) learns V(s) and bootstraps Q from its targ
 
 `r` is the environment's signal times reward_scale, negated when the objective is to minimize a cost.
 
-`DiscreteSAC` is the same algorithm for |A| discrete actions (Christodoulou, 2019): the critics
-output Q_i(s, .) for every action and the policy's expectations are exact sums over pi(.|s)
-instead of one sampled action (see its docstring).
+`update` returns the step's metrics (scalar tensors, read only when logged) and each sample's TD
+error |Q - y| (the replay buffer's priorities). `DiscreteSAC` (discrete_sac.py) is the same
+algorithm for |A| discrete actions (Christodoulou, 2019).
 """
 
 from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from sac_runner.buffer import Batch
+from sac_runner.algo.lr_schedule import decayed_lr
+from sac_runner.algo.networks import CriticEnsemble, SquashedGaussianActor, ValueNetwork
+from sac_runner.algo.normalization import ObservationNormalizer
+from sac_runner.algo.replay_buffer import Batch
 from sac_runner.config import AgentConfig
-from sac_runner.lr_schedule import decayed_lr
-from sac_runner.networks import (CategoricalActor, CriticEnsemble, DiscreteCriticEnsemble, SquashedGaussianActor,
-                                  ValueNetwork)
-from sac_runner.normalization import ObservationNormalizer
+
+
+class UpdateResult(NamedTuple):
+    metrics: dict[str, torch.Tensor]  # flat, namespaced (train/...), scalar tensors
+    td_error: torch.Tensor            # (B,) max_i |Q_i(s, a) - y| per sample, for replay priorities
 
 
 def polyak_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
@@ -51,17 +56,6 @@ def soft_bellman_target(reward: torch.Tensor, terminated: torch.Tensor, next_q: 
     `next_q` is (num_critics, B). A truncated episode (time limit) has terminated = 0 and bootstraps.
     """
     soft_next_value = next_q.min(dim=0).values - alpha * next_log_prob
-    return reward + gamma * (1.0 - terminated) * soft_next_value
-
-
-def discrete_soft_bellman_target(reward: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor,
-                                 next_prob: torch.Tensor, next_log_prob: torch.Tensor, alpha: torch.Tensor,
-                                 gamma: float | torch.Tensor) -> torch.Tensor:
-    """y = r + gamma * (1 - terminated) * sum_a pi(a|s') (min_i Q'_i(s', a) - alpha * log pi(a|s')).
-
-    `next_q` is (num_critics, B, |A|); `next_prob` and `next_log_prob` are (B, |A|).
-    """
-    soft_next_value = (next_prob * (next_q.min(dim=0).values - alpha * next_log_prob)).sum(-1)
     return reward + gamma * (1.0 - terminated) * soft_next_value
 
 
@@ -86,7 +80,6 @@ def adam(params, lr: float) -> torch.optim.Adam:
 
 class SAC:
     def __init__(self, obs_dim: int, action_dim: int, cfg: AgentConfig, device: torch.device, *,
-                 policy_update_every: int = 1, target_update_every: int = 1, policy_update_catch_up: bool = False,
                  normalize_obs: bool = False, normalize_obs_clip: float = 10.0):
         self.cfg = cfg
         self.normalizer = ObservationNormalizer(obs_dim, normalize_obs, normalize_obs_clip).to(device)
@@ -95,9 +88,9 @@ class SAC:
         self.tau = cfg.tau
         # Signal -> reward: scaled, and negated when the signal is a cost to minimize.
         self.reward_scale = cfg.reward_scale * (1.0 if cfg.objective == "maximize" else -1.0)
-        self.policy_update_every = policy_update_every
-        self.policy_steps_when_due = policy_update_every if policy_update_catch_up else 1
-        self.target_update_every = target_update_every
+        self.policy_update_every = cfg.policy_update_every
+        self.policy_steps_when_due = cfg.policy_update_every if cfg.policy_update_catch_up else 1
+        self.target_update_every = cfg.target_update_every
         self.num_updates = 0
 
         actor_sizes = cfg.actor_hidden_sizes or cfg.hidden_sizes
@@ -172,7 +165,7 @@ class SAC:
             nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
         optimizer.step()
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def update(self, batch: Batch) -> UpdateResult:
         """One gradient step: critics (and V), then actor and temperature when due, then targets when due."""
         batch, reward, gamma, alpha = self._begin_update(batch)
 
@@ -184,7 +177,7 @@ class SAC:
                 y = soft_bellman_target(reward, batch.terminated, next_q, next_log_prob, alpha, gamma)
             else:
                 y = reward + gamma * (1.0 - batch.terminated) * self.target(batch.next_obs)
-        metrics = self._critic_step(self.critic(batch.obs, batch.action), y, batch.weights)
+        metrics, td_error = self._critic_step(self.critic(batch.obs, batch.action), y, batch.weights)
 
         # Value (2018 variant): regress V(s) onto E_a~pi[min_i Q_i(s, a) - alpha * log pi(a|s)].
         if self.value is not None:
@@ -205,7 +198,7 @@ class SAC:
             metrics.update({"train/actor_loss": actor_loss.detach(), "train/entropy": -log_prob.detach().mean()})
         metrics["train/alpha"] = alpha
         self._end_update()
-        return metrics
+        return UpdateResult(metrics, td_error)
 
     # ---- the steps both action types share -------------------------------------------------------
     def _begin_update(self, batch: Batch) -> tuple[Batch, torch.Tensor, float | torch.Tensor, torch.Tensor]:
@@ -217,16 +210,18 @@ class SAC:
         gamma = self.gamma if batch.discount is None else batch.discount  # gamma^n for n-step returns
         return batch, reward, gamma, self.alpha
 
-    def _critic_step(self, q: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """J_Q = sum_i 0.5 * E[w * (Q_i(s, a) - y)^2] for q of shape (num_critics, B); w = 1 unless prioritized."""
+    def _critic_step(self, q: torch.Tensor, y: torch.Tensor,
+                     weights: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """J_Q = sum_i 0.5 * E[w * (Q_i(s, a) - y)^2] for q of shape (num_critics, B); w = 1 unless prioritized.
+        Returns the metrics and the TD error max_i |Q_i - y| per sample."""
         squared_error = (q - y) ** 2
         if weights is not None:  # importance-sampling weights of prioritized replay
             squared_error = squared_error * weights
         critic_loss = 0.5 * squared_error.mean(dim=1).sum()
         self._step(self.critic_optimizer, critic_loss, self.critic.parameters())
-        self.td_error = (q.detach() - y).abs().max(dim=0).values  # per sample, for replay priorities
+        td_error = (q.detach() - y).abs().max(dim=0).values
         return {"train/critic_loss": critic_loss.detach(), "train/q_mean": q.detach().mean(),
-                "train/target_q_mean": y.mean()}
+                "train/target_q_mean": y.mean()}, td_error
 
     def _value_step(self, obs: torch.Tensor, v_target: torch.Tensor) -> dict[str, torch.Tensor]:
         """J_V = 0.5 * E[(V(s) - v_target)^2] (2018 variant)."""
@@ -281,77 +276,3 @@ class SAC:
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.num_updates = int(state["num_updates"])
-
-
-class DiscreteSAC(SAC):
-    """SAC for |A| discrete actions (Christodoulou, 2019, "Soft Actor-Critic for Discrete Action Settings").
-
-    The critics output Q_i(s, .) for all actions at once, and the policy pi(.|s) is a categorical
-    distribution, so every expectation over actions is an exact sum rather than a sample:
-
-        y        = r + gamma * (1 - terminated) * sum_a' pi(a'|s') (min_i Q'_i(s', a') - alpha * log pi(a'|s'))
-        J_Q      = sum_i 0.5 * E[(Q_i(s, a) - y)^2]
-        J_pi     = E_s[sum_a pi(a|s) (alpha * log pi(a|s) - min_i Q_i(s, a))]
-        J_alpha  = E_s[-log(alpha) * (sum_a pi(a|s) log pi(a|s) + target_entropy)]
-
-    with target_entropy = target_entropy_ratio * log|A| by default (0.7 of the maximum entropy
-    log|A|; the paper's 0.98 makes alpha diverge on CartPole, see AgentConfig). The 2018
-    value-network variant works the same way: V(s) is regressed onto
-    sum_a pi(a|s) (min_i Q_i(s, a) - alpha * log pi(a|s)).
-    """
-
-    def _actor_and_critic(self, obs_dim: int, num_actions: int, actor_sizes: list[int],
-                          critic_sizes: list[int]) -> tuple[nn.Module, nn.Module]:
-        return (CategoricalActor(obs_dim, num_actions, actor_sizes, self.cfg.activation),
-                DiscreteCriticEnsemble(obs_dim, num_actions, critic_sizes, self.cfg.num_critics, self.cfg.activation))
-
-    def _auto_target_entropy(self, num_actions: int) -> float:
-        return self.cfg.target_entropy_ratio * float(np.log(num_actions))
-
-    @torch.no_grad()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """Action index in 0 .. |A|-1 for one observation (or a batch of them)."""
-        obs_t = self.normalizer(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
-        action = self.actor.deterministic(obs_t) if deterministic else self.actor.sample(obs_t)
-        return action.cpu().numpy()
-
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One gradient step: critics (and V), then actor and temperature when due, then targets when due."""
-        batch, reward, gamma, alpha = self._begin_update(batch)
-
-        # Critic: regress Q_i(s, a) of the action taken onto the soft Bellman target.
-        with torch.no_grad():
-            if self.value is None:
-                next_prob, next_log_prob = self.actor.probabilities(batch.next_obs)
-                next_q = self.target(batch.next_obs)
-                y = discrete_soft_bellman_target(reward, batch.terminated, next_q, next_prob, next_log_prob,
-                                                 alpha, gamma)
-            else:
-                y = reward + gamma * (1.0 - batch.terminated) * self.target(batch.next_obs)
-        q_all = self.critic(batch.obs)                                     # (N, B, |A|)
-        taken = batch.action.long().view(1, -1, 1).expand(q_all.shape[0], -1, 1)
-        metrics = self._critic_step(q_all.gather(-1, taken).squeeze(-1), y, batch.weights)
-
-        # Value (2018 variant): regress V(s) onto sum_a pi(a|s) (min_i Q_i(s, a) - alpha * log pi(a|s)).
-        if self.value is not None:
-            with torch.no_grad():
-                prob, log_prob = self.actor.probabilities(batch.obs)
-                min_q = self.critic(batch.obs).min(dim=0).values
-                v_target = (prob * (min_q - alpha * log_prob)).sum(-1)
-            metrics.update(self._value_step(batch.obs, v_target))
-
-        if self._policy_update_due():
-            with torch.no_grad():
-                min_q = self.critic(batch.obs).min(dim=0).values             # (B, |A|), after the critic step
-            for _ in range(self.policy_steps_when_due):
-                # Actor: minimise the exact expectation over pi(.|s) of alpha * log pi - min_i Q_i.
-                prob, log_prob = self.actor.probabilities(batch.obs)
-                actor_loss = (prob * (alpha * log_prob - min_q)).sum(-1).mean()
-                self._step(self.actor_optimizer, actor_loss, self.actor.parameters())
-                # Temperature, with E_pi[log pi] = -entropy in place of a sampled log pi.
-                expected_log_prob = (prob * log_prob).sum(-1).detach()
-                alpha = self._temperature_step(expected_log_prob)
-            metrics.update({"train/actor_loss": actor_loss.detach(), "train/entropy": -expected_log_prob.mean()})
-        metrics["train/alpha"] = alpha
-        self._end_update()
-        return metrics

@@ -1,4 +1,4 @@
-"""agent.nan_guard: stop at the first update whose losses, Q values or alpha are not finite, and never
+"""nan_guard: stop at the first update whose losses, Q values or alpha are not finite, and never
 write a checkpoint that holds a non-finite parameter.
 
 After every update its scalar metrics (critic/actor/value/temperature losses, mean Q and target,
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sac_runner.buffer import Batch
+from sac_runner.algo.replay_buffer import Batch
 
 
 class NonFiniteUpdate(Exception):

@@ -22,13 +22,12 @@ from typing import Any, Callable
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from sac_runner.console import console
-from sac_runner.hardware import usable_cores
+from sac_runner.run.console import console
+from sac_runner.run.hardware import usable_cores
+from sac_runner.run.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
-FAILURE_FILE = "failure.txt"
-OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 INFRASTRUCTURE = ("device", "threads", "resume", "sweep_objective")
 
 
@@ -76,28 +75,29 @@ def configure_job(cfg: DictConfig, job: SweepJob, run_dir: Path) -> None:
             cfg.logging.group = job.sweep_dir.name
         if cfg.logging.get("name") is None:
             cfg.logging.name = f"{job.num}: {' '.join(job.experiment_overrides)}".rstrip(": ")
-        if not cfg.get("resume") and (run_dir / "checkpoints" / "latest.pt").exists():
+        if not cfg.get("resume") and RunDir(run_dir).latest_checkpoint.exists():
             log.info("%s: its directory holds a checkpoint (the job was requeued): resuming it", job.label)
             cfg.resume = str(run_dir)
 
 
 def run_job(train_job: Callable[[], float], job: SweepJob, run_dir: Path) -> float:
     """Run one job; a failure is recorded in its directory and returned to the sweeper as NaN."""
-    (run_dir / FAILURE_FILE).unlink(missing_ok=True)  # from an earlier attempt of a requeued job
+    failure = RunDir(run_dir).failure
+    failure.unlink(missing_ok=True)  # from an earlier attempt of a requeued job
     try:
         return train_job()
     except Exception as error:  # noqa: BLE001 - every failure is reported, none stops the sweep
         one_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / FAILURE_FILE).write_text(f"overrides: {' '.join(job.experiment_overrides)}\nerror: {one_line}\n\n"
+        failure.write_text(f"overrides: {' '.join(job.experiment_overrides)}\nerror: {one_line}\n\n"
                                             f"{traceback.format_exc()}", encoding="utf-8")
-        log.error("%s failed: %s (details in %s)", job.label, one_line, run_dir / FAILURE_FILE)
+        log.error("%s failed: %s (details in %s)", job.label, one_line, failure)
         return math.nan
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
     """The job directories of a sweep (those Hydra wrote overrides into), in job order."""
-    found = [p.parent.parent for p in sweep_dir.glob(f"*/{OVERRIDES_FILE}")]
+    found = [p for p in sweep_dir.iterdir() if RunDir(p).overrides.exists()] if sweep_dir.is_dir() else []
     return sorted(found, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
 
 
@@ -108,13 +108,13 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         jobs = job_dirs(sweep_dir)
-        failed = [d for d in jobs if (d / FAILURE_FILE).exists()]
+        failed = [d for d in jobs if RunDir(d).failure.exists()]
         console.print(f"sweep {sweep_dir}: {len(jobs) - len(failed)} of {len(jobs)} jobs finished"
                       + (f", {len(failed)} failed:" if failed else ""), soft_wrap=True)
         for d in failed:
-            lines = (d / FAILURE_FILE).read_text(encoding="utf-8").splitlines()
+            lines = RunDir(d).failure.read_text(encoding="utf-8").splitlines()
             overrides, error = lines[0].removeprefix("overrides: "), lines[1].removeprefix("error: ")
-            console.print(f"  job {d.name} ({overrides}): {error}  [{d / FAILURE_FILE}]", markup=False,
+            console.print(f"  job {d.name} ({overrides}): {error}  [{RunDir(d).failure}]", markup=False,
                           highlight=False, soft_wrap=True)
         if failed:
             raise SystemExit(1)
@@ -122,5 +122,5 @@ class SweepSummary(Callback):
 
 def overrides_of(run_dir: Path) -> list[str]:
     """The command-line overrides a run (or sweep job) was started with."""
-    path = run_dir / OVERRIDES_FILE
+    path = RunDir(run_dir).overrides
     return [str(o) for o in OmegaConf.load(path)] if path.exists() else []

@@ -1,0 +1,39 @@
+"""sac-export: write a checkpoint's deterministic policy as a standalone file, and say what it takes.
+
+    sac-export checkpoint=outputs/runs/<run> format=torchscript   # torch.jit.load(...)(obs)
+    sac-export checkpoint=outputs/runs/<run> format=onnx          # onnxruntime.InferenceSession(...)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from sac_runner.cli.one_line_errors import exit_on_user_error, one_line_config_errors
+from sac_runner.config import ExportConfig, register_configs
+from sac_runner.run.console import console, key_value_table
+from sac_runner.run.export import export_checkpoint
+
+register_configs()
+
+
+@one_line_config_errors
+@hydra.main(version_base="1.3", config_path="pkg://sac_runner.conf", config_name="export")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    export_cfg: ExportConfig = OmegaConf.to_object(cfg)
+    path, trained = export_checkpoint(export_cfg, Path(HydraConfig.get().runtime.output_dir))
+    console.print(key_value_table("sac-export", {
+        "policy": f"{trained.run.env.id}, step {trained.step}, deterministic",
+        "format": export_cfg.format, "file": str(path),
+        "input": f"obs: float32 (batch, {trained.spaces.obs_dim}), raw observations",
+        "output": ("action index: int64 (batch,)" if trained.spaces.discrete
+                   else f"action: float32 (batch, {trained.spaces.action_dim}) in the env's bounds"),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""The one place where a config becomes objects: env, agent, replay buffer (`make_*`), for a new run, a
+warm start, and a trained agent rebuilt from a checkpoint (sac-eval, sac-export)."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from sac_runner.algo.discrete_sac import DiscreteSAC
+from sac_runner.algo.replay_buffer import ReplayBuffer, buffer_bytes, n_step_discounts
+from sac_runner.algo.sac import SAC
+from sac_runner.config import RunConfig
+from sac_runner.errors import CheckpointError, ConfigError
+from sac_runner.run.checkpoint import load_checkpoint, resolve_checkpoint_path
+from sac_runner.run.envs import Spaces, env_spaces, make_env
+from sac_runner.run.hardware import available_memory, resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_agent(run: RunConfig, spaces: Spaces, device: torch.device) -> SAC:
+    """Continuous or discrete SAC, as agent.action_space and the environment's action space say."""
+    kind = "discrete" if spaces.discrete else "continuous"
+    if run.agent.action_space not in ("auto", kind):
+        raise ConfigError(f"agent.action_space={run.agent.action_space} but {run.env.id} has {kind} actions; "
+                          f"set agent.action_space=auto (or use agent=sac{'_discrete' if spaces.discrete else ''})")
+    agent_class = DiscreteSAC if spaces.discrete else SAC
+    return agent_class(spaces.obs_dim, spaces.action_dim, run.agent, device,
+                       normalize_obs=run.env.normalize_obs, normalize_obs_clip=run.env.normalize_obs_clip)
+
+
+def make_replay_buffer(run: RunConfig, spaces: Spaces, device: torch.device) -> ReplayBuffer:
+    """The buffer buffer.* describes, refused before allocation if it cannot fit in memory. A discrete
+    action is stored as its index."""
+    action_columns, action_dtype = (1, np.int64) if spaces.discrete else (spaces.action_dim, np.float32)
+    refuse_a_buffer_that_cannot_fit(run, buffer_bytes(run.buffer, spaces.obs_dim, action_columns, action_dtype))
+    return ReplayBuffer(run.buffer, spaces.obs_dim, action_columns, device, seed=run.seed, action_dtype=action_dtype,
+                        discounts=n_step_discounts(run.agent.gamma, run.buffer.n_step))
+
+
+def refuse_a_buffer_that_cannot_fit(run: RunConfig, needed: int) -> None:
+    """Before allocating: a buffer larger than the memory this process may use would fail at once or,
+    as NumPy's zeros are allocated lazily, hours later when it fills."""
+    available = available_memory()
+    if available is None or needed <= available:
+        return
+    per_slot = needed / run.buffer.capacity
+    fits = int(available * 0.8 / per_slot)  # room left for the networks, the environment and Python
+    fits = int(float(f"{fits:.2g}"))  # two significant digits
+    raise ConfigError(f"buffer.capacity={run.buffer.capacity:_} needs {_bytes(needed)} ({per_slot:.0f} bytes per "
+                      f"transition) but {_bytes(available)} of memory is available; buffer.capacity={fits:_} would fit")
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}"
+        n /= 1024
+
+
+@dataclass
+class Parts:
+    """The objects one run is made of."""
+
+    env: gym.Env
+    eval_env: gym.Env
+    agent: SAC
+    buffer: ReplayBuffer
+    spaces: Spaces
+
+    def close(self) -> None:
+        self.env.close()
+        self.eval_env.close()
+
+
+def make_parts(run: RunConfig) -> Parts:
+    device = resolve_device(run.device)
+    env = make_env(run.env, seed=run.seed)
+    eval_env = make_env(run.env)
+    spaces = env_spaces(env)
+    agent = make_agent(run, spaces, device)
+    return Parts(env, eval_env, agent, make_replay_buffer(run, spaces, device), spaces)
+
+
+def warm_start(agent: SAC, spaces: Spaces, source: str) -> None:
+    """Copy a trained agent's networks (and observation statistics) into a new run's agent (init_from=)."""
+    path = resolve_checkpoint_path(source)
+    checkpoint = load_checkpoint(path)
+    saved = Spaces.of_checkpoint(checkpoint)
+    if saved != spaces:
+        raise CheckpointError(f"init_from={source} was trained with {saved.describe()}, but this environment "
+                              f"has {spaces.obs_dim} and {spaces.action_dim}; warm-start from a run on the same spaces")
+    try:
+        agent.load_networks(checkpoint["agent"])
+    except (RuntimeError, KeyError) as error:
+        raise CheckpointError(f"init_from={source} has networks of another shape than this run's "
+                              f"({str(error).splitlines()[0]}); use the same agent.hidden_sizes, num_critics and "
+                              "value_network as that run") from error
+    log.info("warm start: networks from %s (step %d)", path, checkpoint["step"])
+
+
+# ---- a trained agent, for sac-eval and sac-export ------------------------------------------------------
+
+@dataclass
+class Trained:
+    path: Path          # the checkpoint file
+    step: int
+    run: RunConfig      # the config the agent was trained with
+    env: gym.Env        # an environment like the one it was trained on
+    spaces: Spaces
+    agent: SAC          # actor and observation statistics loaded
+    best: dict | None = None  # best.pt: {"step", "return"} of the evaluation it was saved at
+
+
+def run_config_of(checkpoint: dict, path: Path) -> RunConfig:
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), checkpoint["config"])
+        return OmegaConf.to_object(merged)
+    except Exception as error:
+        raise CheckpointError(f"{path} holds a config this sac-runner cannot read ({error}); "
+                              "use the sac-runner release that wrote it") from error
+
+
+def load_trained(source: str, device: torch.device, env_seed: int | None = None,
+                 render_mode: str | None = None, env_id: str | None = None) -> Trained:
+    """The checkpoint's agent and its environment (or `env_id`, which must have the same spaces)."""
+    path = resolve_checkpoint_path(source)
+    checkpoint = load_checkpoint(path)
+    run = run_config_of(checkpoint, path)
+    if env_id and env_id != run.env.id:
+        run.env = replace(run.env, id=env_id, kwargs={})
+    env = make_env(run.env, seed=env_seed, render_mode=render_mode)
+    spaces = env_spaces(env)
+    saved = Spaces.of_checkpoint(checkpoint)
+    if spaces != saved:
+        env.close()
+        raise CheckpointError(f"{path} was trained with {saved.describe()}, but {run.env.id} has "
+                              f"{spaces.obs_dim} and {spaces.action_dim}; evaluate it on an environment "
+                              "with the same spaces (or leave env_id unset)")
+    agent = make_agent(run, spaces, device)
+    agent.actor.load_state_dict(checkpoint["agent"]["actor"])
+    agent.normalizer.load_state_dict(checkpoint["agent"]["normalizer"])
+    agent.actor.eval()
+    return Trained(path, int(checkpoint["step"]), run, env, spaces, agent, checkpoint.get("best"))

@@ -1,0 +1,105 @@
+"""Evaluation episodes with a fixed set of seeds, so evaluations are comparable over training; and the
+evaluation of a saved checkpoint (sac-eval), its agent rebuilt through the same builders as training."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers import RecordVideo
+
+from sac_runner.algo.sac import SAC
+from sac_runner.config import EvalConfig
+from sac_runner.run.builders import load_trained, seed_everything
+from sac_runner.run.hardware import resolve_device
+from sac_runner.run.run_dir import RunDir
+from sac_runner.run.tracker import Tracker
+
+EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes use seeds disjoint from training's
+
+
+@dataclass
+class EvalResult:
+    returns: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+
+    def summary(self, prefix: str = "eval/") -> dict[str, float]:
+        r, n = np.asarray(self.returns), np.asarray(self.lengths)
+        return {f"{prefix}return_mean": float(r.mean()), f"{prefix}return_std": float(r.std()),
+                f"{prefix}return_min": float(r.min()), f"{prefix}return_max": float(r.max()),
+                f"{prefix}length_mean": float(n.mean())}
+
+
+def evaluate(agent: SAC, env: gym.Env, episodes: int, seed: int, deterministic: bool = True) -> EvalResult:
+    """`episodes` full episodes; episode i starts from env.reset(seed=seed + i) (modulo 2**32, the seeds
+    Gymnasium takes: a run's seed may be as large as 2**32 - 1)."""
+    result = EvalResult()
+    for i in range(episodes):
+        obs, _ = env.reset(seed=(seed + i) % 2**32)
+        episode_return, length, done = 0.0, 0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=deterministic))
+            episode_return += float(reward)
+            length += 1
+            done = terminated or truncated
+        result.returns.append(episode_return)
+        result.lengths.append(length)
+    return result
+
+
+def recording(env: gym.Env, folder: Path, name_prefix: str) -> gym.Env:
+    """Record every episode of `env` (made with render_mode="rgb_array") as an MP4 in `folder`."""
+    logging.getLogger("moviepy").setLevel(logging.WARNING)
+    return RecordVideo(env, video_folder=str(folder), episode_trigger=lambda episode: True, name_prefix=name_prefix,
+                       disable_logger=True)
+
+
+def record_episode(agent: SAC, env: gym.Env, folder: Path, name_prefix: str, seed: int) -> list[Path]:
+    """One deterministic episode of `env` (render_mode="rgb_array") recorded to `folder`; the MP4 paths."""
+    video_env = recording(env, folder, name_prefix)
+    try:
+        evaluate(agent, video_env, episodes=1, seed=seed)
+    finally:
+        video_env.close()
+    return sorted(folder.glob(f"{name_prefix}*.mp4"))
+
+
+def evaluate_checkpoint(cfg: EvalConfig, out_dir: Path) -> dict:
+    """Rebuild the checkpoint's agent and environment, run the episodes, write eval_results.json (and
+    videos, and a W&B run when asked) into `out_dir`; returns the report."""
+    seed_everything(cfg.seed)
+    trained = load_trained(cfg.checkpoint, resolve_device(cfg.device), env_seed=cfg.seed,
+                           render_mode="rgb_array" if cfg.video else None, env_id=cfg.env_id)
+    videos_dir = RunDir(out_dir).videos
+    env = recording(trained.env, videos_dir, "eval") if cfg.video else trained.env
+    try:
+        result = evaluate(trained.agent, env, cfg.episodes, seed=cfg.seed, deterministic=cfg.deterministic)
+    finally:
+        env.close()
+
+    returns, lengths = np.asarray(result.returns), np.asarray(result.lengths)
+    videos = sorted(videos_dir.glob("*.mp4")) if cfg.video else []
+    report = {
+        "checkpoint": str(trained.path.resolve()), "env": trained.run.env.id, "step": trained.step,
+        "episodes": cfg.episodes, "deterministic": cfg.deterministic, "seed": cfg.seed,
+        "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+        "return_min": float(returns.min()), "return_max": float(returns.max()),
+        "length_mean": float(lengths.mean()), "returns": result.returns, "lengths": result.lengths,
+        "videos": [str(v) for v in videos],
+        # best.pt: the training evaluation it was saved at (step, mean return)
+        "best_during_training": trained.best,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "eval_results.json").write_text(json.dumps(report, indent=2))
+    if cfg.logging.mode != "disabled":
+        config = {"checkpoint": report["checkpoint"], "env": report["env"], "train_step": report["step"],
+                  "episodes": cfg.episodes, "deterministic": cfg.deterministic, "seed": cfg.seed}
+        with Tracker(RunDir(out_dir), cfg.logging, config, run_name=f"eval-{out_dir.name}") as tracker:
+            tracker.log(report["step"], {f"eval/{k}": report[k] for k in
+                                         ("return_mean", "return_std", "return_min", "return_max", "length_mean")})
+            tracker.log_videos(report["step"], "eval/video", videos)
+    return report

@@ -1,0 +1,294 @@
+"""The training loop of one run. Each environment step: collect a transition, learn when an update is
+due, then log, evaluate and checkpoint when due; `Cadence` holds the when, the `Trainer` the what.
+A checkpoint holds what `checkpoint_payload` lists, and `restore` continues from it bit for bit."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from sac_runner.algo.replay_buffer import Batch
+from sac_runner.config import RunConfig
+from sac_runner.errors import ConfigError, RunFailure
+from sac_runner.run.builders import Parts
+from sac_runner.run.cadence import Cadence, Throughput
+from sac_runner.run.checkpoint import load_buffer_state, save_best, save_checkpoint
+from sac_runner.run.console import TrainingProgress
+from sac_runner.run.envs import make_env
+from sac_runner.run.evaluation import EVAL_SEED_OFFSET, EvalResult, evaluate, record_episode
+from sac_runner.run.exact_resume import EpisodeRecorder, capture_rng, restore_rng
+from sac_runner.run.hardware import TorchThreads
+from sac_runner.run.nan_guard import NanGuard, NonFiniteUpdate, batch_tensors
+from sac_runner.run.run_dir import RunDir
+from sac_runner.run.signals import StopOnSignals
+from sac_runner.run.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+class Trainer:
+    """The training loop of one run, and the state a checkpoint must hold to continue it exactly."""
+
+    def __init__(self, run: RunConfig, parts: Parts, run_dir: RunDir | Path, resolved: dict,
+                 threads: TorchThreads | None = None):
+        self.run, self.parts, self.resolved = run, parts, resolved
+        self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
+        self.threads = threads  # re-counted now and then: other runs on this machine start and stop
+        self.cadence = Cadence(run)
+        self.step = 0          # environment steps done
+        self.episode = 0       # training episodes finished
+        # "Best" follows the objective: the highest return, or the lowest cost (sign = -1).
+        self.sign = 1.0 if run.agent.objective == "maximize" else -1.0
+        self.best_eval = -float("inf")
+        self.best_step = 0     # the step of the best evaluation (its agent is checkpoints/best.pt)
+        self.last_eval: dict[str, float] = {}
+        self.evaluations = 0
+        self.recorder = EpisodeRecorder()
+        self.obs: np.ndarray | None = None
+        self.last_checkpoint: Path | None = None
+        self.wandb_run_id: str | None = None
+        self.nan_guard = NanGuard(parts.agent) if run.nan_guard else None
+        self.env_failures = 0  # exceptions the environment raised in step (env.max_failures)
+        self.metrics: dict[str, torch.Tensor] = {}  # the latest update's, logged every log_every steps
+
+    # ---- the loop -------------------------------------------------------------------------------------
+    def train(self, tracker: Tracker, stop: StopOnSignals | None = None) -> dict[str, float]:
+        self.tracker, self.wandb_run_id = tracker, tracker.run_id
+        if self.obs is None:  # a new run (a resumed one has replayed its current episode)
+            self.start_episode(seed=self.run.seed)
+        self.clock, first_step, total = Throughput(), self.step + 1, self.cadence.total_steps
+        with TrainingProgress(total, enabled=self.run.logging.progress, start=self.step) as self.progress:
+            for step in range(first_step, total + 1):
+                self.step = step
+                self.collect()
+                if self.cadence.updates(step):
+                    self.learn()
+                self.clock.tick()
+                if self.cadence.logs(step):
+                    self.log_training()
+                if self.cadence.evaluates(step):
+                    self.evaluate()
+                stopping = stop is not None and stop.requested
+                if self.cadence.checkpoints(step) or stopping:
+                    self.save_checkpoint()
+                if stopping:
+                    return dict(self.last_eval)
+                if step % 100 == 0:
+                    self.progress.update(step)
+                self.share_cpus()
+            self.progress.update(total)
+        elapsed = self.clock.elapsed()
+        return {**self.last_eval, "time/elapsed": elapsed,
+                "time/sps_overall": (total - first_step + 1) / max(elapsed, 1e-9), "train/episodes": self.episode}
+
+    def collect(self) -> None:
+        """Act (uniform random during warm-up, then a sample from the policy), step the env, store."""
+        env, agent = self.parts.env, self.parts.agent
+        action = env.action_space.sample() if self.cadence.acts_randomly(self.step) else agent.act(self.obs)
+        self.recorder.record(action)
+        try:
+            next_obs, reward, terminated, truncated, info = env.step(action)
+        except Exception as error:  # a broken environment: rebuilt, up to env.max_failures times
+            self.replace_broken_env(error)
+            return
+        # Only `terminated` cuts the bootstrap; a time-limit truncation is not the end of the MDP.
+        self.parts.buffer.add(self.obs, action, reward, next_obs, terminated, truncated)
+        agent.normalizer.update(next_obs)
+        self.obs = next_obs
+        if terminated or truncated:
+            self.episode += 1
+            episode_return = float(info["episode"]["r"])
+            self.tracker.log(self.step, {"train/episode_return": episode_return, "train/episode": self.episode,
+                                         "train/episode_length": int(info["episode"]["l"])})
+            self.progress.update(self.step, train_return=episode_return)
+            self.start_episode()
+
+    def start_episode(self, seed: int | None = None) -> None:
+        self.obs = self.recorder.reset(self.parts.env, seed=seed)
+        self.parts.agent.normalizer.update(self.obs)
+
+    def learn(self) -> None:
+        """schedule.gradient_steps updates on batches from the buffer."""
+        agent, buffer, s = self.parts.agent, self.parts.buffer, self.run.schedule
+        if agent.decays_lr:
+            agent.set_lr_progress(self.cadence.lr_progress(self.step))
+        if buffer.prioritized:
+            buffer.set_progress(self.cadence.fraction_done(self.step))
+        for _ in range(s.gradient_steps):
+            batch = buffer.sample(s.batch_size)
+            update = agent.update(batch)
+            if self.nan_guard is not None:
+                self.check_update(update.metrics, batch)
+            self.metrics.update(update.metrics)
+            if buffer.prioritized:
+                buffer.update_priorities(update.td_error)
+
+    def log_training(self) -> None:
+        agent, buffer = self.parts.agent, self.parts.buffer
+        sps, elapsed = self.clock.window()
+        if agent.decays_lr:
+            self.metrics.update({f"train/{n}_lr": torch.tensor(o.param_groups[0]["lr"])
+                                 for n, o in agent.optimizers.items()})
+        self.tracker.log(self.step, {**{k: v.item() for k, v in self.metrics.items()}, "time/sps": sps,
+                                     "time/elapsed": elapsed, "buffer/size": len(buffer),
+                                     "buffer/bytes_per_transition": buffer.bytes_per_transition})
+        self.progress.update(self.step, sps=sps)
+
+    def evaluate(self) -> None:
+        """Evaluation episodes; a new best is saved as best.pt; every K-th evaluation is also filmed."""
+        self.last_eval = self.run_evaluation().summary()
+        is_best = self.sign * self.last_eval["eval/return_mean"] > self.best_eval
+        if is_best:
+            self.best_eval, self.best_step = self.sign * self.last_eval["eval/return_mean"], self.step
+        self.last_eval["eval/best_return_mean"] = self.sign * self.best_eval
+        self.last_eval["eval/best_step"] = self.best_step
+        if is_best and self.run.checkpoint.keep_best:
+            self.save_best()
+        self.tracker.log(self.step, self.last_eval)
+        self.evaluations += 1
+        video_every = self.run.logging.video_every_evals
+        if video_every and self.evaluations % video_every == 0:
+            self.record_video()
+        self.progress.update(self.step, eval_return=self.last_eval["eval/return_mean"])
+        log.info("step %d: eval return %.1f +- %.1f", self.step, self.last_eval["eval/return_mean"],
+                 self.last_eval["eval/return_std"])
+
+    def share_cpus(self) -> None:
+        """threads=auto: follow the other sac-runner runs that start and stop on this machine."""
+        if self.threads is not None and (choice := self.threads.refresh()) is not None:
+            log.info("step %d: now %s", self.step, choice.describe())
+
+    def run_evaluation(self) -> EvalResult:
+        """Evaluation episodes on the evaluation environment; if it raises in step, it is rebuilt and the
+        evaluation starts again (its episodes have fixed seeds), up to env.max_failures in all."""
+        while True:
+            try:
+                return evaluate(self.parts.agent, self.parts.eval_env, self.run.schedule.eval_episodes,
+                                seed=self.run.seed + EVAL_SEED_OFFSET)
+            except Exception as error:
+                self.count_env_failure(error, "evaluation environment", {"eval/broken": 1})
+                log.warning("evaluation restarted on a rebuilt environment")
+                _close_quietly(self.parts.eval_env)
+                self.parts.eval_env = make_env(self.run.env)
+
+    def record_video(self) -> None:
+        """The first evaluation episode again, rendered to videos/step_<N>-episode-0.mp4 and logged to W&B."""
+        env = make_env(self.run.env, render_mode="rgb_array")
+        paths = record_episode(self.parts.agent, env, self.run_dir.videos, self.run_dir.video_prefix(self.step),
+                               seed=self.run.seed + EVAL_SEED_OFFSET)
+        self.tracker.log_videos(self.step, "eval/video", paths)
+
+    # ---- faults ---------------------------------------------------------------------------------------
+    def replace_broken_env(self, error: Exception) -> None:
+        """The training environment raised in `step`: record the episode as broken, close its last
+        transition like a time limit, rebuild the environment and start a new episode."""
+        self.episode += 1
+        self.parts.buffer.end_episode()
+        self.count_env_failure(error, "environment", {"train/broken_episode": self.episode})
+        log.warning("episode %d recorded as broken, environment rebuilt", self.episode)
+        _close_quietly(self.parts.env)
+        seed = (self.run.seed + self.env_failures) % 2**32  # a fresh stream for the new environment's resets
+        self.parts.env = make_env(self.run.env, seed=seed)
+        self.start_episode(seed=seed)
+
+    def count_env_failure(self, error: Exception, which: str, record: dict) -> None:
+        """One more exception from an environment's step; past env.max_failures the run stops (the last
+        checkpoint stays as it was)."""
+        self.env_failures += 1
+        self.tracker.log(self.step, {**record, "train/env_failures": self.env_failures})
+        what = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        allowed = self.run.env.max_failures
+        if self.env_failures > allowed:
+            raise RunFailure(f"{which} {self.run.env.id} raised in step at step {self.step} ({what}), "
+                             f"failure {self.env_failures} with env.max_failures={allowed}: training stopped; "
+                             f"{self._kept('the last checkpoint')}; fix the environment and resume, or raise "
+                             "env.max_failures")
+        log.warning("%s %s raised in step at step %d (%s), failure %d of %d allowed", which, self.run.env.id,
+                    self.step, what, self.env_failures, allowed)
+
+    def check_update(self, metrics: dict[str, torch.Tensor], batch: Batch) -> None:
+        """nan_guard after every update: a non-finite one stops the run before anything is saved."""
+        try:
+            self.nan_guard.check(metrics, batch)
+        except NonFiniteUpdate as fault:
+            self.stop_non_finite(fault, batch)
+
+    def stop_non_finite(self, fault: NonFiniteUpdate, batch: Batch | None) -> None:
+        saved = ""
+        if batch is not None:
+            path = self.run_dir.nonfinite_batch(self.step)
+            torch.save(batch_tensors(batch), path)
+            saved = f"; the batch is in {path}"
+        note = f" ({fault.batch_note})" if fault.batch_note else ""
+        raise RunFailure(f"non-finite {fault.quantity} at step {self.step} (update {self.parts.agent.num_updates})"
+                         f"{note}: training stopped and nothing was saved from that update; "
+                         f"{self._kept('the last good checkpoint')}{saved}; lower the learning rates or set "
+                         "agent.max_grad_norm (or fix the environment's rewards/observations), then restart or "
+                         "resume") from None
+
+    def _kept(self, what: str) -> str:
+        if self.last_checkpoint is None:
+            return "no checkpoint had been written yet"
+        return f"{what} {self.last_checkpoint} is kept"
+
+    # ---- checkpoints ----------------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        c = self.run.checkpoint
+        buffer_state = self.parts.buffer.state_dict() if c.save_buffer else None
+        self.last_checkpoint = save_checkpoint(self.run_dir, self.step, self.checkpoint_payload(), buffer_state,
+                                               keep_last=c.keep_last)
+        return self.last_checkpoint
+
+    def save_best(self) -> None:
+        """checkpoints/best.pt: the agent of this (new best) evaluation, at every new best."""
+        save_best(self.run_dir, self.checkpoint_payload(), self.best_step, self.sign * self.best_eval)
+
+    def checkpoint_payload(self) -> dict:
+        if self.nan_guard is not None:  # a checkpoint never holds a non-finite weight
+            try:
+                self.nan_guard.check_parameters()
+            except NonFiniteUpdate as fault:
+                self.stop_non_finite(fault, None)
+        spaces = self.parts.spaces
+        return {
+            "config": self.resolved, "obs_dim": spaces.obs_dim, "action_dim": spaces.action_dim,
+            "discrete": spaces.discrete, "agent": self.parts.agent.state_dict(),
+            "loop": {"step": self.step, "episode": self.episode, "best_eval": self.best_eval,
+                     "best_step": self.best_step, "last_eval": self.last_eval, "evaluations": self.evaluations,
+                     "env_failures": self.env_failures},
+            "episode_replay": self.recorder.state_dict(), "obs": torch.as_tensor(self.obs),
+            "rng": capture_rng(self.parts.env), "wandb_run_id": self.wandb_run_id,
+        }
+
+    def restore(self, checkpoint: dict, path: Path) -> None:
+        """Continue from `checkpoint`: agent, buffer, counters, the current episode, then the RNGs."""
+        loop = checkpoint["loop"]
+        if loop["step"] >= self.cadence.total_steps:
+            raise ConfigError(f"nothing to resume: {path} is at step {loop['step']}, the run's last step; "
+                              f"raise schedule.total_steps to train it longer")
+        self.parts.agent.load_state_dict(checkpoint["agent"])
+        buffer_state = load_buffer_state(path, checkpoint)
+        if buffer_state is not None:
+            self.parts.buffer.load_state_dict(buffer_state)
+        else:
+            log.warning("%s has no saved replay buffer (checkpoint.save_buffer=false, or an older checkpoint "
+                        "whose buffer was pruned): the buffer refills from scratch, so the run is not exact", path)
+        self.step, self.episode = loop["step"], loop["episode"]
+        self.best_eval, self.last_eval = loop["best_eval"], dict(loop["last_eval"])
+        self.best_step = loop.get("best_step", 0)  # checkpoints before best.pt held its own agent: 0
+        self.evaluations = loop["evaluations"]
+        self.env_failures = loop.get("env_failures", 0)
+        self.obs, _ = self.recorder.replay(self.parts.env, checkpoint["episode_replay"], checkpoint["obs"].numpy())
+        restore_rng(checkpoint["rng"], self.parts.env)
+        self.last_checkpoint = path
+
+
+def _close_quietly(env: gym.Env) -> None:
+    try:
+        env.close()
+    except Exception:  # a broken environment may not close cleanly either
+        pass
