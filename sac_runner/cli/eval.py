@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
-from sac_runner.cli.one_line_errors import exit_on_user_error, one_line_config_errors
+from sac_runner.cli.one_line_errors import hydra_command
 from sac_runner.config import EvalConfig, register_configs
 from sac_runner.run.console import console
 from sac_runner.run.evaluation import evaluate_checkpoint
@@ -37,9 +36,7 @@ def _print_report(report: dict, out_dir: Path) -> None:
 register_configs()
 
 
-@one_line_config_errors
-@hydra.main(version_base="1.3", config_path="pkg://sac_runner.conf", config_name="eval")
-@exit_on_user_error
+@hydra_command("eval")
 def main(cfg: DictConfig) -> float:
     eval_cfg: EvalConfig = OmegaConf.to_object(cfg)
     out_dir = Path(HydraConfig.get().runtime.output_dir)

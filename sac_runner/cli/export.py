@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sac_runner.cli.one_line_errors import exit_on_user_error, one_line_config_errors
+from sac_runner.cli.one_line_errors import hydra_command
 from sac_runner.config import ExportConfig, register_configs
 from sac_runner.run.console import console, key_value_table
 from sac_runner.run.export import export_checkpoint
@@ -20,9 +19,7 @@ from sac_runner.run.export import export_checkpoint
 register_configs()
 
 
-@one_line_config_errors
-@hydra.main(version_base="1.3", config_path="pkg://sac_runner.conf", config_name="export")
-@exit_on_user_error
+@hydra_command("export")
 def main(cfg: DictConfig) -> None:
     export_cfg: ExportConfig = OmegaConf.to_object(cfg)
     path, trained = export_checkpoint(export_cfg, Path(HydraConfig.get().runtime.output_dir))

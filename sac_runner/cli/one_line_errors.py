@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import hydra
 from hydra.experimental.callback import Callback
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException,
@@ -107,6 +108,17 @@ def _fail_on_write_error(error: OSError) -> None:
         raise error
     _fail(f"could not write {error.filename or 'a file'} ({error.strerror}); the files written before are "
           "intact; free some disk space or choose a writable output directory (hydra.run.dir=...)", EXIT_RUN_FAILURE)
+
+
+def hydra_command(config_name: str):
+    """A console script's Hydra entry point: the primary config conf/<config_name>.yaml (shipped as
+    sac_runner.conf), every failure as one line (both layers, see the module docstring)."""
+
+    def decorate(task):
+        main = hydra.main(version_base="1.3", config_path="pkg://sac_runner.conf", config_name=config_name)
+        return one_line_config_errors(main(exit_on_user_error(task)))
+
+    return decorate
 
 
 def one_line_config_errors(hydra_main):

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from sac_runner.cli.one_line_errors import exit_on_user_error, one_line_config_errors
+from sac_runner.cli.one_line_errors import hydra_command
 from sac_runner.config import register_configs
 from sac_runner.run.run_dir import register_resolvers
 from sac_runner.run.sweep import SweepJob, configure_job, run_job
@@ -22,9 +21,7 @@ register_configs()
 register_resolvers()
 
 
-@one_line_config_errors
-@hydra.main(version_base="1.3", config_path="pkg://sac_runner.conf", config_name="config")
-@exit_on_user_error
+@hydra_command("config")
 def main(cfg: DictConfig) -> float:
     """One run, or one job of a sweep; returns the evaluation return `sweep_objective` names (to a sweeper)."""
     hydra_cfg = HydraConfig.get()
