@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from sac_runner.algo.replay_buffer import ReplayBuffer, SegmentTree, buffer_bytes, n_step_discounts
+from sac_runner.algo.replay_buffer import ReplayBuffer, buffer_bytes, n_step_discounts
+from sac_runner.algo.sum_tree import SegmentTree
 from sac_runner.config import BufferConfig
 
 CPU = torch.device("cpu")

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from sac_runner.algo.sum_tree import SegmentTree
 from sac_runner.config import BufferConfig
 
 
@@ -33,41 +34,6 @@ class Batch(NamedTuple):
     terminated: torch.Tensor  # (B,) 1.0 where the episode ended in a terminal state (no bootstrap)
     discount: torch.Tensor | None = None  # (B,) gamma^k for a k-step return; None means gamma (1-step)
     weights: torch.Tensor | None = None   # (B,) importance-sampling weights (prioritized replay)
-
-
-class SegmentTree:
-    """A complete binary tree over `size` leaves holding sums and minima, updated in batches."""
-
-    def __init__(self, size: int):
-        self.leaves = 1 << max(1, (size - 1).bit_length())
-        self.sum = np.zeros(2 * self.leaves)
-        self.min = np.full(2 * self.leaves, np.inf)
-
-    def set(self, index: np.ndarray, value: np.ndarray, min_value: np.ndarray) -> None:
-        node = np.asarray(index) + self.leaves
-        self.sum[node], self.min[node] = value, min_value
-        node = np.unique(node // 2)
-        while node[0] >= 1:
-            self.sum[node] = self.sum[2 * node] + self.sum[2 * node + 1]
-            self.min[node] = np.minimum(self.min[2 * node], self.min[2 * node + 1])
-            if node[0] == 1:
-                break
-            node = np.unique(node // 2)
-
-    @property
-    def total(self) -> float:
-        return float(self.sum[1])
-
-    def find_prefix(self, mass: np.ndarray) -> np.ndarray:
-        """The leaf i with sum(leaves < i) <= mass < sum(leaves <= i), for each mass."""
-        node = np.ones(len(mass), dtype=np.int64)
-        mass = mass.copy()
-        while node[0] < self.leaves:
-            left = 2 * node
-            go_right = mass >= self.sum[left]
-            mass -= np.where(go_right, self.sum[left], 0.0)
-            node = left + go_right
-        return node - self.leaves
 
 
 def n_step_discounts(gamma: float, n_step: int) -> np.ndarray:
@@ -90,25 +56,34 @@ class ReplayBuffer:
     """Fixed number of slots; once full, the oldest slots are overwritten."""
 
     def __init__(self, cfg: BufferConfig, obs_dim: int, action_dim: int, device: torch.device,
-                 seed: int = 0, action_dtype: np.dtype = np.float32, discounts: np.ndarray | None = None):
+                 seed: int = 0, action_dtype: np.dtype = np.float32, discounts: np.ndarray | None = None,
+                 streams: int = 1):
         self.cfg = cfg
         self.capacity = cfg.capacity
+        # One stream of slots per environment (vectorized envs): a stream's next observation is its
+        # next slot, as above. Stream s owns slots s * stream_capacity .. (s + 1) * stream_capacity - 1.
+        if streams < 1 or cfg.capacity < 2 * streams:
+            raise ValueError(f"a buffer of {cfg.capacity} slots cannot hold {streams} streams of 2 slots or more")
+        self.streams = streams
+        self.stream_capacity = cfg.capacity // streams
         self.n_step = cfg.n_step
         if self.n_step > 1 and (discounts is None or len(discounts) != self.n_step + 1):
             raise ValueError(f"n_step={self.n_step} needs discounts=n_step_discounts(gamma, {self.n_step})")
         self.discounts = discounts
         self.device = device
         self.prioritized = cfg.type == "prioritized"
-        c = self.capacity
+        c = self.stream_capacity * streams
         self.obs = np.zeros((c, obs_dim), dtype=np.float32)
         self.action = np.zeros((c, action_dim), dtype=action_dtype)
         self.reward = np.zeros(c, dtype=np.float32)
         self.terminated = np.zeros(c, dtype=np.bool_)
         self.episode_end = np.zeros(c, dtype=np.bool_)  # terminated or truncated
         self.starts_transition = np.zeros(c, dtype=np.bool_)
-        self.head = 0  # the slot holding the newest observation (no action yet)
+        # Per stream: the slot holding its newest observation (no action yet), and how many of its slots
+        # have been written (uniform draws stay below it).
+        self.head = np.arange(streams, dtype=np.int64) * self.stream_capacity
+        self.slots_used = np.ones(streams, dtype=np.int64)
         self.size = 0  # number of transitions stored
-        self.slots_used = 1  # slots written so far (at most capacity): uniform draws stay below it
         self.rng = np.random.default_rng(seed)
         self.beta = cfg.beta
         self.max_priority = 1.0
@@ -130,9 +105,14 @@ class ReplayBuffer:
             if self.tree is not None:
                 self.tree.set(np.array([slot]), 0.0, np.inf)
 
+    def _next_slot(self, slot):
+        """The slot after `slot` in its stream (wrapping around within the stream); arrays or ints."""
+        local = slot % self.stream_capacity
+        return slot - local + (local + 1) % self.stream_capacity
+
     def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
-            terminated: bool, truncated: bool = False) -> None:
-        i = self.head
+            terminated: bool, truncated: bool = False, stream: int = 0) -> None:
+        i = int(self.head[stream])
         self.obs[i] = obs  # already there (it was the previous next_obs), except after a reset
         self.action[i] = action
         self.reward[i] = reward
@@ -142,26 +122,29 @@ class ReplayBuffer:
         self.size += 1
         if self.tree is not None:
             self.tree.set(np.array([i]), self.max_priority ** self.cfg.alpha, self.max_priority ** self.cfg.alpha)
-        j = (i + 1) % self.capacity
+        j = self._next_slot(i)
         self._overwrite(j)
         self.obs[j] = next_obs
-        self.head = j
+        self.head[stream] = j
         if terminated or truncated:
             # Slot j keeps the final observation; the reset observation goes in the slot after.
-            self.head = (j + 1) % self.capacity
-            self._overwrite(self.head)
-        self.slots_used = min(self.capacity, self.slots_used + (2 if terminated or truncated else 1))
+            self.head[stream] = self._next_slot(j)
+            self._overwrite(int(self.head[stream]))
+        self.slots_used[stream] = min(self.stream_capacity,
+                                      self.slots_used[stream] + (2 if terminated or truncated else 1))
 
-    def end_episode(self) -> None:
+    def end_episode(self, stream: int = 0) -> None:
         """Cut the current episode as a time limit would (its environment broke): the last transition
         keeps its next observation, n-step returns stop there, the next reset goes in the slot after."""
-        last = (self.head - 1) % self.capacity
+        head = int(self.head[stream])
+        local = head % self.stream_capacity
+        last = head - local + (local - 1) % self.stream_capacity
         if self.size == 0 or not self.starts_transition[last] or self.episode_end[last]:
             return  # no transition of this episode is stored
         self.episode_end[last] = True
-        self.head = (self.head + 1) % self.capacity
-        self._overwrite(self.head)
-        self.slots_used = min(self.capacity, self.slots_used + 1)
+        self.head[stream] = self._next_slot(head)
+        self._overwrite(int(self.head[stream]))
+        self.slots_used[stream] = min(self.stream_capacity, self.slots_used[stream] + 1)
 
     # ---- sampling --------------------------------------------------------------------------------
     def set_progress(self, progress: float) -> None:
@@ -174,12 +157,18 @@ class ReplayBuffer:
             mass = edges + self.rng.random(batch_size) * (self.tree.total / batch_size)
             return self.tree.find_prefix(np.minimum(mass, np.nextafter(self.tree.total, 0)))
         # Uniform over transitions: draw slots, redraw the few that start no transition.
-        index = self.rng.integers(0, self.slots_used, batch_size)
-        bad = ~self.starts_transition[index]
-        while bad.any():
-            index[bad] = self.rng.integers(0, self.slots_used, int(bad.sum()))
-            bad = ~self.starts_transition[index]
+        index, ok = self._draw_slots(batch_size)
+        while not ok.all():
+            index[~ok], ok[~ok] = self._draw_slots(int((~ok).sum()))
         return index
+
+    def _draw_slots(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """n slots drawn uniformly from the first slots_used.max() of every stream, and whether each
+        starts a stored transition (with one stream: a draw below slots_used)."""
+        most = int(self.slots_used.max())
+        stream, local = np.divmod(self.rng.integers(0, self.streams * most, n), most)
+        slot = stream * self.stream_capacity + local
+        return slot, (local < self.slots_used[stream]) & self.starts_transition[slot]
 
     def sample(self, batch_size: int) -> Batch:
         if self.size == 0:
@@ -208,22 +197,23 @@ class ReplayBuffer:
 
     def gather(self, index: np.ndarray) -> Batch:
         """The transitions starting at these slots, with n-step returns where n_step > 1."""
-        c = self.capacity
         if self.n_step == 1:
-            next_index = (index + 1) % c
+            next_index = self._next_slot(index)
             return Batch(*(self._to_device(a) for a in (
                 self.obs[index], self.action[index], self.reward[index], self.obs[next_index],
                 self.terminated[index].astype(np.float32))))
-        k = np.arange(self.n_step)
-        window = (index[:, None] + k[None, :]) % c                      # (B, n) slots i .. i+n-1
-        available = (self.head - index[:, None]) % c > k[None, :]      # stays before the newest observation
+        c, k = self.stream_capacity, np.arange(self.n_step)
+        local = index % c                                              # within the stream
+        window = (index - local)[:, None] + (local[:, None] + k[None, :]) % c    # (B, n) slots i .. i+n-1
+        head = self.head[index // c] % c                               # the stream's newest observation
+        available = (head[:, None] - local[:, None]) % c > k[None, :]  # stays before it
         ended_before = np.cumsum(self.episode_end[window], axis=1) - self.episode_end[window] > 0
         alive = available & ~ended_before                              # step k belongs to the return
         m = alive.sum(axis=1)                                          # steps in the return, >= 1
         reward = (self.reward[window] * alive * self.discounts[k][None, :]).sum(axis=1)
         last = window[np.arange(len(index)), m - 1]
         return Batch(*(self._to_device(a) for a in (
-            self.obs[index], self.action[index], reward.astype(np.float32), self.obs[(last + 1) % c],
+            self.obs[index], self.action[index], reward.astype(np.float32), self.obs[self._next_slot(last)],
             self.terminated[last].astype(np.float32), self.discounts[m].astype(np.float32))))
 
     def _gather_into_staging(self, index: np.ndarray) -> Batch:
@@ -242,7 +232,7 @@ class ReplayBuffer:
         np.take(self.obs, index, axis=0, out=obs)
         np.take(self.action, index, axis=0, out=action)
         np.take(self.reward, index, out=reward)
-        np.take(self.obs, (index + 1) % self.capacity, axis=0, out=next_obs)
+        np.take(self.obs, self._next_slot(index), axis=0, out=next_obs)
         np.copyto(terminated, self.terminated[index])
         if self.device.type != "cpu":  # a blocking copy: the host staging is refilled right after
             for device_tensor, staged in zip(batch, host):
@@ -255,25 +245,44 @@ class ReplayBuffer:
     # ---- checkpointing: the used slots as tensors sharing the arrays' memory ------------------------
     ARRAYS = ("obs", "action", "reward", "terminated", "episode_end", "starts_transition")
 
+    def _written(self) -> list[slice]:
+        """Each stream's slots written so far (slots beyond were never written)."""
+        c = self.stream_capacity
+        return [slice(s * c, s * c + int(used)) for s, used in enumerate(self.slots_used)]
+
     def state_dict(self) -> dict:
-        n = self.slots_used  # slots at or beyond slots_used were never written
-        state = {name: torch.from_numpy(getattr(self, name)[:n]) for name in self.ARRAYS}
-        state.update(capacity=self.capacity, head=self.head, size=self.size, slots_used=n,
-                     rng=self.rng.bit_generator.state, beta=self.beta, max_priority=self.max_priority)
+        written = self._written()
+        if self.streams == 1:  # the layout of one-stream buffers since version 2
+            state = {name: torch.from_numpy(getattr(self, name)[written[0]]) for name in self.ARRAYS}
+            head, slots_used = int(self.head[0]), int(self.slots_used[0])
+        else:
+            state = {name: torch.from_numpy(np.concatenate([getattr(self, name)[w] for w in written]))
+                     for name in self.ARRAYS}
+            head, slots_used = self.head.tolist(), self.slots_used.tolist()
+        state.update(capacity=self.capacity, streams=self.streams, head=head, size=self.size,
+                     slots_used=slots_used, rng=self.rng.bit_generator.state, beta=self.beta,
+                     max_priority=self.max_priority)
         if self.tree is not None:
             state.update(tree_sum=torch.from_numpy(self.tree.sum), tree_min=torch.from_numpy(self.tree.min))
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        if state["capacity"] != self.capacity or state["obs"].shape[1:] != self.obs.shape[1:] \
+        streams = state.get("streams", 1)
+        if state["capacity"] != self.capacity or streams != self.streams or state["obs"].shape[1:] != self.obs.shape[1:] \
                 or state["action"].shape[1:] != self.action.shape[1:]:
-            raise ValueError(f"saved buffer (capacity {state['capacity']}, observation {tuple(state['obs'].shape[1:])}, "
-                             f"action {tuple(state['action'].shape[1:])}) does not fit this one (capacity "
-                             f"{self.capacity}, {self.obs.shape[1:]}, {self.action.shape[1:]})")
-        n = state["slots_used"]
-        for name in self.ARRAYS:
-            getattr(self, name)[:n] = state[name].numpy()
-        self.head, self.size, self.slots_used = state["head"], state["size"], n
+            raise ValueError(f"saved buffer (capacity {state['capacity']}, {streams} streams, observation "
+                             f"{tuple(state['obs'].shape[1:])}, action {tuple(state['action'].shape[1:])}) does not "
+                             f"fit this one (capacity {self.capacity}, {self.streams} streams, {self.obs.shape[1:]}, "
+                             f"{self.action.shape[1:]})")
+        self.head = np.atleast_1d(np.asarray(state["head"], dtype=np.int64)).copy()
+        self.slots_used = np.atleast_1d(np.asarray(state["slots_used"], dtype=np.int64)).copy()
+        start = 0
+        for written in self._written():
+            n = written.stop - written.start
+            for name in self.ARRAYS:
+                getattr(self, name)[written] = state[name][start:start + n].numpy()
+            start += n
+        self.size = state["size"]
         self.rng.bit_generator.state = state["rng"]
         self.beta, self.max_priority = state["beta"], state["max_priority"]
         if self.tree is not None:
@@ -281,6 +290,7 @@ class ReplayBuffer:
             self.tree.min[:] = state["tree_min"].numpy()
 
     def transitions(self) -> Batch:
-        """Every stored transition, oldest first (for inspection and tests; not for training)."""
-        order = (np.arange(self.capacity) + self.head + 1) % self.capacity
+        """Every stored transition, each stream oldest first (for inspection and tests; not for training)."""
+        c = self.stream_capacity
+        order = np.concatenate([s * c + (np.arange(c) + int(self.head[s]) % c + 1) % c for s in range(self.streams)])
         return self.gather(order[self.starts_transition[order]])
