@@ -50,6 +50,13 @@ class EnvConfig:
     # Exceptions from the environment's step tolerated per run: each one records the episode as broken,
     # rebuilds the environment and carries on; one more stops the run (0 = stop at the first).
     max_failures: int = 3
+    # Environments stepped together (gymnasium.vector), acting through one batched actor call. The
+    # schedule counts environment transitions: a vector step adds num_envs of them, and the
+    # update-to-data ratio stays gradient_steps / update_every per transition.
+    num_envs: int = 1
+    # sync: the environments step one after another in this process (cheap ones: MuJoCo, classic
+    # control); async: one subprocess each (environments whose step is slow).
+    vectorization: str = "sync"
 
     def __post_init__(self) -> None:
         _require(bool(self.id), "env.id", "is empty", "set env.id=<a registered Gymnasium id>")
@@ -58,6 +65,9 @@ class EnvConfig:
                      f"must be positive, got {self.max_episode_steps}", "set it to a step count or null")
         _require(self.max_failures >= 0, "env.max_failures", f"must be >= 0, got {self.max_failures}",
                  "set env.max_failures=3 (0 stops at the first environment error)")
+        _require(self.num_envs >= 1, "env.num_envs", f"must be at least 1, got {self.num_envs}", "set env.num_envs=1")
+        _require(self.vectorization in ("sync", "async"), "env.vectorization",
+                 f"must be sync or async, got '{self.vectorization}'", "set env.vectorization=sync")
 
 
 LR_DECAYS = ("constant", "linear", "exponential")
@@ -349,6 +359,9 @@ class RunConfig:
                  f"must be final or best, got '{self.sweep_objective}'", "set sweep_objective=final")
         _require(self.threads == "auto" or (self.threads.isdigit() and int(self.threads) > 0), "threads",
                  f"must be auto or a positive number of threads, got '{self.threads}'", "set threads=auto")
+        _require(self.buffer.capacity >= 2 * self.env.num_envs, "buffer.capacity",
+                 f"({self.buffer.capacity}) is too small for env.num_envs={self.env.num_envs} (one stream of at "
+                 "least 2 slots per environment)", "raise buffer.capacity or lower env.num_envs")
         _require(self.schedule.batch_size <= self.buffer.capacity, "schedule.batch_size",
                  f"({self.schedule.batch_size}) is larger than buffer.capacity ({self.buffer.capacity})",
                  "lower schedule.batch_size or raise buffer.capacity")

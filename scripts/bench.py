@@ -1,13 +1,16 @@
 """Training throughput of sac-runner and Stable-Baselines3 SAC, side by side, on the same machine.
 
-    python scripts/bench.py [--env HalfCheetah-v5] [--alternations 3] [--measure 1500]   (or: make bench)
+    python scripts/bench.py [--env HalfCheetah-v5] [--alternations 3] [--measure 1500] [--num-envs 1 8]
+    (or: make bench)
 
 Both train with identical hyperparameters: one gradient step per environment step, batch 256, two
 hidden layers of 256, 1000 uniform-random steps before learning, CPU. Each run is a fresh process;
 the two alternate `--alternations` times so that drift in the machine's speed hits both. Steps per
 second are measured after `--warmup` learning steps, over `--measure` steps. Also printed:
 sac-runner's update time alone, its fraction of the FLOP floor (the update's matrix-product FLOPs at
-the GEMM throughput measured here), and each process's peak memory.
+the GEMM throughput measured here), and each process's peak memory. `--num-envs 1 8` also runs
+sac-runner with 8 environments (env.num_envs), at the same update-to-data ratio: environment
+transitions per second.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def _peak_rss_mib() -> float:
 
 # ---- workers: one run each, in its own process -------------------------------------------------------
 
-def run_sac_runner(env_id: str, warmup: int, measure: int) -> dict:
+def run_sac_runner(env_id: str, warmup: int, measure: int, num_envs: int = 1) -> dict:
     import tempfile
 
     from hydra import compose, initialize_config_module
@@ -51,7 +54,8 @@ def run_sac_runner(env_id: str, warmup: int, measure: int) -> dict:
                  f"schedule.update_after={RANDOM_STEPS}", f"schedule.batch_size={BATCH}",
                  f"agent.hidden_sizes=[{HIDDEN},{HIDDEN}]", f"schedule.log_every={measure}",
                  f"schedule.eval_every={10 * total}", f"schedule.checkpoint_every={10 * total}",
-                 "schedule.eval_episodes=1", "checkpoint.save_buffer=false", "buffer.capacity=1000000"]
+                 "schedule.eval_episodes=1", "checkpoint.save_buffer=false", "buffer.capacity=1000000",
+                 f"env.num_envs={num_envs}"]
     with initialize_config_module(config_module="sac_runner.conf", version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     run = to_run_config(cfg)
@@ -62,15 +66,17 @@ def run_sac_runner(env_id: str, warmup: int, measure: int) -> dict:
     marks: dict[int, float] = {}
     update = parts.agent.update
 
-    def timed_update(batch):  # note the wall clock at the first and last measured steps
-        if trainer.step in (RANDOM_STEPS + warmup, total):
-            marks.setdefault(trainer.step, time.perf_counter())
+    def timed_update(batch):  # note the wall clock at the first updates at or after the measured steps
+        for mark in (RANDOM_STEPS + warmup, total):
+            if trainer.step >= mark and mark not in marks:
+                marks[mark] = (trainer.step, time.perf_counter())
         return update(batch)
 
     parts.agent.update = timed_update
     with Tracker(run_dir, run.logging, {}, run_name="bench") as tracker:
         trainer.train(tracker)
-    sps = (total - RANDOM_STEPS - warmup) / (marks[total] - marks[RANDOM_STEPS + warmup])
+    (first, start), (last, end) = marks[RANDOM_STEPS + warmup], marks[total]
+    sps = (last - first) / (end - start)
     update_ms, floor = _update_time_and_floor(parts)
     return {"sps": sps, "update_ms": update_ms, "floor_fraction": floor, "peak_mib": _peak_rss_mib()}
 
@@ -140,11 +146,15 @@ def run_sb3(env_id: str, warmup: int, measure: int) -> dict:
 WORKERS = {"sac-runner": run_sac_runner, "sb3": run_sb3}
 
 
+def _label(worker: str, num_envs: int) -> str:
+    return worker if worker == "sb3" else f"sac-runner ({num_envs} env{'s' if num_envs > 1 else ''})"
+
+
 # ---- driver ------------------------------------------------------------------------------------------
 
-def _spawn(worker: str, args) -> dict:
+def _spawn(worker: str, args, num_envs: int = 1) -> dict:
     command = [sys.executable, __file__, "--worker", worker, "--env", args.env, "--warmup", str(args.warmup),
-               "--measure", str(args.measure)]
+               "--measure", str(args.measure), "--num-envs", str(num_envs)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"error: the {worker} run failed:\n{result.stderr[-3000:]}")
@@ -157,10 +167,12 @@ def main() -> None:
     parser.add_argument("--alternations", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=300, help="learning steps before the clock starts")
     parser.add_argument("--measure", type=int, default=1500, help="steps timed per run")
+    parser.add_argument("--num-envs", type=int, nargs="+", default=[1], help="sac-runner's env.num_envs values")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(WORKERS[args.worker](args.env, args.warmup, args.measure)))
+        extra = {"num_envs": args.num_envs[0]} if args.worker == "sac-runner" else {}
+        print(json.dumps(WORKERS[args.worker](args.env, args.warmup, args.measure, **extra)))
         return
     try:
         import stable_baselines3  # noqa: F401
@@ -172,13 +184,16 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    results: dict[str, list[dict]] = {"sac-runner": [], "sb3": []}
+    runs = [("sac-runner", n) for n in args.num_envs] + [("sb3", 1)]
+    results: dict[str, list[dict]] = {_label(w, n): [] for w, n in runs}
     for i in range(args.alternations):
-        for worker in ("sac-runner", "sb3"):
-            results[worker].append(_spawn(worker, args))
-            print(f"round {i + 1}/{args.alternations} {worker}: {results[worker][-1]['sps']:.1f} steps/s", flush=True)
+        for worker, num_envs in runs:
+            label = _label(worker, num_envs)
+            results[label].append(_spawn(worker, args, num_envs))
+            print(f"round {i + 1}/{args.alternations} {label}: {results[label][-1]['sps']:.1f} steps/s", flush=True)
 
-    ours, theirs = [r["sps"] for r in results["sac-runner"]], [r["sps"] for r in results["sb3"]]
+    reference = _label("sac-runner", args.num_envs[0])
+    ours, theirs = [r["sps"] for r in results[reference]], [r["sps"] for r in results["sb3"]]
     ratios = [a / b for a, b in zip(ours, theirs)]
     table = Table(title=f"SAC on {args.env}: environment steps per second (1 gradient step per step, batch "
                         f"{BATCH}, {HIDDEN}x{HIDDEN}, CPU, {torch.get_num_threads()} torch threads)",
@@ -190,9 +205,9 @@ def main() -> None:
                       ", ".join(f"{r['sps']:.1f}" for r in runs), f"{max(r['peak_mib'] for r in runs):.0f} MiB")
     console = Console()
     console.print(table)
-    update = statistics.median(r["update_ms"] for r in results["sac-runner"])
-    floor = statistics.median(r["floor_fraction"] for r in results["sac-runner"])
-    console.print(f"ratio sac-runner / SB3: median {statistics.median(ratios):.2f}x "
+    update = statistics.median(r["update_ms"] for r in results[reference])
+    floor = statistics.median(r["floor_fraction"] for r in results[reference])
+    console.print(f"ratio {reference} / SB3: median {statistics.median(ratios):.2f}x "
                   f"(per round: {', '.join(f'{r:.2f}' for r in ratios)})")
     console.print(f"sac-runner update alone: {update:.2f} ms; FLOP floor at the measured GEMM rate: "
                   f"{100 * floor:.0f}% of it")

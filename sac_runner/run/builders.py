@@ -21,6 +21,7 @@ from sac_runner.errors import CheckpointError, ConfigError
 from sac_runner.run.checkpoint import load_checkpoint, resolve_checkpoint_path
 from sac_runner.run.envs import Spaces, env_spaces, make_env
 from sac_runner.run.hardware import available_memory, resolve_device
+from sac_runner.run.vector_env import VectorEnvs
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def make_replay_buffer(run: RunConfig, spaces: Spaces, device: torch.device) -> 
     action_columns, action_dtype = (1, np.int64) if spaces.discrete else (spaces.action_dim, np.float32)
     refuse_a_buffer_that_cannot_fit(run, buffer_bytes(run.buffer, spaces.obs_dim, action_columns, action_dtype))
     return ReplayBuffer(run.buffer, spaces.obs_dim, action_columns, device, seed=run.seed, action_dtype=action_dtype,
-                        discounts=n_step_discounts(run.agent.gamma, run.buffer.n_step))
+                        discounts=n_step_discounts(run.agent.gamma, run.buffer.n_step), streams=run.env.num_envs)
 
 
 def refuse_a_buffer_that_cannot_fit(run: RunConfig, needed: int) -> None:
@@ -75,7 +76,7 @@ def _bytes(n: float) -> str:
 class Parts:
     """The objects one run is made of."""
 
-    env: gym.Env
+    env: gym.Env | VectorEnvs  # env.num_envs > 1: the environments stepped together
     eval_env: gym.Env
     agent: SAC
     buffer: ReplayBuffer
@@ -88,9 +89,13 @@ class Parts:
 
 def make_parts(run: RunConfig) -> Parts:
     device = resolve_device(run.device)
-    env = make_env(run.env, seed=run.seed)
-    eval_env = make_env(run.env)
-    spaces = env_spaces(env)
+    if run.env.num_envs > 1:
+        eval_env = make_env(run.env)  # first: an environment that cannot be built fails here, in one line
+        env, spaces = VectorEnvs(run.env, seed=run.seed), env_spaces(eval_env)
+    else:
+        env = make_env(run.env, seed=run.seed)
+        eval_env = make_env(run.env)
+        spaces = env_spaces(env)
     agent = make_agent(run, spaces, device)
     return Parts(env, eval_env, agent, make_replay_buffer(run, spaces, device), spaces)
 

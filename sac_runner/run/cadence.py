@@ -7,8 +7,15 @@ import time
 from sac_runner.config import RunConfig
 
 
+def crossed(interval: int, before: int, step: int) -> bool:
+    """A multiple of `interval` in (before, step]: with one environment (step = before + 1), `step` is
+    one; a vector step of num_envs transitions may cross it anywhere."""
+    return before // interval < step // interval
+
+
 class Cadence:
-    """When the loop does what, in environment steps (schedule.*, or its epochs)."""
+    """When the loop does what, counted in environment transitions (schedule.*, or its epochs). The
+    loop advances from `before` to `step` transitions at a time: 1, or env.num_envs."""
 
     def __init__(self, run: RunConfig):
         self.schedule, self.lr_decay_ref = run.schedule, run.agent.lr_decay_ref
@@ -17,20 +24,29 @@ class Cadence:
     def acts_randomly(self, step: int) -> bool:
         return step <= self.schedule.start_steps
 
-    def updates(self, step: int) -> bool:
-        return step >= self.schedule.update_after and step % self.schedule.update_every == 0
+    def update_events(self, before: int, step: int) -> int:
+        """Updates due in (before, step]: the multiples of update_every from update_after on (each is
+        schedule.gradient_steps gradient steps), so the update-to-data ratio holds for any num_envs."""
+        first = max(before + 1, self.schedule.update_after)
+        every = self.schedule.update_every
+        return max(0, step // every - (first - 1) // every) if first <= step else 0
 
-    def logs(self, step: int) -> bool:
-        return step % self.schedule.log_every == 0
+    def logs(self, before: int, step: int) -> bool:
+        return crossed(self.schedule.log_every, before, step)
 
-    def evaluates(self, step: int) -> bool:
-        return step % self.schedule.eval_interval == 0 or self.is_last(step)
+    def evaluates(self, before: int, step: int) -> bool:
+        return crossed(self.schedule.eval_interval, before, step) or self.is_last(step)
 
-    def checkpoints(self, step: int) -> bool:
-        return step % self.schedule.checkpoint_interval == 0 or self.is_last(step)
+    def checkpoints(self, before: int, step: int) -> bool:
+        return crossed(self.schedule.checkpoint_interval, before, step) or self.is_last(step)
+
+    def refreshes_progress(self, before: int, step: int) -> bool:
+        return crossed(100, before, step)
 
     def is_last(self, step: int) -> bool:
-        return step == self.total_steps
+        """The run ends at total_steps (with num_envs environments: the first multiple of num_envs at or
+        after it)."""
+        return step >= self.total_steps
 
     def fraction_done(self, step: int) -> float:
         """Training done before `step` (prioritized replay's beta annealing)."""
@@ -51,8 +67,8 @@ class Throughput:
         self.started = self.window_start = time.perf_counter()
         self.window_steps = 0
 
-    def tick(self) -> None:
-        self.window_steps += 1
+    def tick(self, transitions: int = 1) -> None:
+        self.window_steps += transitions
 
     def window(self) -> tuple[float, float]:
         """(steps/s in the window now closed, seconds since the start)."""

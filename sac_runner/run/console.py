@@ -13,7 +13,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-# The UI goes to stdout (errors go to stderr, one line each: see errors.py).
+# The UI goes to stdout (errors go to stderr, one line each: see cli/one_line_errors.py).
 console = Console()
 if not console.is_terminal:
     console.width = 100_000  # tables size to their content, not to 80 columns

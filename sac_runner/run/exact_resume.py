@@ -67,11 +67,16 @@ class EpisodeRecorder:
         self.actions: list[np.ndarray] = []
 
     def reset(self, env: gym.Env, seed: int | None = None) -> np.ndarray:
-        self.reset_seed = seed
-        self.reset_rng = _generator_state(env.unwrapped.np_random)
-        self.actions = []
+        self.begin(env, seed)
         obs, _ = env.reset(seed=seed)
         return obs
+
+    def begin(self, env: gym.Env | None, seed: int | None) -> None:
+        """Note how `env` is about to be reset (by the caller); None: an environment in another
+        process, whose episode cannot be replayed."""
+        self.reset_seed = seed
+        self.reset_rng = None if env is None else _generator_state(env.unwrapped.np_random)
+        self.actions = []
 
     def record(self, action: np.ndarray) -> None:
         self.actions.append(np.array(action, copy=True))

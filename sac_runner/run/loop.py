@@ -1,6 +1,6 @@
-"""The training loop of one run. Each environment step: collect a transition, learn when an update is
-due, then log, evaluate and checkpoint when due; `Cadence` holds the when, the `Trainer` the what.
-A checkpoint holds what `checkpoint_payload` lists, and `restore` continues from it bit for bit."""
+"""The training loop of one run. Each environment step (or vector step of env.num_envs environments):
+collect transitions, learn when updates are due, then log, evaluate and checkpoint when due;
+`Cadence` holds the when, the `Trainer` the what; loop_state.py what a checkpoint holds of it."""
 
 from __future__ import annotations
 
@@ -13,19 +13,21 @@ import torch
 
 from sac_runner.algo.replay_buffer import Batch
 from sac_runner.config import RunConfig
-from sac_runner.errors import ConfigError, RunFailure
+from sac_runner.errors import RunFailure
 from sac_runner.run.builders import Parts
 from sac_runner.run.cadence import Cadence, Throughput
-from sac_runner.run.checkpoint import load_buffer_state, save_best, save_checkpoint
+from sac_runner.run.checkpoint import save_best, save_checkpoint
 from sac_runner.run.console import TrainingProgress
 from sac_runner.run.envs import make_env
 from sac_runner.run.evaluation import EVAL_SEED_OFFSET, EvalResult, evaluate, record_episode
-from sac_runner.run.exact_resume import EpisodeRecorder, capture_rng, restore_rng
+from sac_runner.run.exact_resume import EpisodeRecorder
 from sac_runner.run.hardware import TorchThreads
+from sac_runner.run.loop_state import checkpoint_payload
 from sac_runner.run.nan_guard import NanGuard, NonFiniteUpdate, batch_tensors
 from sac_runner.run.run_dir import RunDir
 from sac_runner.run.signals import StopOnSignals
 from sac_runner.run.tracker import Tracker
+from sac_runner.run.vector_env import VectorEnvs
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +35,9 @@ log = logging.getLogger(__name__)
 class Trainer:
     """The training loop of one run, and the state a checkpoint must hold to continue it exactly."""
 
-    def __init__(self, run: RunConfig, parts: Parts, run_dir: RunDir | Path, resolved: dict,
+    def __init__(self, run: RunConfig, parts: Parts, run_dir: RunDir, resolved: dict,
                  threads: TorchThreads | None = None):
-        self.run, self.parts, self.resolved = run, parts, resolved
-        self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
+        self.run, self.parts, self.run_dir, self.resolved = run, parts, run_dir, resolved
         self.threads = threads  # re-counted now and then: other runs on this machine start and stop
         self.cadence = Cadence(run)
         self.step = 0          # environment steps done
@@ -58,34 +59,48 @@ class Trainer:
     # ---- the loop -------------------------------------------------------------------------------------
     def train(self, tracker: Tracker, stop: StopOnSignals | None = None) -> dict[str, float]:
         self.tracker, self.wandb_run_id = tracker, tracker.run_id
-        if self.obs is None:  # a new run (a resumed one has replayed its current episode)
-            self.start_episode(seed=self.run.seed)
-        self.clock, first_step, total = Throughput(), self.step + 1, self.cadence.total_steps
+        if self.obs is None:  # a new run (a resumed one has replayed its current episodes)
+            self.start_episodes()
+        self.clock, first_step, total = Throughput(), self.step, self.cadence.total_steps
         with TrainingProgress(total, enabled=self.run.logging.progress, start=self.step) as self.progress:
-            for step in range(first_step, total + 1):
-                self.step = step
+            while not self.cadence.is_last(self.step):
+                before = self.step
+                self.step += self.num_envs
                 self.collect()
-                if self.cadence.updates(step):
-                    self.learn()
-                self.clock.tick()
-                if self.cadence.logs(step):
+                if updates := self.cadence.update_events(before, self.step):
+                    self.learn(updates)
+                self.clock.tick(self.num_envs)
+                if self.cadence.logs(before, self.step):
                     self.log_training()
-                if self.cadence.evaluates(step):
+                if self.cadence.evaluates(before, self.step):
                     self.evaluate()
                 stopping = stop is not None and stop.requested
-                if self.cadence.checkpoints(step) or stopping:
+                if self.cadence.checkpoints(before, self.step) or stopping:
                     self.save_checkpoint()
                 if stopping:
                     return dict(self.last_eval)
-                if step % 100 == 0:
-                    self.progress.update(step)
+                if self.cadence.refreshes_progress(before, self.step):
+                    self.progress.update(self.step)
                 self.share_cpus()
-            self.progress.update(total)
+            self.progress.update(self.step)
         elapsed = self.clock.elapsed()
         return {**self.last_eval, "time/elapsed": elapsed,
-                "time/sps_overall": (total - first_step + 1) / max(elapsed, 1e-9), "train/episodes": self.episode}
+                "time/sps_overall": (self.step - first_step) / max(elapsed, 1e-9), "train/episodes": self.episode}
+
+    @property
+    def num_envs(self) -> int:
+        return self.run.env.num_envs
+
+    def start_episodes(self) -> None:
+        if isinstance(self.parts.env, VectorEnvs):
+            self.obs = self.parts.env.reset_all(seed=self.run.seed)
+            self.parts.agent.normalizer.update(self.obs)
+        else:
+            self.start_episode(seed=self.run.seed)
 
     def collect(self) -> None:
+        if isinstance(self.parts.env, VectorEnvs):
+            return self.collect_vector()
         """Act (uniform random during warm-up, then a sample from the policy), step the env, store."""
         env, agent = self.parts.env, self.parts.agent
         action = env.action_space.sample() if self.cadence.acts_randomly(self.step) else agent.act(self.obs)
@@ -100,25 +115,48 @@ class Trainer:
         agent.normalizer.update(next_obs)
         self.obs = next_obs
         if terminated or truncated:
-            self.episode += 1
-            episode_return = float(info["episode"]["r"])
-            self.tracker.log(self.step, {"train/episode_return": episode_return, "train/episode": self.episode,
-                                         "train/episode_length": int(info["episode"]["l"])})
-            self.progress.update(self.step, train_return=episode_return)
+            self.end_episode(float(info["episode"]["r"]), int(info["episode"]["l"]))
             self.start_episode()
+
+    def collect_vector(self) -> None:
+        """One vector step: a batched action, every environment's transition stored in its own stream;
+        an environment whose episode ended is reset after its transition is stored."""
+        envs, agent = self.parts.env, self.parts.agent
+        actions = envs.action_space.sample() if self.cadence.acts_randomly(self.step) else agent.act(self.obs)
+        envs.record(actions)
+        try:
+            next_obs, reward, terminated, truncated = envs.step(actions)
+        except Exception as error:  # a broken environment: all rebuilt, up to env.max_failures times
+            self.replace_broken_env(error)
+            return
+        for i in range(self.num_envs):
+            self.parts.buffer.add(self.obs[i], actions[i], reward[i], next_obs[i], terminated[i], truncated[i],
+                                  stream=i)
+        agent.normalizer.update(next_obs)
+        self.obs = np.array(next_obs, copy=True)
+        for i in np.flatnonzero(terminated | truncated):
+            self.end_episode(*envs.episode(int(i)))
+            self.obs[i] = envs.reset(int(i))
+            agent.normalizer.update(self.obs[i])
+
+    def end_episode(self, episode_return: float, length: int) -> None:
+        self.episode += 1
+        self.tracker.log(self.step, {"train/episode_return": episode_return, "train/episode": self.episode,
+                                     "train/episode_length": length})
+        self.progress.update(self.step, train_return=episode_return)
 
     def start_episode(self, seed: int | None = None) -> None:
         self.obs = self.recorder.reset(self.parts.env, seed=seed)
         self.parts.agent.normalizer.update(self.obs)
 
-    def learn(self) -> None:
-        """schedule.gradient_steps updates on batches from the buffer."""
+    def learn(self, updates: int) -> None:
+        """`updates` x schedule.gradient_steps gradient steps on batches from the buffer."""
         agent, buffer, s = self.parts.agent, self.parts.buffer, self.run.schedule
         if agent.decays_lr:
             agent.set_lr_progress(self.cadence.lr_progress(self.step))
         if buffer.prioritized:
             buffer.set_progress(self.cadence.fraction_done(self.step))
-        for _ in range(s.gradient_steps):
+        for _ in range(updates * s.gradient_steps):
             batch = buffer.sample(s.batch_size)
             update = agent.update(batch)
             if self.nan_guard is not None:
@@ -186,14 +224,20 @@ class Trainer:
     def replace_broken_env(self, error: Exception) -> None:
         """The training environment raised in `step`: record the episode as broken, close its last
         transition like a time limit, rebuild the environment and start a new episode."""
-        self.episode += 1
-        self.parts.buffer.end_episode()
+        self.episode += self.num_envs  # with vector envs: every environment's episode (which one raised is unknown)
+        for stream in range(self.num_envs):
+            self.parts.buffer.end_episode(stream)
         self.count_env_failure(error, "environment", {"train/broken_episode": self.episode})
         log.warning("episode %d recorded as broken, environment rebuilt", self.episode)
         _close_quietly(self.parts.env)
         seed = (self.run.seed + self.env_failures) % 2**32  # a fresh stream for the new environment's resets
-        self.parts.env = make_env(self.run.env, seed=seed)
-        self.start_episode(seed=seed)
+        if isinstance(self.parts.env, VectorEnvs):
+            self.parts.env = VectorEnvs(self.run.env, seed=seed)
+            self.obs = self.parts.env.reset_all(seed=seed)
+            self.parts.agent.normalizer.update(self.obs)
+        else:
+            self.parts.env = make_env(self.run.env, seed=seed)
+            self.start_episode(seed=seed)
 
     def count_env_failure(self, error: Exception, which: str, record: dict) -> None:
         """One more exception from an environment's step; past env.max_failures the run stops (the last
@@ -239,52 +283,13 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         c = self.run.checkpoint
         buffer_state = self.parts.buffer.state_dict() if c.save_buffer else None
-        self.last_checkpoint = save_checkpoint(self.run_dir, self.step, self.checkpoint_payload(), buffer_state,
+        self.last_checkpoint = save_checkpoint(self.run_dir, self.step, checkpoint_payload(self), buffer_state,
                                                keep_last=c.keep_last)
         return self.last_checkpoint
 
     def save_best(self) -> None:
         """checkpoints/best.pt: the agent of this (new best) evaluation, at every new best."""
-        save_best(self.run_dir, self.checkpoint_payload(), self.best_step, self.sign * self.best_eval)
-
-    def checkpoint_payload(self) -> dict:
-        if self.nan_guard is not None:  # a checkpoint never holds a non-finite weight
-            try:
-                self.nan_guard.check_parameters()
-            except NonFiniteUpdate as fault:
-                self.stop_non_finite(fault, None)
-        spaces = self.parts.spaces
-        return {
-            "config": self.resolved, "obs_dim": spaces.obs_dim, "action_dim": spaces.action_dim,
-            "discrete": spaces.discrete, "agent": self.parts.agent.state_dict(),
-            "loop": {"step": self.step, "episode": self.episode, "best_eval": self.best_eval,
-                     "best_step": self.best_step, "last_eval": self.last_eval, "evaluations": self.evaluations,
-                     "env_failures": self.env_failures},
-            "episode_replay": self.recorder.state_dict(), "obs": torch.as_tensor(self.obs),
-            "rng": capture_rng(self.parts.env), "wandb_run_id": self.wandb_run_id,
-        }
-
-    def restore(self, checkpoint: dict, path: Path) -> None:
-        """Continue from `checkpoint`: agent, buffer, counters, the current episode, then the RNGs."""
-        loop = checkpoint["loop"]
-        if loop["step"] >= self.cadence.total_steps:
-            raise ConfigError(f"nothing to resume: {path} is at step {loop['step']}, the run's last step; "
-                              f"raise schedule.total_steps to train it longer")
-        self.parts.agent.load_state_dict(checkpoint["agent"])
-        buffer_state = load_buffer_state(path, checkpoint)
-        if buffer_state is not None:
-            self.parts.buffer.load_state_dict(buffer_state)
-        else:
-            log.warning("%s has no saved replay buffer (checkpoint.save_buffer=false, or an older checkpoint "
-                        "whose buffer was pruned): the buffer refills from scratch, so the run is not exact", path)
-        self.step, self.episode = loop["step"], loop["episode"]
-        self.best_eval, self.last_eval = loop["best_eval"], dict(loop["last_eval"])
-        self.best_step = loop.get("best_step", 0)  # checkpoints before best.pt held its own agent: 0
-        self.evaluations = loop["evaluations"]
-        self.env_failures = loop.get("env_failures", 0)
-        self.obs, _ = self.recorder.replay(self.parts.env, checkpoint["episode_replay"], checkpoint["obs"].numpy())
-        restore_rng(checkpoint["rng"], self.parts.env)
-        self.last_checkpoint = path
+        save_best(self.run_dir, checkpoint_payload(self), self.best_step, self.sign * self.best_eval)
 
 
 def _close_quietly(env: gym.Env) -> None:

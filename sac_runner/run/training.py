@@ -16,6 +16,7 @@ from sac_runner.run.checkpoint import load_checkpoint, resolve_checkpoint_path
 from sac_runner.run.console import console, key_value_table
 from sac_runner.run.hardware import RunRegistry, TorchThreads
 from sac_runner.run.loop import Trainer
+from sac_runner.run.loop_state import restore
 from sac_runner.run.resumed_config import resumed_config
 from sac_runner.run.run_dir import RunDir, point_latest_at
 from sac_runner.run.signals import StopOnSignals
@@ -93,7 +94,7 @@ def refuse_to_overwrite(run_dir: RunDir) -> None:
 def continue_or_warm_start(trainer: Trainer, start: Start) -> None:
     """A resumed run continues from its checkpoint; a new one may start from another run's networks."""
     if start.checkpoint is not None:
-        trainer.restore(start.checkpoint, start.checkpoint_path)
+        restore(trainer, start.checkpoint, start.checkpoint_path)
         dropped = truncate_metrics(trainer.run_dir, trainer.step)
         log.info("resumed %s at step %d%s", trainer.run_dir.path, trainer.step,
                  f" ({dropped} metric records after the checkpoint dropped)" if dropped else "")

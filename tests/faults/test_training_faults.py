@@ -18,6 +18,7 @@ from sac_runner.run.checkpoint import load_checkpoint
 from sac_runner.run.envs import Spaces
 from sac_runner.run.loop import Trainer
 from sac_runner.run.nan_guard import NanGuard, NonFiniteUpdate
+from sac_runner.run.run_dir import RunDir
 from sac_runner.run.training import train
 from tests.harness import TINY, cli, compose, error_line, metric_records, tiny_config
 
@@ -79,7 +80,7 @@ def test_the_parameter_check_names_the_network():
 
 def test_no_checkpoint_is_written_with_a_non_finite_parameter(tmp_path):
     run = to_run_config(tiny_config())
-    trainer = Trainer(run, make_parts(run), tmp_path, {})
+    trainer = Trainer(run, make_parts(run), RunDir(tmp_path), {})
     trainer.obs = np.zeros(3, np.float32)
     trainer.save_checkpoint()
     with torch.no_grad():

@@ -1,0 +1,110 @@
+"""env.num_envs > 1: environments stepped together through gymnasium.vector, acted on in one batch.
+
+Autoreset is off (gymnasium's AutoresetMode.DISABLED): when an environment's episode ends, the step
+returns its real final observation, the loop stores that transition, and only then is that one
+environment reset. So a stored transition never crosses a reset, and terminated and truncated are
+kept per environment. Each environment is one stream of the replay buffer (its next observation is
+its next slot).
+
+With vectorization=sync the environments live in this process and an EpisodeRecorder per environment
+notes each reset and action, so a checkpoint can rebuild every environment's current episode
+(bit-exact resume). With vectorization=async (one subprocess each) a resumed run starts new episodes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+
+from sac_runner.config import EnvConfig
+from sac_runner.run.envs import make_env
+from sac_runner.run.exact_resume import EpisodeRecorder
+
+log = logging.getLogger(__name__)
+
+
+class VectorEnvs:
+    def __init__(self, cfg: EnvConfig, seed: int | None = None):
+        self.cfg, self.num_envs = cfg, cfg.num_envs
+        builders = [functools.partial(make_env, cfg) for _ in range(cfg.num_envs)]
+        vector_class = SyncVectorEnv if cfg.vectorization == "sync" else AsyncVectorEnv
+        self.vector = vector_class(builders, autoreset_mode=AutoresetMode.DISABLED)
+        if seed is not None:
+            self.vector.action_space.seed(seed)
+        self.recorders = [EpisodeRecorder() for _ in range(cfg.num_envs)]
+        self.returns = np.zeros(cfg.num_envs)             # of the current episodes, for the metrics
+        self.lengths = np.zeros(cfg.num_envs, dtype=np.int64)
+
+    @property
+    def action_space(self) -> gym.Space:
+        """The batched action space (warm-up samples one action per environment from it)."""
+        return self.vector.action_space
+
+    @property
+    def replayable(self) -> bool:
+        return isinstance(self.vector, SyncVectorEnv)
+
+    def reset(self, index: int, seed: int | None = None) -> np.ndarray:
+        """Start a new episode in environment `index` (through the vector's reset mask); its first
+        observation."""
+        self.returns[index], self.lengths[index] = 0.0, 0
+        self.recorders[index].begin(self.vector.envs[index] if self.replayable else None, seed)
+        mask = np.arange(self.num_envs) == index
+        obs, _ = self.vector.reset(seed=[seed if i == index else None for i in range(self.num_envs)],
+                                   options={"reset_mask": mask})
+        return np.array(obs[index], copy=True)
+
+    def reset_all(self, seed: int | None) -> np.ndarray:
+        """Every environment's first observation; environment i's reset is seeded with seed + i."""
+        seeds = [None if seed is None else (seed + i) % 2**32 for i in range(self.num_envs)]
+        self.returns[:], self.lengths[:] = 0.0, 0
+        for i, recorder in enumerate(self.recorders):
+            recorder.begin(self.vector.envs[i] if self.replayable else None, seeds[i])
+        obs, _ = self.vector.reset(seed=seeds)
+        return np.array(obs, copy=True)
+
+    def record(self, actions: np.ndarray) -> None:
+        """The actions about to be taken (a replayed episode takes them again)."""
+        for recorder, action in zip(self.recorders, actions):
+            recorder.record(action)
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(next observations, rewards, terminated, truncated), one row per environment; an
+        environment whose episode ended returns its final observation and must be reset."""
+        next_obs, reward, terminated, truncated, _ = self.vector.step(actions)
+        self.returns += reward
+        self.lengths += 1
+        return next_obs, np.asarray(reward, dtype=np.float64), np.asarray(terminated), np.asarray(truncated)
+
+    def episode(self, index: int) -> tuple[float, int]:
+        """The return and length of environment `index`'s episode so far."""
+        return float(self.returns[index]), int(self.lengths[index])
+
+    # ---- checkpoints -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"episodes": [r.state_dict() for r in self.recorders],
+                "returns": self.returns.tolist(), "lengths": self.lengths.tolist()}
+
+    def replay(self, state: dict[str, Any], saved_obs: np.ndarray) -> np.ndarray:
+        """Rebuild every environment's current episode from a checkpoint (sync), or start new ones
+        (async: its environments live in other processes); the current observations."""
+        if not self.replayable:
+            log.warning("env.vectorization=async: the environments' episodes cannot be replayed in their "
+                        "processes; the resumed run starts new episodes, so it is not bitwise identical")
+            return self.reset_all(seed=None)
+        self.returns[:], self.lengths[:] = state["returns"], state["lengths"]
+        obs = []
+        for i, (recorder, env) in enumerate(zip(self.recorders, self.vector.envs)):
+            first, replayed = recorder.replay(env, state["episodes"][i], saved_obs[i])
+            if not replayed:  # a new episode was started instead
+                self.returns[i], self.lengths[i] = 0.0, 0
+            obs.append(first)
+        return np.stack(obs)
+
+    def close(self) -> None:
+        self.vector.close()
