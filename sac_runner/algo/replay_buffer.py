@@ -165,6 +165,9 @@ class ReplayBuffer:
     def _draw_slots(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """n slots drawn uniformly from the first slots_used.max() of every stream, and whether each
         starts a stored transition (with one stream: a draw below slots_used)."""
+        if self.streams == 1:  # the same draws, without the stream arithmetic (~10 us per batch)
+            slot = self.rng.integers(0, int(self.slots_used[0]), n)
+            return slot, self.starts_transition[slot]
         most = int(self.slots_used.max())
         stream, local = np.divmod(self.rng.integers(0, self.streams * most, n), most)
         slot = stream * self.stream_capacity + local
