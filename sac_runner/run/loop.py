@@ -99,9 +99,13 @@ class Trainer:
             self.start_episode(seed=self.run.seed)
 
     def collect(self) -> None:
+        """Act (uniform random during warm-up, then a sample from the policy), step, store."""
         if isinstance(self.parts.env, VectorEnvs):
-            return self.collect_vector()
-        """Act (uniform random during warm-up, then a sample from the policy), step the env, store."""
+            self.collect_vector()
+        else:
+            self.collect_single()
+
+    def collect_single(self) -> None:
         env, agent = self.parts.env, self.parts.agent
         action = env.action_space.sample() if self.cadence.acts_randomly(self.step) else agent.act(self.obs)
         self.recorder.record(action)
