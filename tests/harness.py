@@ -76,14 +76,6 @@ class TinyRun(NamedTuple):
     trainer: Trainer
 
 
-def build_tiny(*overrides: str) -> tuple[RunConfig, Parts, dict]:
-    """The run config, its objects (seeded as sac-train seeds them) and the resolved config."""
-    cfg = tiny_config(*overrides)
-    run = to_run_config(cfg)
-    seed_everything(run.seed)
-    return run, make_parts(run), OmegaConf.to_container(cfg, resolve=True)
-
-
 class StopAt:
     """Stands in for a SIGTERM arriving during step `step` of `trainer`."""
 
@@ -98,7 +90,10 @@ class StopAt:
 def train_tiny(run_dir: Path, *overrides: str, stop_at: int | None = None) -> TinyRun:
     """Train in-process as sac-train would (without its process-level set-up), optionally stopping as a
     signal would after step `stop_at`."""
-    run, parts, resolved = build_tiny(*overrides)
+    cfg = tiny_config(*overrides)
+    run = to_run_config(cfg)
+    seed_everything(run.seed)  # as sac-train seeds a run before building it
+    parts, resolved = make_parts(run), OmegaConf.to_container(cfg, resolve=True)
     trainer = Trainer(run, parts, RunDir(run_dir), resolved)
     with Tracker(RunDir(run_dir), run.logging, resolved, run_name=run_dir.name) as tracker:
         final = trainer.train(tracker, None if stop_at is None else StopAt(trainer, stop_at))

@@ -129,7 +129,7 @@ class Trainer:
         actions = envs.action_space.sample() if self.cadence.acts_randomly(self.step) else agent.act(self.obs)
         envs.record(actions)
         try:
-            next_obs, reward, terminated, truncated = envs.step(actions)
+            next_obs, reward, terminated, truncated, info = envs.step(actions)
         except Exception as error:  # a broken environment: all rebuilt, up to env.max_failures times
             self.replace_broken_env(error)
             return
@@ -137,9 +137,9 @@ class Trainer:
             self.parts.buffer.add(self.obs[i], actions[i], reward[i], next_obs[i], terminated[i], truncated[i],
                                   stream=i)
         agent.normalizer.update(next_obs)
-        self.obs = np.array(next_obs, copy=True)
+        self.obs = next_obs  # a fresh array each step; the rows of reset environments are replaced below
         for i in np.flatnonzero(terminated | truncated):
-            self.end_episode(*envs.episode(int(i)))
+            self.end_episode(float(info["episode"]["r"][i]), int(info["episode"]["l"][i]))
             self.obs[i] = envs.reset(int(i))
             agent.normalizer.update(self.obs[i])
 

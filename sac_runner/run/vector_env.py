@@ -37,8 +37,6 @@ class VectorEnvs:
         if seed is not None:
             self.vector.action_space.seed(seed)
         self.recorders = [EpisodeRecorder() for _ in range(cfg.num_envs)]
-        self.returns = np.zeros(cfg.num_envs)             # of the current episodes, for the metrics
-        self.lengths = np.zeros(cfg.num_envs, dtype=np.int64)
 
     @property
     def action_space(self) -> gym.Space:
@@ -52,43 +50,34 @@ class VectorEnvs:
     def reset(self, index: int, seed: int | None = None) -> np.ndarray:
         """Start a new episode in environment `index` (through the vector's reset mask); its first
         observation."""
-        self.returns[index], self.lengths[index] = 0.0, 0
         self.recorders[index].begin(self.vector.envs[index] if self.replayable else None, seed)
         mask = np.arange(self.num_envs) == index
         obs, _ = self.vector.reset(seed=[seed if i == index else None for i in range(self.num_envs)],
                                    options={"reset_mask": mask})
-        return np.array(obs[index], copy=True)
+        return obs[index]  # the vector env returns a copy (copy=True, its default)
 
     def reset_all(self, seed: int | None) -> np.ndarray:
         """Every environment's first observation; environment i's reset is seeded with seed + i."""
         seeds = [None if seed is None else (seed + i) % 2**32 for i in range(self.num_envs)]
-        self.returns[:], self.lengths[:] = 0.0, 0
         for i, recorder in enumerate(self.recorders):
             recorder.begin(self.vector.envs[i] if self.replayable else None, seeds[i])
         obs, _ = self.vector.reset(seed=seeds)
-        return np.array(obs, copy=True)
+        return obs
 
     def record(self, actions: np.ndarray) -> None:
         """The actions about to be taken (a replayed episode takes them again)."""
         for recorder, action in zip(self.recorders, actions):
             recorder.record(action)
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(next observations, rewards, terminated, truncated), one row per environment; an
-        environment whose episode ended returns its final observation and must be reset."""
-        next_obs, reward, terminated, truncated, _ = self.vector.step(actions)
-        self.returns += reward
-        self.lengths += 1
-        return next_obs, np.asarray(reward, dtype=np.float64), np.asarray(terminated), np.asarray(truncated)
-
-    def episode(self, index: int) -> tuple[float, int]:
-        """The return and length of environment `index`'s episode so far."""
-        return float(self.returns[index]), int(self.lengths[index])
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """gymnasium's (observations, rewards, terminated, truncated, infos), one row per environment; an
+        environment whose episode ended returns its final observation, and its episode's return and
+        length in infos["episode"] (each environment's RecordEpisodeStatistics), and must be reset."""
+        return self.vector.step(actions)
 
     # ---- checkpoints -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"episodes": [r.state_dict() for r in self.recorders],
-                "returns": self.returns.tolist(), "lengths": self.lengths.tolist()}
+        return {"episodes": [r.state_dict() for r in self.recorders]}
 
     def replay(self, state: dict[str, Any], saved_obs: np.ndarray) -> np.ndarray:
         """Rebuild every environment's current episode from a checkpoint (sync), or start new ones
@@ -97,14 +86,8 @@ class VectorEnvs:
             log.warning("env.vectorization=async: the environments' episodes cannot be replayed in their "
                         "processes; the resumed run starts new episodes, so it is not bitwise identical")
             return self.reset_all(seed=None)
-        self.returns[:], self.lengths[:] = state["returns"], state["lengths"]
-        obs = []
-        for i, (recorder, env) in enumerate(zip(self.recorders, self.vector.envs)):
-            first, replayed = recorder.replay(env, state["episodes"][i], saved_obs[i])
-            if not replayed:  # a new episode was started instead
-                self.returns[i], self.lengths[i] = 0.0, 0
-            obs.append(first)
-        return np.stack(obs)
+        return np.stack([recorder.replay(env, episode, expected)[0] for recorder, env, episode, expected
+                         in zip(self.recorders, self.vector.envs, state["episodes"], saved_obs)])
 
     def close(self) -> None:
         self.vector.close()
