@@ -74,6 +74,7 @@ LR_DECAYS = ("constant", "linear", "exponential")
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu", "leaky_relu")
 OPTIMIZED = ("actor", "critic", "alpha", "value")
 ACTION_SPACES = ("auto", "continuous", "discrete")
+COMPILE_MODES = ("auto", "off", "compile", "cudagraphs")
 
 
 @dataclass
@@ -133,8 +134,13 @@ class AgentConfig:
     # CleanRL's variant of the delay: when due, the actor and temperature take policy_update_every
     # steps in a row, so they get as many steps as the critics.
     policy_update_catch_up: bool = False
+    # How the update and the policy run (algo/compilation.py): off (eager), compile (torch.compile),
+    # cudagraphs (compiled and replayed as CUDA graphs; CUDA only); auto = cudagraphs on CUDA, off on CPU.
+    compile: str = "auto"
 
     def __post_init__(self) -> None:
+        _require(self.compile in COMPILE_MODES, "agent.compile",
+                 f"must be one of {', '.join(COMPILE_MODES)}, got '{self.compile}'", "set agent.compile=auto")
         _require(self.action_space in ACTION_SPACES, "agent.action_space",
                  f"must be one of {', '.join(ACTION_SPACES)}, got '{self.action_space}'",
                  "set agent.action_space=auto")
@@ -211,8 +217,14 @@ class BufferConfig:
     alpha: float = 0.6
     beta: float = 0.4
     priority_eps: float = 1e-6
+    # Where the stored transitions are sampled from: cuda keeps a copy on the GPU and gathers batches
+    # there (no host-device copy of batches); auto = cuda when the agent is on a GPU and the buffer fits
+    # in half its free memory, else cpu.
+    device: str = "auto"
 
     def __post_init__(self) -> None:
+        _require(self.device in ("auto", "cpu", "cuda"), "buffer.device",
+                 f"must be auto, cpu or cuda, got '{self.device}'", "set buffer.device=auto")
         _require(self.type in ("uniform", "prioritized"), "buffer.type",
                  f"must be uniform or prioritized, got '{self.type}'", "use buffer=uniform or buffer=prioritized")
         _require(self.capacity > 1, "buffer.capacity", f"must be at least 2, got {self.capacity}",

@@ -20,7 +20,7 @@ from sac_runner.algo.sac import SAC
 
 def plain_linear(weight: torch.Tensor, bias: torch.Tensor) -> nn.Linear:
     """nn.Linear holding W (in, out) and b (1, out) of one ensemble member."""
-    layer = nn.Linear(weight.shape[0], weight.shape[1])
+    layer = nn.Linear(weight.shape[0], weight.shape[1], device=weight.device)
     with torch.no_grad():
         layer.weight.copy_(weight.T)
         layer.bias.copy_(bias.reshape(-1))

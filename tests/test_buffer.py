@@ -169,3 +169,40 @@ def test_n_step_discounts_are_the_powers_of_gamma_and_n_step_needs_them():
     assert n_step_discounts(0.5, 3).tolist() == [1.0, 0.5, 0.25, 0.125]
     with pytest.raises(ValueError, match="n_step=3 needs discounts"):
         ReplayBuffer(BufferConfig(capacity=8, n_step=3), 1, 1, CPU)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("kind", ["uniform", "prioritized"])
+def test_batches_from_the_device_copy_equal_the_host_gather(device, kind):
+    """buffer.device=cuda's copy (tried on the CPU too): the same draws give the same transitions while
+    the buffer fills, wraps around, ends episodes on several streams, and after a checkpoint reload."""
+    def buffer(mirror: bool, seed: int = 4) -> ReplayBuffer:
+        return ReplayBuffer(BufferConfig(capacity=24, type=kind), 2, 3, torch.device(device), seed=seed, streams=2,
+                            mirror_on_device=mirror)
+
+    def assert_same(batch, expected):
+        for name, value in expected._asdict().items():
+            if value is None:
+                assert getattr(batch, name) is None, name
+            else:
+                torch.testing.assert_close(getattr(batch, name), value, rtol=0, atol=0, msg=name)
+        assert batch.obs.device.type == device
+
+    host, mirrored = buffer(False), buffer(True)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(2, 2))
+    for t in range(40):
+        for stream in (0, 1):
+            action, next_obs, done = rng.uniform(-1, 1, 3), rng.normal(size=2), t % 7 == 6
+            for b in (host, mirrored):
+                b.add(obs[stream], action, float(t), next_obs, terminated=done, stream=stream)
+            obs[stream] = rng.normal(size=2) if done else next_obs  # a reset observation after an episode end
+        assert_same(mirrored.sample(8), host.sample(8))
+        if kind == "prioritized":
+            td_error = torch.rand(8, device=device)
+            host.update_priorities(td_error)
+            mirrored.update_priorities(td_error)
+
+    reloaded = buffer(True, seed=9)
+    reloaded.load_state_dict(mirrored.state_dict())
+    assert_same(reloaded.sample(16), host.sample(16))

@@ -1,19 +1,22 @@
 """sac_runner's update (batched critic ensemble, frozen critic weights in the actor loss, fused Adam,
 foreach target update) against the plain textbook update in tests/reference_sac.py: the same
-losses and the same parameters after several updates from the same weights, batches and noise."""
+losses and the same parameters after several updates from the same weights, batches and noise.
+Eagerly, and compiled (agent.compile=compile on CPU; compile and cudagraphs on a GPU)."""
 
 import pytest
 import torch
 
 from sac_runner.algo.replay_buffer import Batch
-from sac_runner.config import AgentConfig
 from sac_runner.algo.sac import SAC
+from sac_runner.config import AgentConfig
 from tests.reference_sac import PlainSAC, plain_critics
+
+gpu = pytest.mark.gpu
 
 OBS, ACT, B = 5, 3, 64
 
 
-def _batches(n: int, n_step: bool, prioritized: bool) -> list[Batch]:
+def _batches(n: int, n_step: bool, prioritized: bool, device: str = "cpu") -> list[Batch]:
     g = torch.Generator().manual_seed(123)
     batches = []
     for _ in range(n):
@@ -23,7 +26,7 @@ def _batches(n: int, n_step: bool, prioritized: bool) -> list[Batch]:
             terminated=(torch.rand(B, generator=g) < 0.2).float(),
             discount=0.99 ** torch.randint(1, 4, (B,), generator=g).float() if n_step else None,
             weights=torch.rand(B, generator=g) + 0.5 if prioritized else None))
-    return batches
+    return [Batch(*(None if t is None else t.to(device) for t in batch)) for batch in batches]
 
 
 VARIANTS = {
@@ -35,16 +38,26 @@ VARIANTS = {
     "n-step returns": dict(n_step=True),
     "prioritized replay": dict(prioritized=True),
     "reward scale, cost": dict(agent=dict(reward_scale=5.0, objective="minimize")),
+    "all of the above": dict(agent=dict(num_critics=3, policy_update_every=2, target_update_every=2, reward_scale=5.0,
+                                        objective="minimize"), n_step=True, prioritized=True),
 }
+CASES = [pytest.param(variant, "cpu", "off", id=variant) for variant in VARIANTS] + [
+    pytest.param("default", "cpu", "compile", id="default-compiled"),
+    pytest.param("all of the above", "cpu", "compile", id="all-compiled"),
+    pytest.param("default", "cuda", "off", marks=gpu, id="default-cuda"),
+    pytest.param("all of the above", "cuda", "compile", marks=gpu, id="all-cuda-compiled"),
+    pytest.param("all of the above", "cuda", "cudagraphs", marks=gpu, id="all-cuda-graphs"),
+]
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_fast_update_matches_the_plain_reference(variant):
+@pytest.mark.parametrize("variant, device, compile_mode", CASES)
+def test_fast_update_matches_the_plain_reference(variant, device, compile_mode, eager_random_numbers):
     spec = VARIANTS[variant]
     torch.manual_seed(0)
-    agent = SAC(OBS, ACT, AgentConfig(hidden_sizes=[32, 32], **spec.get("agent", {})), torch.device("cpu"))
+    cfg = AgentConfig(hidden_sizes=[32, 32], compile=compile_mode, **spec.get("agent", {}))
+    agent = SAC(OBS, ACT, cfg, torch.device(device))
     plain = PlainSAC(agent)
-    for step, batch in enumerate(_batches(6, spec.get("n_step", False), spec.get("prioritized", False))):
+    for step, batch in enumerate(_batches(6, spec.get("n_step", False), spec.get("prioritized", False), device)):
         torch.manual_seed(1000 + step)  # the same Gaussian noise for both
         fast = agent.update(batch).metrics
         torch.manual_seed(1000 + step)

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from sac_runner.algo.device_mirror import DeviceMirror, to_device
 from sac_runner.algo.sum_tree import SegmentTree
 from sac_runner.config import BufferConfig
 
@@ -57,7 +58,7 @@ class ReplayBuffer:
 
     def __init__(self, cfg: BufferConfig, obs_dim: int, action_dim: int, device: torch.device,
                  seed: int = 0, action_dtype: np.dtype = np.float32, discounts: np.ndarray | None = None,
-                 streams: int = 1):
+                 streams: int = 1, mirror_on_device: bool = False):
         self.cfg = cfg
         self.capacity = cfg.capacity
         # One stream of slots per environment (vectorized envs): a stream's next observation is its
@@ -90,6 +91,8 @@ class ReplayBuffer:
         self.tree = SegmentTree(c) if self.prioritized else None
         self._last_indices: np.ndarray | None = None
         self._staging: dict[int, tuple[list[np.ndarray], Batch]] = {}  # batch size -> reused batch memory
+        # buffer.device=cuda: one-step batches gathered from a copy on the device (device_mirror.py).
+        self.mirror = DeviceMirror(c, obs_dim, action_dim, device) if mirror_on_device else None
 
     def __len__(self) -> int:
         return self.size
@@ -125,6 +128,8 @@ class ReplayBuffer:
         j = self._next_slot(i)
         self._overwrite(j)
         self.obs[j] = next_obs
+        if self.mirror is not None:
+            self.mirror.mark(i, j)
         self.head[stream] = j
         if terminated or truncated:
             # Slot j keeps the final observation; the reset observation goes in the slot after.
@@ -178,7 +183,13 @@ class ReplayBuffer:
             raise RuntimeError("cannot sample from an empty replay buffer")
         index = self._sample_indices(batch_size)
         self._last_indices = index
-        batch = self.gather(index) if self.n_step > 1 else self._gather_into_staging(index)
+        if self.n_step > 1:
+            batch = self.gather(index)
+        elif self.mirror is not None:
+            self.mirror.copy_written(self.obs, self.action, self.reward, self.terminated)
+            batch = Batch(*self.mirror.gather(index, self._next_slot(index)))
+        else:
+            batch = self._gather_into_staging(index)
         if self.tree is not None:
             probability = self.tree.sum[index + self.tree.leaves] / self.tree.total
             min_probability = self.tree.min[1] / self.tree.total
@@ -243,7 +254,7 @@ class ReplayBuffer:
         return batch
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+        return to_device(array, self.device)
 
     # ---- checkpointing: the used slots as tensors sharing the arrays' memory ------------------------
     ARRAYS = ("obs", "action", "reward", "terminated", "episode_end", "starts_transition")
@@ -291,6 +302,8 @@ class ReplayBuffer:
         if self.tree is not None:
             self.tree.sum[:] = state["tree_sum"].numpy()
             self.tree.min[:] = state["tree_min"].numpy()
+        if self.mirror is not None:
+            self.mirror.mark_all()
 
     def transitions(self) -> Batch:
         """Every stored transition, each stream oldest first (for inspection and tests; not for training)."""

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sac_runner.algo.compilation import Accelerated, resolve_compile_mode
 from sac_runner.algo.lr_schedule import decayed_lr
 from sac_runner.algo.networks import CriticEnsemble, SquashedGaussianActor, ValueNetwork
 from sac_runner.algo.normalization import ObservationNormalizer
@@ -49,14 +50,13 @@ def polyak_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: f
     torch._foreach_lerp_(target, online, tau)
 
 
-def soft_bellman_target(reward: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor,
-                        next_log_prob: torch.Tensor, alpha: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
-    """y = r + gamma * (1 - terminated) * (min_i Q'_i(s', a') - alpha * log pi(a'|s')).
+def soft_value(q: torch.Tensor, log_prob: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """min_i Q_i(s, a) - alpha * log pi(a|s), for q of shape (num_critics, B) and a ~ pi(.|s).
 
-    `next_q` is (num_critics, B). A truncated episode (time limit) has terminated = 0 and bootstraps.
+    At s' with the target critics it is the bootstrap of the soft Bellman target
+    y = r + gamma * (1 - terminated) * V(s'); a truncated episode (time limit) has terminated = 0.
     """
-    soft_next_value = next_q.min(dim=0).values - alpha * next_log_prob
-    return reward + gamma * (1.0 - terminated) * soft_next_value
+    return q.min(dim=0).values - alpha * log_prob
 
 
 @contextmanager
@@ -72,10 +72,36 @@ def frozen(module: nn.Module):
             p.requires_grad_(True)
 
 
-def adam(params, lr: float) -> torch.optim.Adam:
+def adam(params, lr: float, device: torch.device, graph_safe: bool = False) -> torch.optim.Adam:
     """Adam with its fused implementation: one kernel for all tensors (PyTorch's CPU default is one
-    tensor at a time; fused measured 5.9 -> 5.5 ms per HalfCheetah update on 2 CPU cores)."""
-    return torch.optim.Adam(params, lr=lr, fused=True)
+    tensor at a time; fused measured 5.9 -> 5.5 ms per HalfCheetah update on 2 CPU cores).
+
+    graph_safe (agent.compile on): the learning rate is a tensor on the device, changed in place, and on
+    CUDA the step counts stay on the GPU (capturable), so a compiled or captured step reads today's values."""
+    if not graph_safe:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    return torch.optim.Adam(params, lr=torch.tensor(lr, device=device), fused=True, capturable=device.type == "cuda")
+
+
+def optimizer_state(optimizer: torch.optim.Optimizer) -> dict:
+    """The optimizer's state dict with plain-float learning rates, loadable whatever agent.compile is."""
+    state = optimizer.state_dict()
+    for group in state["param_groups"]:
+        group["lr"] = float(group["lr"])
+    return state
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Load a saved state, keeping this optimizer's own implementation (its learning-rate tensor, fused,
+    capturable), which a state saved under another agent.compile or device would overwrite."""
+    own = [{key: group[key] for key in ("lr", "fused", "capturable", "foreach")} for group in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, kept in zip(optimizer.param_groups, own):
+        if isinstance(kept["lr"], torch.Tensor):
+            kept["lr"].fill_(float(group["lr"]))  # the saved rate, in this optimizer's tensor
+        else:
+            kept["lr"] = float(group["lr"])
+        group.update(kept)
 
 
 class SAC:
@@ -98,15 +124,17 @@ class SAC:
         self.actor, self.critic = self._actor_and_critic(obs_dim, action_dim, actor_sizes, critic_sizes)
         self.actor.to(device)
         self.critic.to(device)
-        self.actor_optimizer = adam(self.actor.parameters(), cfg.actor_lr)
-        self.critic_optimizer = adam(self.critic.parameters(), cfg.critic_lr)
+        self.compile_mode = resolve_compile_mode(cfg.compile, device)
+        graph_safe = self.compile_mode != "off"
+        self.actor_optimizer = adam(self.actor.parameters(), cfg.actor_lr, device, graph_safe)
+        self.critic_optimizer = adam(self.critic.parameters(), cfg.critic_lr, device, graph_safe)
 
         # The bootstrap comes from target critics (2019) or from a target V network (2018).
         self.value: ValueNetwork | None = None
         self.value_optimizer = None
         if cfg.value_network:
             self.value = ValueNetwork(obs_dim, critic_sizes, cfg.activation).to(device)
-            self.value_optimizer = adam(self.value.parameters(), cfg.value_lr)
+            self.value_optimizer = adam(self.value.parameters(), cfg.value_lr, device, graph_safe)
         bootstrap: nn.Module = self.critic if self.value is None else self.value
         self.target = copy.deepcopy(bootstrap).requires_grad_(False)
         self._target_params = list(self.target.parameters())
@@ -119,7 +147,12 @@ class SAC:
         # log(0) for a fixed alpha of 0 (no entropy bonus) is -inf; exp(-inf) = 0 is exact.
         self.log_alpha = torch.tensor(np.log(initial_alpha) if initial_alpha > 0 else -np.inf,
                                       dtype=torch.float32, device=device, requires_grad=self.learns_alpha)
-        self.alpha_optimizer = adam([self.log_alpha], cfg.alpha_lr) if self.learns_alpha else None
+        self.alpha_optimizer = adam([self.log_alpha], cfg.alpha_lr, device, graph_safe) if self.learns_alpha else None
+
+        # The update's pieces and the policy, run as agent.compile says (algo/compilation.py).
+        self._learn_q = Accelerated(self._critic_update, self.compile_mode, "critic update")
+        self._learn_pi = Accelerated(self._policy_update, self.compile_mode, "policy update")
+        self._policy = Accelerated(self._policy_action, self._acting_mode(), "policy")
 
     def _actor_and_critic(self, obs_dim: int, action_dim: int, actor_sizes: list[int],
                           critic_sizes: list[int]) -> tuple[nn.Module, nn.Module]:
@@ -128,6 +161,14 @@ class SAC:
 
     def _auto_target_entropy(self, action_dim: int) -> float:
         return -action_dim  # the heuristic of Haarnoja et al. (2019)
+
+    def _acting_mode(self) -> str:
+        return self.compile_mode
+
+    @property
+    def compile_seconds(self) -> float:
+        """Time the first calls spent compiling (and capturing CUDA graphs); 0 with agent.compile=off."""
+        return sum(piece.compile_seconds for piece in (self._learn_q, self._learn_pi, self._policy))
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -149,14 +190,22 @@ class SAC:
             lr = decayed_lr(getattr(self.cfg, f"{name}_lr"), getattr(self.cfg, f"{name}_lr_final"),
                             self.cfg.lr_decay_of(name), progress)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                if isinstance(group["lr"], torch.Tensor):
+                    group["lr"].fill_(lr)  # in place: compiled steps and CUDA graphs read this tensor
+                else:
+                    group["lr"] = lr
+
+    def learning_rates(self) -> dict[str, float]:
+        return {name: float(optimizer.param_groups[0]["lr"]) for name, optimizer in self.optimizers.items()}
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Action in [-1, 1]^d for one observation (or a batch of them)."""
-        obs_t = self.normalizer(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
-        action = self.actor.deterministic(obs_t) if deterministic else self.actor.sample(obs_t)[0]
-        return action.cpu().numpy()
+        return self._policy(torch.as_tensor(obs, dtype=torch.float32, device=self.device), deterministic).cpu().numpy()
+
+    def _policy_action(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        obs = self.normalizer(obs)
+        return self.actor.deterministic(obs) if deterministic else self.actor.sample(obs)[0]
 
     def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, params) -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -166,50 +215,71 @@ class SAC:
         optimizer.step()
 
     def update(self, batch: Batch) -> UpdateResult:
-        """One gradient step: critics (and V), then actor and temperature when due, then targets when due."""
-        batch, reward, gamma, alpha = self._begin_update(batch)
+        """One gradient step: critics (and V), then actor and temperature when due, then targets when due.
 
-        # Critic: regress every Q_i onto the soft Bellman target.
-        with torch.no_grad():
-            if self.value is None:
-                next_action, next_log_prob = self.actor.sample(batch.next_obs)
-                next_q = self.target(batch.next_obs, next_action)
-                y = soft_bellman_target(reward, batch.terminated, next_q, next_log_prob, alpha, gamma)
-            else:
-                y = reward + gamma * (1.0 - batch.terminated) * self.target(batch.next_obs)
-        metrics, td_error = self._critic_step(self.critic(batch.obs, batch.action), y, batch.weights)
-
-        # Value (2018 variant): regress V(s) onto E_a~pi[min_i Q_i(s, a) - alpha * log pi(a|s)].
-        if self.value is not None:
-            with torch.no_grad():
-                action, log_prob = self.actor.sample(batch.obs)
-                v_target = self.critic(batch.obs, action).min(dim=0).values - alpha * log_prob
-            metrics.update(self._value_step(batch.obs, v_target))
-
+        The pieces are functions of tensors only (`_critic_update`, `_policy_update`), which
+        agent.compile runs compiled or replays as CUDA graphs; which pieces run is decided here."""
+        self.num_updates += 1
+        metrics, td_error = self._learn_q(*batch)
         if self._policy_update_due():
             for _ in range(self.policy_steps_when_due):
-                # Actor: maximise min_i Q_i(s, a) + alpha * entropy, with a ~ pi reparameterised.
-                action, log_prob = self.actor.sample(batch.obs)
-                with frozen(self.critic):
-                    q_pi = self.critic(batch.obs, action).min(dim=0).values
-                actor_loss = (alpha * log_prob - q_pi).mean()
-                self._step(self.actor_optimizer, actor_loss, self.actor.parameters())
-                alpha = self._temperature_step(log_prob.detach())
-            metrics.update({"train/actor_loss": actor_loss.detach(), "train/entropy": -log_prob.detach().mean()})
-        metrics["train/alpha"] = alpha
-        self._end_update()
+                metrics.update(self._learn_pi(batch.obs))
+        metrics["train/alpha"] = self.alpha
+        if self.num_updates % self.target_update_every == 0:
+            polyak_update(self._target_params, self._bootstrap_params, self.tau)
         return UpdateResult(metrics, td_error)
 
-    # ---- the steps both action types share -------------------------------------------------------
-    def _begin_update(self, batch: Batch) -> tuple[Batch, torch.Tensor, float | torch.Tensor, torch.Tensor]:
-        """Count the update; normalize observations; the scaled reward, the discount and alpha to use."""
-        self.num_updates += 1
-        if self.normalizer.enabled:  # raw observations in the buffer, normalized with today's statistics
-            batch = batch._replace(obs=self.normalizer(batch.obs), next_obs=self.normalizer(batch.next_obs))
-        reward = self.reward_scale * batch.reward
-        gamma = self.gamma if batch.discount is None else batch.discount  # gamma^n for n-step returns
-        return batch, reward, gamma, self.alpha
+    def _critic_update(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor,
+                       terminated: torch.Tensor, discount: torch.Tensor | None,
+                       weights: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The critics' step (and V's): the metrics and each sample's TD error."""
+        obs, next_obs = self.normalizer(obs), self.normalizer(next_obs)  # raw in the buffer: today's statistics
+        reward = self.reward_scale * reward
+        gamma = self.gamma if discount is None else discount  # gamma^n for n-step returns
+        alpha = self.alpha
 
+        # Critic: regress every Q_i onto the soft Bellman target, bootstrapped from the target critics
+        # (2019) or from the target V network (2018).
+        with torch.no_grad():
+            if self.value is None:
+                y = reward + gamma * (1.0 - terminated) * self._soft_value(next_obs, alpha, self.target)
+            else:
+                y = reward + gamma * (1.0 - terminated) * self.target(next_obs)
+        metrics, td_error = self._critic_step(self._q_taken(obs, action), y, weights)
+
+        # Value (2018 variant): regress V(s) onto the soft value E_a~pi[min_i Q_i(s, a) - alpha * log pi(a|s)].
+        if self.value is not None:
+            with torch.no_grad():
+                v_target = self._soft_value(obs, alpha, self.critic)
+            metrics.update(self._value_step(obs, v_target))
+        return metrics, td_error
+
+    def _policy_update(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The actor's step, then the temperature's (both with alpha as it was before them)."""
+        obs = self.normalizer(obs)
+        actor_loss, log_prob = self._actor_loss(obs, self.alpha)
+        self._step(self.actor_optimizer, actor_loss, self.actor.parameters())
+        self._temperature_step(log_prob)
+        return {"train/actor_loss": actor_loss.detach(), "train/entropy": -log_prob.mean()}
+
+    # ---- what depends on the action type (discrete_sac.py has the other kind) ---------------------
+    def _soft_value(self, obs: torch.Tensor, alpha: torch.Tensor, critic: nn.Module) -> torch.Tensor:
+        """V(s) = min_i Q_i(s, a) - alpha * log pi(a|s), a ~ pi(.|s), with `critic` (online or target)."""
+        action, log_prob = self.actor.sample(obs)
+        return soft_value(critic(obs, action), log_prob, alpha)
+
+    def _q_taken(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Q_i(s, a) of every critic for the actions taken, (num_critics, B)."""
+        return self.critic(obs, action)
+
+    def _actor_loss(self, obs: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """J_pi = E[alpha * log pi(a|s) - min_i Q_i(s, a)] with a ~ pi reparameterised; and log pi (detached)."""
+        action, log_prob = self.actor.sample(obs)
+        with frozen(self.critic):
+            q_pi = self.critic(obs, action).min(dim=0).values
+        return (alpha * log_prob - q_pi).mean(), log_prob.detach()
+
+    # ---- the steps both action types share -------------------------------------------------------
     def _critic_step(self, q: torch.Tensor, y: torch.Tensor,
                      weights: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """J_Q = sum_i 0.5 * E[w * (Q_i(s, a) - y)^2] for q of shape (num_critics, B); w = 1 unless prioritized.
@@ -232,17 +302,12 @@ class SAC:
     def _policy_update_due(self) -> bool:
         return self.num_updates % self.policy_update_every == 0
 
-    def _temperature_step(self, log_prob: torch.Tensor) -> torch.Tensor:
+    def _temperature_step(self, log_prob: torch.Tensor) -> None:
         """J_alpha = E[-log(alpha) * (log pi + target_entropy)]: alpha rises when the entropy -log pi
-        is below target and falls when above. Returns alpha after the step."""
+        is below target and falls when above."""
         if self.alpha_optimizer is not None:
             alpha_loss = -(self.log_alpha * (log_prob + self.target_entropy)).mean()
             self._step(self.alpha_optimizer, alpha_loss, [self.log_alpha])
-        return self.alpha
-
-    def _end_update(self) -> None:
-        if self.num_updates % self.target_update_every == 0:
-            polyak_update(self._target_params, self._bootstrap_params, self.tau)
 
     # ---- checkpointing: plain state dicts only ---------------------------------------------------
     def state_dict(self) -> dict:
@@ -257,7 +322,7 @@ class SAC:
         if self.value is not None:
             state["value"] = self.value.state_dict()
         for name, optimizer in self.optimizers.items():
-            state[f"{name}_optimizer"] = optimizer.state_dict()
+            state[f"{name}_optimizer"] = optimizer_state(optimizer)
         return state
 
     def load_networks(self, state: dict) -> None:
@@ -272,7 +337,9 @@ class SAC:
     def load_state_dict(self, state: dict) -> None:
         self.load_networks(state)
         for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state[f"{name}_optimizer"])
+            load_optimizer_state(optimizer, state[f"{name}_optimizer"])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.num_updates = int(state["num_updates"])
+        for piece in (self._learn_q, self._learn_pi):
+            piece.reset()  # captured CUDA graphs read the optimizers' replaced state tensors

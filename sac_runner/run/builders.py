@@ -38,6 +38,9 @@ def make_agent(run: RunConfig, spaces: Spaces, device: torch.device) -> SAC:
     if run.agent.action_space not in ("auto", kind):
         raise ConfigError(f"agent.action_space={run.agent.action_space} but {run.env.id} has {kind} actions; "
                           f"set agent.action_space=auto (or use agent=sac{'_discrete' if spaces.discrete else ''})")
+    if run.agent.compile == "cudagraphs" and device.type != "cuda":
+        raise ConfigError(f"agent.compile=cudagraphs needs a CUDA device but the run is on {device.type}; "
+                          "set agent.compile=compile (or auto)")
     agent_class = DiscreteSAC if spaces.discrete else SAC
     return agent_class(spaces.obs_dim, spaces.action_dim, run.agent, device,
                        normalize_obs=run.env.normalize_obs, normalize_obs_clip=run.env.normalize_obs_clip)
@@ -48,8 +51,37 @@ def make_replay_buffer(run: RunConfig, spaces: Spaces, device: torch.device) -> 
     action is stored as its index."""
     action_columns, action_dtype = (1, np.int64) if spaces.discrete else (spaces.action_dim, np.float32)
     refuse_a_buffer_that_cannot_fit(run, buffer_bytes(run.buffer, spaces.obs_dim, action_columns, action_dtype))
+    mirror = samples_on_device(run, device, run.buffer.capacity * 4 * (spaces.obs_dim + action_columns + 2))
     return ReplayBuffer(run.buffer, spaces.obs_dim, action_columns, device, seed=run.seed, action_dtype=action_dtype,
-                        discounts=n_step_discounts(run.agent.gamma, run.buffer.n_step), streams=run.env.num_envs)
+                        discounts=n_step_discounts(run.agent.gamma, run.buffer.n_step), streams=run.env.num_envs,
+                        mirror_on_device=mirror)
+
+
+def samples_on_device(run: RunConfig, device: torch.device, needed: int) -> bool:
+    """buffer.device: whether batches come from a copy of the buffer on the GPU (algo/device_mirror.py).
+    auto: when the agent is on a GPU, the buffer has one-step returns (n-step ones are summed on the
+    host) and the copy takes at most half the GPU's free memory."""
+    asked = run.buffer.device
+    if asked == "cpu":
+        return False
+    if device.type != "cuda":
+        if asked == "cuda":
+            raise ConfigError(f"buffer.device=cuda needs the agent on a GPU but the run is on {device.type}; "
+                              "set buffer.device=auto (or device=cuda on a machine with one)")
+        return False
+    if run.buffer.n_step > 1:
+        if asked == "cuda":
+            log.info("buffer.device=cuda: n-step returns are summed on the host; batches are copied to the GPU")
+        return False
+    free, _ = torch.cuda.mem_get_info(device)
+    if asked == "auto":
+        return needed <= free // 2
+    if needed > free:
+        per_slot = needed / run.buffer.capacity
+        raise ConfigError(f"buffer.device=cuda: buffer.capacity={run.buffer.capacity:_} needs {_bytes(needed)} of GPU "
+                          f"memory but {_bytes(free)} is free; set buffer.device=cpu, or buffer.capacity="
+                          f"{int(float(f'{free * 0.8 / per_slot:.2g}')):_} would fit")
+    return True
 
 
 def refuse_a_buffer_that_cannot_fit(run: RunConfig, needed: int) -> None:
@@ -147,6 +179,7 @@ def load_trained(source: str, device: torch.device, env_seed: int | None = None,
     run = run_config_of(checkpoint, path)
     if env_id and env_id != run.env.id:
         run.env = replace(run.env, id=env_id, kwargs={})
+    run.agent = replace(run.agent, compile="off")  # a few episodes: not worth compiling, and any device will do
     env = make_env(run.env, seed=env_seed, render_mode=render_mode)
     spaces = env_spaces(env)
     saved = Spaces.of_checkpoint(checkpoint)

@@ -173,11 +173,11 @@ class Trainer:
         agent, buffer = self.parts.agent, self.parts.buffer
         sps, elapsed = self.clock.window()
         if agent.decays_lr:
-            self.metrics.update({f"train/{n}_lr": torch.tensor(o.param_groups[0]["lr"])
-                                 for n, o in agent.optimizers.items()})
+            self.metrics.update({f"train/{n}_lr": torch.tensor(lr) for n, lr in agent.learning_rates().items()})
+        compiling = {"time/compile_s": agent.compile_seconds} if agent.compile_mode != "off" else {}
         self.tracker.log(self.step, {**{k: v.item() for k, v in self.metrics.items()}, "time/sps": sps,
                                      "time/elapsed": elapsed, "buffer/size": len(buffer),
-                                     "buffer/bytes_per_transition": buffer.bytes_per_transition})
+                                     "buffer/bytes_per_transition": buffer.bytes_per_transition, **compiling})
         self.progress.update(self.step, sps=sps)
 
     def evaluate(self) -> None:

@@ -2,7 +2,8 @@
 
 A resumed run is the same experiment: its config comes from the checkpoint, not from today's
 defaults. Overrides on the resume command line may change how long the run goes and how it is
-watched (total steps, evaluation and checkpoint cadence, logging, device); any other override is
+watched (total steps, evaluation and checkpoint cadence, logging, device, agent.compile and
+buffer.device: the same math on other hardware); any other override is
 refused unless it restates the saved value.
 """
 
@@ -16,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from sac_runner.config import RunConfig
 from sac_runner.errors import ConfigError
 
-HARMLESS = ("resume", "device", "threads", "sweep_objective", "nan_guard", "env.max_failures",
+HARMLESS = ("resume", "device", "agent.compile", "buffer.device", "threads", "sweep_objective", "nan_guard", "env.max_failures",
             "logging", "checkpoint", "schedule.total_steps", "schedule.epochs",
             "schedule.eval_every", "schedule.eval_every_epochs", "schedule.eval_episodes",
             "schedule.checkpoint_every", "schedule.checkpoint_every_epochs", "schedule.log_every")

@@ -1,0 +1,151 @@
+"""How the update's pieces and the policy run: agent.compile.
+
+    off         eager PyTorch: the reference every other mode is tested against.
+    compile     torch.compile (TorchInductor): fused kernels and less Python per call. The first calls
+                compile (tens of seconds, reported in the log); the result is the same math within
+                float rounding.
+    cudagraphs  compiled, then captured as CUDA graphs and replayed: one launch replaces the hundreds
+                of kernel launches of a gradient step, which bound a small network's update on a GPU.
+                Needs a CUDA device.
+    auto        cudagraphs on a CUDA device, off on the CPU (on CPU the update is bound by its matrix
+                products, and compiling measured no faster: see README).
+
+A CUDA graph replays fixed memory: its inputs are copied into tensors captured once, its outputs are
+the same tensors every replay (read them before the next call), and the optimizers it steps must keep
+their state and learning rate in device tensors (`adam(..., graph_safe=True)`). Replacing a module's
+or optimizer's tensors (loading a checkpoint) makes the captured graphs stale: call `reset()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+import torch
+from torch.utils import _pytree as pytree
+
+from sac_runner.config import COMPILE_MODES
+
+log = logging.getLogger(__name__)
+
+
+class _HideProfilerNotes(logging.Filter):
+    """TorchDynamo warns, once per process, that it skips the profiler marks inside optimizer.step; a
+    note about its internals, not about the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will be ignored" not in record.getMessage()
+
+
+for _name in ("torch._dynamo.variables.ctx_manager", "torch._dynamo.variables.torch"):
+    logging.getLogger(_name).addFilter(_HideProfilerNotes())
+
+WARMUP_CALLS = 3  # eager-compiled calls on a side stream before capture (optimizer state, cuBLAS workspaces)
+
+
+def resolve_compile_mode(mode: str, device: torch.device) -> str:
+    """auto -> cudagraphs on CUDA, off elsewhere; cudagraphs anywhere but CUDA is a config error upstream."""
+    if mode == "auto":
+        return "cudagraphs" if device.type == "cuda" else "off"
+    return mode
+
+
+class Accelerated:
+    """`fn` run as agent.compile says, remembering the time its first calls spent compiling (and capturing)."""
+
+    def __init__(self, fn: Callable, mode: str, name: str):
+        self.mode, self.name = mode, name
+        self.compile_seconds = 0.0  # the first calls of each input signature: compiling (and capturing)
+        self._settled: set[tuple] = set()
+        if mode == "off":
+            self._run = fn
+        elif mode == "compile":
+            self._run = torch.compile(fn)
+        elif mode == "cudagraphs":
+            self._run = CudaGraphs(torch.compile(fn))
+        else:
+            raise ValueError(f"unknown compile mode {mode!r}; one of {COMPILE_MODES}")
+
+    def __call__(self, *args) -> Any:
+        if self.mode == "off":
+            return self._run(*args)
+        key = _signature(args)
+        if key in self._settled:
+            return self._run(*args)
+        start = time.perf_counter()
+        out = self._run(*args)
+        self.compile_seconds += time.perf_counter() - start
+        if self.mode == "compile" or self._run.captured(key):
+            self._settled.add(key)
+            log.info("agent.compile=%s: %s ready for inputs %s (%.1f s compiling so far)", self.mode, self.name,
+                     _describe(key), self.compile_seconds)
+        return out
+
+    def reset(self) -> None:
+        """Forget captured CUDA graphs (after tensors they read were replaced); compiled code is kept."""
+        if isinstance(self._run, CudaGraphs):
+            self._run.reset()
+            self._settled.clear()
+
+
+class CudaGraphs:
+    """Replays `fn` as a CUDA graph, one per input signature (shapes, dtypes, which arguments are None
+    and the non-tensor arguments). The first WARMUP_CALLS calls of a signature run normally on a side
+    stream; the next one captures; later ones copy their inputs in and replay."""
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+        self.graphs: dict[tuple, _CapturedCall] = {}
+        self.warmups: dict[tuple, int] = {}
+
+    def captured(self, key: tuple) -> bool:
+        return key in self.graphs
+
+    def reset(self) -> None:
+        self.graphs.clear()
+        self.warmups.clear()
+
+    def __call__(self, *args) -> Any:
+        key = _signature(args)
+        if key in self.graphs:
+            return self.graphs[key].replay(args)
+        done = self.warmups.get(key, 0)
+        if done < WARMUP_CALLS:
+            self.warmups[key] = done + 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # contiguous, as the captured inputs will be: compiled for those
+                out = self.fn(*(_contiguous_copy(a) for a in args))
+            torch.cuda.current_stream().wait_stream(side)
+            return out
+        self.graphs[key] = captured = _CapturedCall(self.fn, args)
+        return captured.replay(args)
+
+
+class _CapturedCall:
+    def __init__(self, fn: Callable, args: tuple):
+        self.inputs = [_contiguous_copy(a) for a in args]
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            out = fn(*self.inputs)
+        self.outputs, self.spec = pytree.tree_flatten(out)
+
+    def replay(self, args: tuple) -> Any:
+        for static, value in zip(self.inputs, args):
+            if isinstance(static, torch.Tensor):
+                static.copy_(value, non_blocking=True)
+        self.graph.replay()
+        return pytree.tree_unflatten(self.outputs, self.spec)  # new containers, the same static tensors
+
+
+def _describe(key: tuple) -> str:
+    return ", ".join("x".join(map(str, k[0])) or "scalar" if isinstance(k, tuple) else str(k) for k in key)
+
+
+def _contiguous_copy(value: Any) -> Any:
+    return value.clone(memory_format=torch.contiguous_format) if isinstance(value, torch.Tensor) else value
+
+
+def _signature(args: tuple) -> tuple:
+    return tuple((tuple(a.shape), a.dtype, a.device) if isinstance(a, torch.Tensor) else a for a in args)

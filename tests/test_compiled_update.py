@@ -1,0 +1,129 @@
+"""agent.compile against the eager update, for what the plain reference (test_fast_update.py) does not
+cover: the 2018 value network, normalized observations, gradient clipping, the actor's catch-up steps,
+a learning rate changed between updates, discrete actions, and acting. Then checkpoints move between
+compile modes (and between GPU and CPU) and training goes on as if nothing happened."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from sac_runner.algo.discrete_sac import DiscreteSAC
+from sac_runner.algo.replay_buffer import Batch
+from sac_runner.algo.sac import SAC
+from sac_runner.config import AgentConfig
+
+OBS, ACT, B = 5, 3, 32
+TIGHT = dict(rtol=1e-5, atol=1e-6)
+
+OPTIONS = {
+    "value network, normalized, clipped, catch-up, lr decay": (SAC, dict(
+        value_network=True, max_grad_norm=0.5, policy_update_every=2, policy_update_catch_up=True,
+        lr_decay="linear", actor_lr_final=1e-5, critic_lr_final=1e-5, alpha_lr_final=1e-5, value_lr_final=1e-5)),
+    "discrete, normalized": (DiscreteSAC, dict()),
+}
+CASES = [pytest.param(option, "cpu", "compile", id=f"{option}-compile") for option in OPTIONS] + [
+    pytest.param(option, "cuda", mode, marks=pytest.mark.gpu, id=f"{option}-cuda-{mode}")
+    for option in OPTIONS for mode in ("compile", "cudagraphs")]
+
+
+def _agent(option: str, device: str, compile_mode: str) -> SAC:
+    agent_class, options = OPTIONS[option]
+    torch.manual_seed(0)
+    agent = agent_class(OBS, ACT, AgentConfig(hidden_sizes=[32, 32], compile=compile_mode, **options),
+                        torch.device(device), normalize_obs=True)
+    agent.normalizer.update(np.random.default_rng(0).normal(2.0, 3.0, (50, OBS)))
+    return agent
+
+
+def _batch(step: int, discrete: bool, device: str) -> Batch:
+    g = torch.Generator().manual_seed(step)
+    action = torch.randint(0, ACT, (B, 1), generator=g).float() if discrete else torch.rand(B, ACT, generator=g) * 2 - 1
+    batch = Batch(torch.randn(B, OBS, generator=g) * 3 + 2, action, torch.randn(B, generator=g),
+                  torch.randn(B, OBS, generator=g) * 3 + 2, (torch.rand(B, generator=g) < 0.2).float())
+    return Batch(*(None if t is None else t.to(device) for t in batch))
+
+
+def _train_side_by_side(agents: list[SAC], steps: range, device: str) -> None:
+    """The same updates (batch, noise, learning-rate schedule) for every agent; every metric and TD error equal."""
+    discrete = isinstance(agents[0], DiscreteSAC)
+    for step in steps:
+        results = []
+        for agent in agents:
+            agent.set_lr_progress(step / 10)
+            torch.manual_seed(1000 + step)
+            update = agent.update(_batch(step, discrete, device))
+            results.append(({k: v.clone() for k, v in update.metrics.items()}, update.td_error.clone()))
+        (metrics, td_error), (other_metrics, other_td_error) = results
+        assert metrics.keys() == other_metrics.keys()
+        for key in metrics:
+            torch.testing.assert_close(other_metrics[key], metrics[key], **TIGHT, msg=f"{key} at update {step}")
+        torch.testing.assert_close(other_td_error, td_error, **TIGHT)
+
+
+def _assert_same_agents(agent: SAC, other: SAC) -> None:
+    mine, theirs = agent.state_dict(), other.state_dict()
+    for network in ("actor", "critic", "target", "value"):
+        for key, value in mine.get(network, {}).items():
+            torch.testing.assert_close(theirs[network][key].cpu(), value.cpu(), **TIGHT, msg=f"{network}.{key}")
+    torch.testing.assert_close(other.log_alpha.detach().cpu(), agent.log_alpha.detach().cpu(), **TIGHT)
+
+
+@pytest.mark.parametrize("option, device, compile_mode", CASES)
+def test_compiled_update_and_policy_match_the_eager_ones(option, device, compile_mode, eager_random_numbers):
+    eager, compiled = _agent(option, device, "off"), _agent(option, device, compile_mode)
+    _train_side_by_side([eager, compiled], range(6), device)
+    _assert_same_agents(eager, compiled)
+    assert compiled.learning_rates() == pytest.approx(eager.learning_rates(), rel=1e-6)  # the decay reached both
+
+    obs = np.random.default_rng(1).normal(2.0, 3.0, (4, OBS)).astype(np.float32)
+    for deterministic in (True, False):
+        for observations in (obs, obs[0]):  # a vector step's batch, and one environment's observation
+            torch.manual_seed(5)
+            expected = eager.act(observations, deterministic)
+            torch.manual_seed(5)
+            np.testing.assert_allclose(compiled.act(observations, deterministic), expected, rtol=1e-5, atol=1e-6)
+    assert compiled.compile_seconds > 0 and eager.compile_seconds == 0
+
+
+@pytest.mark.parametrize("option, device, compile_mode", CASES)
+def test_checkpoints_move_between_compile_modes(option, device, compile_mode, eager_random_numbers):
+    """A compiled agent's state loads into an eager one and the reverse (learning rates saved as plain
+    numbers, each optimizer keeping its own implementation), and both go on training identically."""
+    compiled = _agent(option, device, compile_mode)
+    _train_side_by_side([compiled, _agent(option, device, compile_mode)], range(3), device)  # compiled (and captured)
+    state = copy.deepcopy(compiled.state_dict())  # as a checkpoint file would: no tensors shared with `compiled`
+    assert all(isinstance(group["lr"], float) for name in compiled.optimizers
+               for group in state[f"{name}_optimizer"]["param_groups"])
+
+    eager = _agent(option, device, "off")
+    eager.load_state_dict(state)
+    _assert_same_agents(compiled, eager)
+    _train_side_by_side([eager, compiled], range(3, 6), device)
+
+    # And back: an eager agent's state into the compiled one, which captured its graphs already.
+    restarted = _agent(option, device, "off")
+    restarted.load_state_dict(copy.deepcopy(eager.state_dict()))
+    compiled.load_state_dict(copy.deepcopy(eager.state_dict()))
+    _train_side_by_side([restarted, compiled], range(6, 9), device)
+    _assert_same_agents(restarted, compiled)
+    assert all(isinstance(group["lr"], torch.Tensor) for optimizer in compiled.optimizers.values()
+               for group in optimizer.param_groups)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("option", OPTIONS)
+def test_checkpoints_move_between_gpu_and_cpu(option):
+    """A GPU agent's state resumes on the CPU and the reverse, with the same weights and a working update."""
+    on_gpu = _agent(option, "cuda", "cudagraphs")
+    _train_side_by_side([on_gpu, _agent(option, "cuda", "off")], range(4), "cuda")
+    on_cpu = _agent(option, "cpu", "off")
+    on_cpu.load_state_dict(copy.deepcopy(on_gpu.state_dict()))
+    _assert_same_agents(on_gpu, on_cpu)
+    back = _agent(option, "cuda", "cudagraphs")
+    back.load_state_dict(copy.deepcopy(on_cpu.state_dict()))
+    _assert_same_agents(on_cpu, back)
+    for agent, device in ((on_cpu, "cpu"), (back, "cuda")):
+        update = agent.update(_batch(9, isinstance(agent, DiscreteSAC), device))
+        assert torch.isfinite(update.metrics["train/critic_loss"]).item()
