@@ -1,16 +1,19 @@
 """Training throughput of sac-runner and Stable-Baselines3 SAC, side by side, on the same machine.
 
     python scripts/bench.py [--env HalfCheetah-v5] [--alternations 3] [--measure 1500] [--num-envs 1 8]
+                            [--device cpu|cuda] [--compile off compile cudagraphs] [--json results.json]
     (or: make bench)
 
 Both train with identical hyperparameters: one gradient step per environment step, batch 256, two
-hidden layers of 256, 1000 uniform-random steps before learning, CPU. Each run is a fresh process;
-the two alternate `--alternations` times so that drift in the machine's speed hits both. Steps per
-second are measured after `--warmup` learning steps, over `--measure` steps. Also printed:
+hidden layers of 256, 1000 uniform-random steps before learning, on one device (--device, default:
+the GPU when there is one). Each run is a fresh process; the runs alternate `--alternations` times so
+that drift in the machine's speed hits all. Steps per second are measured after `--warmup` learning
+steps (compiling and CUDA-graph capture happen there), over `--measure` steps. Also printed per run:
 sac-runner's update time alone, its fraction of the FLOP floor (the update's matrix-product FLOPs at
-the GEMM throughput measured here), and each process's peak memory. `--num-envs 1 8` also runs
-sac-runner with 8 environments (env.num_envs), at the same update-to-data ratio: environment
-transitions per second.
+the GEMM throughput measured on that device), the time spent compiling, peak host memory and peak
+GPU memory. `--num-envs 1 8` runs sac-runner with 1 and 8 environments (env.num_envs) at the same
+update-to-data ratio (environment transitions per second); `--compile` lists the agent.compile
+modes to run (default: off on CPU, where compiling measured no faster; all three on a GPU).
 """
 
 from __future__ import annotations
@@ -35,7 +38,21 @@ def _peak_rss_mib() -> float:
 
 # ---- workers: one run each, in its own process -------------------------------------------------------
 
-def run_sac_runner(env_id: str, warmup: int, measure: int, num_envs: int = 1) -> dict:
+def _peak_gpu_mib() -> float | None:
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+
+
+def _synchronize(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_sac_runner(env_id: str, warmup: int, measure: int, device: str, num_envs: int = 1,
+                   compile_mode: str = "off") -> dict:
     import tempfile
 
     from hydra import compose, initialize_config_module
@@ -49,7 +66,8 @@ def run_sac_runner(env_id: str, warmup: int, measure: int, num_envs: int = 1) ->
 
     register_configs()
     total = RANDOM_STEPS + warmup + measure
-    overrides = [f"env.id={env_id}", "logging=disabled", "logging.progress=false", "device=cpu",
+    overrides = [f"env.id={env_id}", "logging=disabled", "logging.progress=false", f"device={device}",
+                 f"agent.compile={compile_mode}",
                  f"schedule.total_steps={total}", f"schedule.start_steps={RANDOM_STEPS}",
                  f"schedule.update_after={RANDOM_STEPS}", f"schedule.batch_size={BATCH}",
                  f"agent.hidden_sizes=[{HIDDEN},{HIDDEN}]", f"schedule.log_every={measure}",
@@ -77,30 +95,35 @@ def run_sac_runner(env_id: str, warmup: int, measure: int, num_envs: int = 1) ->
         trainer.train(tracker)
     (first, start), (last, end) = marks[RANDOM_STEPS + warmup], marks[total]
     sps = (last - first) / (end - start)
-    update_ms, floor = _update_time_and_floor(parts)
-    return {"sps": sps, "update_ms": update_ms, "floor_fraction": floor, "peak_mib": _peak_rss_mib()}
+    update_ms, floor = _update_time_and_floor(parts, device)
+    return {"sps": sps, "update_ms": update_ms, "floor_fraction": floor, "peak_mib": _peak_rss_mib(),
+            "peak_gpu_mib": _peak_gpu_mib(), "compile_s": parts.agent.compile_seconds}
 
 
-def _update_time_and_floor(parts) -> tuple[float, float]:
-    """Median time of agent.update alone, and the FLOP floor's share of it."""
+def _update_time_and_floor(parts, device: str) -> tuple[float, float]:
+    """Median time of agent.update alone (finished on the device), and the FLOP floor's share of it."""
     import torch
 
     agent, buffer = parts.agent, parts.buffer
     times = []
     for i in range(300):
         batch = buffer.sample(BATCH)
+        _synchronize(device)
         start = time.perf_counter()
         agent.update(batch)
+        _synchronize(device)
         if i >= 50:
             times.append(time.perf_counter() - start)
     update_s = statistics.median(times)
-    a = torch.randn(BATCH, HIDDEN)
-    b = torch.randn(HIDDEN, HIDDEN)
+    a = torch.randn(BATCH, HIDDEN, device=device)
+    b = torch.randn(HIDDEN, HIDDEN, device=device)
     for _ in range(50):
         a @ b
+    _synchronize(device)
     start = time.perf_counter()
     for _ in range(1000):
         a @ b
+    _synchronize(device)
     gemm_flops_per_s = 2 * BATCH * HIDDEN * HIDDEN / ((time.perf_counter() - start) / 1000)
     floor_s = update_flops(parts.spaces.obs_dim, parts.spaces.action_dim, agent.cfg.num_critics) / gemm_flops_per_s
     return update_s * 1e3, floor_s / update_s
@@ -119,7 +142,7 @@ def update_flops(obs_dim: int, action_dim: int, num_critics: int) -> float:
     return target + critic_step + actor_step
 
 
-def run_sb3(env_id: str, warmup: int, measure: int) -> dict:
+def run_sb3(env_id: str, warmup: int, measure: int, device: str) -> dict:
     import gymnasium as gym
     import torch
     from stable_baselines3 import SAC
@@ -137,28 +160,40 @@ def run_sb3(env_id: str, warmup: int, measure: int) -> dict:
     torch.manual_seed(0)
     model = SAC("MlpPolicy", gym.make(env_id), learning_starts=RANDOM_STEPS, batch_size=BATCH, train_freq=1,
                 gradient_steps=1, buffer_size=1_000_000, policy_kwargs={"net_arch": [HIDDEN, HIDDEN]},
-                device="cpu", seed=0, verbose=0)
+                device=device, seed=0, verbose=0)
     model.learn(total_timesteps=total, callback=Clock())
     sps = (total - RANDOM_STEPS - warmup) / (marks[total] - marks[RANDOM_STEPS + warmup])
-    return {"sps": sps, "peak_mib": _peak_rss_mib()}
+    return {"sps": sps, "peak_mib": _peak_rss_mib(), "peak_gpu_mib": _peak_gpu_mib()}
 
 
 WORKERS = {"sac-runner": run_sac_runner, "sb3": run_sb3}
 
 
-def _label(worker: str, num_envs: int) -> str:
-    return worker if worker == "sb3" else f"sac-runner ({num_envs} env{'s' if num_envs > 1 else ''})"
+def _label(worker: str, num_envs: int, compile_mode: str) -> str:
+    if worker == "sb3":
+        return "sb3"
+    return f"sac-runner ({num_envs} env{'s' if num_envs > 1 else ''}, compile={compile_mode})"
 
 
 # ---- driver ------------------------------------------------------------------------------------------
 
-def _spawn(worker: str, args, num_envs: int = 1) -> dict:
+def _spawn(worker: str, args, num_envs: int = 1, compile_mode: str = "off") -> dict:
     command = [sys.executable, __file__, "--worker", worker, "--env", args.env, "--warmup", str(args.warmup),
-               "--measure", str(args.measure), "--num-envs", str(num_envs)]
+               "--measure", str(args.measure), "--num-envs", str(num_envs), "--device", args.device,
+               "--compile", compile_mode]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"error: the {worker} run failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _median(runs: list[dict], key: str) -> float | None:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def _shown(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
 
 
 def main() -> None:
@@ -168,51 +203,67 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300, help="learning steps before the clock starts")
     parser.add_argument("--measure", type=int, default=1500, help="steps timed per run")
     parser.add_argument("--num-envs", type=int, nargs="+", default=[1], help="sac-runner's env.num_envs values")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--compile", nargs="+", choices=["off", "compile", "cudagraphs"],
+                        help="sac-runner's agent.compile modes (default: off on CPU, all three on a GPU)")
+    parser.add_argument("--json", type=Path, help="also write every run's figures to this file")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    import torch
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.worker:
-        extra = {"num_envs": args.num_envs[0]} if args.worker == "sac-runner" else {}
-        print(json.dumps(WORKERS[args.worker](args.env, args.warmup, args.measure, **extra)))
+        extra = {"num_envs": args.num_envs[0], "compile_mode": args.compile[0]} if args.worker == "sac-runner" else {}
+        print(json.dumps(WORKERS[args.worker](args.env, args.warmup, args.measure, args.device, **extra)))
         return
     try:
         import stable_baselines3  # noqa: F401
     except ImportError:
         sys.exit("error: the benchmark compares against Stable-Baselines3; pip install 'sac-runner[bench]' "
                  "(or run make bench)")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("error: --device cuda but PyTorch sees no CUDA device; use --device cpu")
+    modes = args.compile or (["off", "compile", "cudagraphs"] if args.device == "cuda" else ["off"])
+    if "cudagraphs" in modes and args.device != "cuda":
+        sys.exit("error: --compile cudagraphs needs --device cuda")
 
-    import torch
     from rich.console import Console
     from rich.table import Table
 
-    runs = [("sac-runner", n) for n in args.num_envs] + [("sb3", 1)]
-    results: dict[str, list[dict]] = {_label(w, n): [] for w, n in runs}
+    runs = [("sac-runner", n, mode) for n in args.num_envs for mode in modes] + [("sb3", 1, "off")]
+    results: dict[str, list[dict]] = {_label(*run): [] for run in runs}
     for i in range(args.alternations):
-        for worker, num_envs in runs:
-            label = _label(worker, num_envs)
-            results[label].append(_spawn(worker, args, num_envs))
+        for worker, num_envs, mode in runs:
+            label = _label(worker, num_envs, mode)
+            results[label].append(_spawn(worker, args, num_envs, mode))
             print(f"round {i + 1}/{args.alternations} {label}: {results[label][-1]['sps']:.1f} steps/s", flush=True)
 
-    reference = _label("sac-runner", args.num_envs[0])
-    ours, theirs = [r["sps"] for r in results[reference]], [r["sps"] for r in results["sb3"]]
-    ratios = [a / b for a, b in zip(ours, theirs)]
-    table = Table(title=f"SAC on {args.env}: environment steps per second (1 gradient step per step, batch "
-                        f"{BATCH}, {HIDDEN}x{HIDDEN}, CPU, {torch.get_num_threads()} torch threads)",
-                  title_justify="left")
-    for column in ("", "median steps/s", "runs", "peak memory"):
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} torch threads"
+    table = Table(title=f"SAC on {args.env}: environment steps per second (1 gradient step per transition, batch "
+                        f"{BATCH}, {HIDDEN}x{HIDDEN}, {where})", title_justify="left")
+    for column in ("", "median steps/s", "x SB3", "runs", "update ms", "FLOP floor", "compile s", "peak host",
+                   "peak GPU"):
         table.add_column(column)
-    for name, runs in results.items():
-        table.add_row(name, f"{statistics.median(r['sps'] for r in runs):.1f}",
-                      ", ".join(f"{r['sps']:.1f}" for r in runs), f"{max(r['peak_mib'] for r in runs):.0f} MiB")
-    console = Console()
+    sb3 = _median(results["sb3"], "sps")
+    for name, found in results.items():
+        sps = _median(found, "sps")
+        floor = _median(found, "floor_fraction")
+        table.add_row(name, f"{sps:.1f}", f"{sps / sb3:.2f}", ", ".join(f"{r['sps']:.1f}" for r in found),
+                      _shown(_median(found, "update_ms"), "{:.2f}"), _shown(floor and 100 * floor, "{:.0f}%"),
+                      _shown(_median(found, "compile_s"), "{:.1f}"),
+                      f"{_median(found, 'peak_mib'):.0f} MiB", _shown(_median(found, "peak_gpu_mib"), "{:.0f} MiB"))
+    console = Console(width=max(Console().width, 150))  # the table whole, also into a file
     console.print(table)
-    update = statistics.median(r["update_ms"] for r in results[reference])
-    floor = statistics.median(r["floor_fraction"] for r in results[reference])
-    console.print(f"ratio {reference} / SB3: median {statistics.median(ratios):.2f}x "
-                  f"(per round: {', '.join(f'{r:.2f}' for r in ratios)})")
-    console.print(f"sac-runner update alone: {update:.2f} ms; FLOP floor at the measured GEMM rate: "
-                  f"{100 * floor:.0f}% of it")
-    console.print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}, "
-                  f"Python {platform.python_version()}, torch {torch.__version__}")
+    reference = _label("sac-runner", args.num_envs[0], modes[0])
+    ratios = [a["sps"] / b["sps"] for a, b in zip(results[reference], results["sb3"])]
+    console.print(f"ratio {reference} / SB3 per round: {', '.join(f'{r:.2f}' for r in ratios)}")
+    machine = (f"{platform.processor() or platform.machine()}, {platform.system()}, Python "
+               f"{platform.python_version()}, torch {torch.__version__}")
+    console.print(f"machine: {machine}; device: {where}")
+    if args.json:
+        args.json.write_text(json.dumps({"env": args.env, "device": where, "machine": machine, "results": results},
+                                        indent=1))
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 from sac_runner.config import ConfigError, RunConfig, to_run_config
-from tests.harness import compose
+from sac_runner.run.builders import make_parts
+from tests.harness import QUIET, compose
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -72,10 +74,25 @@ def test_alpha_accepts_auto_or_a_number():
     ("schedule.start_steps=-5", "schedule.start_steps"),
     ("logging.mode=loud", "logging.mode"),
     ("device=tpu", "device"),
+    ("agent.compile=fast", "agent.compile"),
+    ("buffer.device=gpu", "buffer.device"),
 ])
 def test_invalid_values_fail_before_training_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         to_run_config(compose(override))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="asks for CUDA where there is none")
+@pytest.mark.parametrize("override, message", [
+    ("agent.compile=cudagraphs", "agent.compile=cudagraphs needs a CUDA device but the run is on cpu; "
+                                 "set agent.compile=compile (or auto)"),
+    ("buffer.device=cuda", "buffer.device=cuda needs the agent on a GPU but the run is on cpu; "
+                           "set buffer.device=auto (or device=cuda on a machine with one)"),
+])
+def test_the_gpu_fast_path_on_a_cpu_run_is_refused_with_the_fix(override, message):
+    with pytest.raises(ConfigError) as refused:
+        make_parts(to_run_config(compose(*QUIET, override)))
+    assert str(refused.value) == message
 
 
 def test_unknown_key_fails_at_compose_time():

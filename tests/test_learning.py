@@ -44,3 +44,23 @@ def test_cartpole_discrete_sac_learns(tmp_path):
                   "schedule.checkpoint_every=27_500")
     final = train(cfg, tmp_path)
     assert final["eval/return_mean"] >= 400, final
+
+
+# What device=auto picks on a GPU, spelled out.
+ON_GPU_FAST_PATH = (*(o for o in QUIET if not o.startswith("device=")), "device=cuda", "agent.compile=cudagraphs",
+                    "buffer.device=cuda")
+
+
+@pytest.mark.gpu
+def test_pendulum_learns_on_the_gpu_fast_path(tmp_path):
+    """The compiled, graph-captured update with the replay buffer on the GPU learns as the eager one does."""
+    cfg = compose(*ON_GPU_FAST_PATH, "env=pendulum", "seed=0", "schedule.total_steps=10_000",
+                  "schedule.eval_every=10_000", "schedule.checkpoint_every=10_000")
+    assert train(cfg, tmp_path)["eval/return_mean"] >= -250
+
+
+@pytest.mark.gpu
+def test_cartpole_learns_on_the_gpu_fast_path(tmp_path):
+    cfg = compose(*ON_GPU_FAST_PATH, "env=cartpole", "seed=2", "schedule.total_steps=27_500",
+                  "schedule.eval_every=27_500", "schedule.checkpoint_every=27_500")
+    assert train(cfg, tmp_path)["eval/return_mean"] >= 400

@@ -23,7 +23,7 @@ from sac_runner.run.evaluation import EVAL_SEED_OFFSET, EvalResult, evaluate, re
 from sac_runner.run.exact_resume import EpisodeRecorder
 from sac_runner.run.hardware import TorchThreads
 from sac_runner.run.loop_state import checkpoint_payload
-from sac_runner.run.nan_guard import NanGuard, NonFiniteUpdate, batch_tensors
+from sac_runner.run.nan_guard import NanGuard, NonFiniteUpdate, batch_tensors, non_finite_inputs
 from sac_runner.run.run_dir import RunDir
 from sac_runner.run.signals import StopOnSignals
 from sac_runner.run.tracker import Tracker
@@ -160,14 +160,17 @@ class Trainer:
             agent.set_lr_progress(self.cadence.lr_progress(self.step))
         if buffer.prioritized:
             buffer.set_progress(self.cadence.fraction_done(self.step))
+        watched: list[tuple[torch.Tensor, dict[str, torch.Tensor], Batch]] = []  # nan_guard's, read once
         for _ in range(updates * s.gradient_steps):
             batch = buffer.sample(s.batch_size)
             update = agent.update(batch)
             if self.nan_guard is not None:
-                self.check_update(update.metrics, batch)
+                watched.append((self.nan_guard.finite(update.metrics), update.metrics, batch))
             self.metrics.update(update.metrics)
             if buffer.prioritized:
                 buffer.update_priorities(update.td_error)
+        if watched:
+            self.check_updates(watched)
 
     def log_training(self) -> None:
         agent, buffer = self.parts.agent, self.parts.buffer
@@ -258,21 +261,31 @@ class Trainer:
         log.warning("%s %s raised in step at step %d (%s), failure %d of %d allowed", which, self.run.env.id,
                     self.step, what, self.env_failures, allowed)
 
-    def check_update(self, metrics: dict[str, torch.Tensor], batch: Batch) -> None:
-        """nan_guard after every update: a non-finite one stops the run before anything is saved."""
+    def check_updates(self, watched: list[tuple[torch.Tensor, dict[str, torch.Tensor], Batch]]) -> None:
+        """nan_guard after this step's updates: a non-finite one stops the run before anything is saved."""
+        finite = torch.stack([flag for flag, _, _ in watched])
+        if bool(finite.all()):
+            return
+        first = int((~finite).nonzero()[0])
+        _, metrics, batch = watched[first]
+        update_number = self.parts.agent.num_updates - (len(watched) - 1 - first)
         try:
             self.nan_guard.check(metrics, batch)
-        except NonFiniteUpdate as fault:
-            self.stop_non_finite(fault, batch)
+            # Replayed CUDA graphs reuse their outputs: a later update's finite values may have replaced them.
+            fault = NonFiniteUpdate("losses", non_finite_inputs(batch))
+        except NonFiniteUpdate as found:
+            fault = found
+        self.stop_non_finite(fault, batch, update_number)
 
-    def stop_non_finite(self, fault: NonFiniteUpdate, batch: Batch | None) -> None:
+    def stop_non_finite(self, fault: NonFiniteUpdate, batch: Batch | None, update_number: int | None = None) -> None:
         saved = ""
         if batch is not None:
             path = self.run_dir.nonfinite_batch(self.step)
             torch.save(batch_tensors(batch), path)
             saved = f"; the batch is in {path}"
         note = f" ({fault.batch_note})" if fault.batch_note else ""
-        raise RunFailure(f"non-finite {fault.quantity} at step {self.step} (update {self.parts.agent.num_updates})"
+        update_number = self.parts.agent.num_updates if update_number is None else update_number
+        raise RunFailure(f"non-finite {fault.quantity} at step {self.step} (update {update_number})"
                          f"{note}: training stopped and nothing was saved from that update; "
                          f"{self._kept('the last good checkpoint')}{saved}; lower the learning rates or set "
                          "agent.max_grad_norm (or fix the environment's rewards/observations), then restart or "

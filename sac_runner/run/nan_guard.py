@@ -2,7 +2,8 @@
 write a checkpoint that holds a non-finite parameter.
 
 After every update its scalar metrics (critic/actor/value/temperature losses, mean Q and target,
-entropy, alpha) are stacked into one small tensor and tested with one `isfinite` (about 20 us).
+entropy, alpha) are stacked into one small tensor and tested with one `isfinite` (about 20 us); the
+loop reads the results of one environment step's updates together (on a GPU, one sync per step).
 Every network takes part in some loss of every update (the critic's target samples next actions from
 the actor through the target critics; V's target uses actor and critics), so a non-finite weight
 left by one update makes the next update's losses non-finite. The parameters themselves (actor,
@@ -39,12 +40,16 @@ class NanGuard:
         if self.log_alpha is not None:
             self.params.append(self.log_alpha)
 
+    def finite(self, metrics: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Whether every loss, Q value and alpha of this update is finite: a bool tensor on the update's
+        device, read by the loop once per environment step (one device sync for all its updates)."""
+        with torch.no_grad():
+            return torch.isfinite(torch.stack([value.detach().float().reshape(()) for value in metrics.values()])).all()
+
     def check(self, metrics: dict[str, torch.Tensor], batch: Batch) -> None:
         """Raise NonFiniteUpdate if a loss, Q value or alpha of this update is NaN or infinite."""
-        with torch.no_grad():
-            scalars = torch.stack([value.detach().float().reshape(()) for value in metrics.values()])
-            if not bool(torch.isfinite(scalars).all()):
-                raise NonFiniteUpdate(self._culprit(metrics), non_finite_inputs(batch))
+        if not bool(self.finite(metrics)):
+            raise NonFiniteUpdate(self._culprit(metrics), non_finite_inputs(batch))
 
     def check_parameters(self) -> None:
         """Raise NonFiniteUpdate if any parameter is NaN or infinite (before a checkpoint is written)."""
