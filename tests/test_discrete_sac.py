@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from sac_runner.algo.discrete_sac import DiscreteSAC, discrete_soft_bellman_target
+from sac_runner.algo.discrete_sac import DiscreteSAC, discrete_soft_value
+from sac_runner.algo.sac import soft_bellman_target
 from sac_runner.algo.replay_buffer import Batch
 from sac_runner.algo.sac import SAC
 from sac_runner.config import AgentConfig, ConfigError, EvalConfig, to_run_config
@@ -35,7 +36,7 @@ def test_discrete_soft_bellman_target_by_hand():
     next_q = torch.tensor([[[1.0, 2.0], [3.0, 4.0]],    # Q'_1(s', .) for the two samples
                            [[2.0, 0.0], [5.0, 1.0]]])   # Q'_2(s', .): the minimum is [[1, 0], [3, 1]]
     prob = torch.tensor([[0.5, 0.5], [0.25, 0.75]])
-    y = discrete_soft_bellman_target(reward, terminated, next_q, prob, prob.log(), torch.tensor(0.1), 0.9)
+    y = soft_bellman_target(reward, terminated, discrete_soft_value(next_q, prob, prob.log(), torch.tensor(0.1)), 0.9)
     # Sample 0: sum_a pi (min Q - 0.1 log pi) = 0.5 * 1 + 0.5 * 0 + 0.1 * log 2; sample 1 is terminal.
     assert y.tolist() == pytest.approx([1.0 + 0.9 * (0.5 + 0.1 * math.log(2)), 0.5])
 
@@ -46,8 +47,8 @@ def test_critic_loss_regresses_the_taken_actions_q_onto_the_exact_expectation():
     with torch.no_grad():
         q_taken = agent.critic(batch.obs).gather(-1, batch.action.view(1, -1, 1).expand(2, -1, 1)).squeeze(-1)
         next_prob, next_log_prob = agent.actor.probabilities(batch.next_obs)
-        y = discrete_soft_bellman_target(batch.reward, batch.terminated, agent.target(batch.next_obs),
-                                         next_prob, next_log_prob, torch.tensor(0.5), agent.gamma)
+        next_value = discrete_soft_value(agent.target(batch.next_obs), next_prob, next_log_prob, torch.tensor(0.5))
+        y = soft_bellman_target(batch.reward, batch.terminated, next_value, agent.gamma)
     expected = 0.5 * ((q_taken - y) ** 2).mean(dim=1).sum()
     metrics = agent.update(batch).metrics
     assert metrics["train/critic_loss"].item() == pytest.approx(expected.item(), rel=1e-5)

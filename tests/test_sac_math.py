@@ -8,7 +8,7 @@ import torch
 
 from sac_runner.config import AgentConfig
 from sac_runner.algo.networks import SquashedGaussianActor, squashed_gaussian_log_prob
-from sac_runner.algo.sac import SAC, polyak_update, soft_bellman_target
+from sac_runner.algo.sac import SAC, polyak_update, soft_bellman_target, soft_value
 from sac_runner.algo.replay_buffer import Batch
 
 
@@ -52,7 +52,7 @@ def test_soft_bellman_target_by_hand():
     terminated = torch.tensor([0.0, 1.0, 0.0])  # the third is a truncation: it bootstraps
     next_q = torch.tensor([[3.0, 5.0, 0.5], [4.0, 1.0, 2.0]])  # (num_critics, B)
     next_log_prob = torch.tensor([-1.0, 0.5, 2.0])
-    y = soft_bellman_target(reward, terminated, next_q, next_log_prob, torch.tensor(0.2), gamma=0.9)
+    y = soft_bellman_target(reward, terminated, soft_value(next_q, next_log_prob, torch.tensor(0.2)), gamma=0.9)
     # y0 = 1 + 0.9 * (min(3, 4) - 0.2 * -1) = 1 + 0.9 * 3.2 = 3.88
     # y1 = 2 (terminal: no bootstrap)
     # y2 = -1 + 0.9 * (min(0.5, 2) - 0.2 * 2) = -1 + 0.9 * 0.1 = -0.91
@@ -118,8 +118,8 @@ def test_critic_loss_uses_the_soft_bellman_target():
     q_before = agent.critic(batch.obs, batch.action).detach()
     with torch.no_grad():
         next_action, next_log_prob = agent.actor.sample(batch.next_obs)
-        y = soft_bellman_target(batch.reward, batch.terminated, agent.target(batch.next_obs, next_action),
-                                next_log_prob, torch.tensor(0.5), agent.gamma)
+        next_value = soft_value(agent.target(batch.next_obs, next_action), next_log_prob, torch.tensor(0.5))
+        y = soft_bellman_target(batch.reward, batch.terminated, next_value, agent.gamma)
     expected = 0.5 * ((q_before - y) ** 2).mean(dim=1).sum()
     torch.manual_seed(123)
     metrics = agent.update(batch).metrics

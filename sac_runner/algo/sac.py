@@ -18,8 +18,10 @@ The 2018 variant (value_network=true) learns V(s) and bootstraps Q from its targ
 `r` is the environment's signal times reward_scale, negated when the objective is to minimize a cost.
 
 `update` returns the step's metrics (scalar tensors, read only when logged) and each sample's TD
-error |Q - y| (the replay buffer's priorities). `DiscreteSAC` (discrete_sac.py) is the same
-algorithm for |A| discrete actions (Christodoulou, 2019).
+error |Q - y| (the replay buffer's priorities). Its two pieces, `_critic_update` (J_Q, J_V) and
+`_policy_update` (J_pi, J_alpha), take tensors only, so agent.compile can compile them and replay
+them as CUDA graphs (compilation.py); `update` decides in Python which run, and the targets' step.
+`DiscreteSAC` (discrete_sac.py) is the same algorithm for |A| discrete actions (Christodoulou, 2019).
 """
 
 from __future__ import annotations
@@ -51,12 +53,15 @@ def polyak_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: f
 
 
 def soft_value(q: torch.Tensor, log_prob: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """min_i Q_i(s, a) - alpha * log pi(a|s), for q of shape (num_critics, B) and a ~ pi(.|s).
-
-    At s' with the target critics it is the bootstrap of the soft Bellman target
-    y = r + gamma * (1 - terminated) * V(s'); a truncated episode (time limit) has terminated = 0.
-    """
+    """V(s) = min_i Q_i(s, a) - alpha * log pi(a|s), for q of shape (num_critics, B) and a ~ pi(.|s)."""
     return q.min(dim=0).values - alpha * log_prob
+
+
+def soft_bellman_target(reward: torch.Tensor, terminated: torch.Tensor, next_value: torch.Tensor,
+                        gamma: float | torch.Tensor) -> torch.Tensor:
+    """y = r + gamma * (1 - terminated) * V(s'), with V(s') the soft value under the target critics (2019)
+    or the target V network (2018). A truncated episode (time limit) has terminated = 0 and bootstraps."""
+    return reward + gamma * (1.0 - terminated) * next_value
 
 
 @contextmanager
@@ -241,10 +246,8 @@ class SAC:
         # Critic: regress every Q_i onto the soft Bellman target, bootstrapped from the target critics
         # (2019) or from the target V network (2018).
         with torch.no_grad():
-            if self.value is None:
-                y = reward + gamma * (1.0 - terminated) * self._soft_value(next_obs, alpha, self.target)
-            else:
-                y = reward + gamma * (1.0 - terminated) * self.target(next_obs)
+            next_value = self._soft_value(next_obs, alpha, self.target) if self.value is None else self.target(next_obs)
+            y = soft_bellman_target(reward, terminated, next_value, gamma)
         metrics, td_error = self._critic_step(self._q_taken(obs, action), y, weights)
 
         # Value (2018 variant): regress V(s) onto the soft value E_a~pi[min_i Q_i(s, a) - alpha * log pi(a|s)].

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The GPU checks in one command, on a machine with a CUDA GPU:
+#
+#     scripts/gpu_check.sh            # results under outputs/gpu-check/ (or $OUT when set)
+#
+# 1. set-up: the Python in $PYTHON (default: .venv/bin/python after `make install-dev`, which also
+#    installs a CUDA build of torch from PyPI on such a machine) with the bench extra (SB3);
+#    an offline machine installs the wheels in $WHEELS (default .whl/, if present) instead;
+# 2. the GPU tests: `pytest -m gpu` (compiled and CUDA-graph updates against eager and the plain
+#    reference, checkpoints between GPU and CPU, the device copy of the buffer, Pendulum and CartPole
+#    learning on the fast path);
+# 3. the benchmark: sac-runner (1 and 8 environments; agent.compile off, compile, cudagraphs) against
+#    SB3 on HalfCheetah-v5, on the GPU (scripts/bench.py --device cuda).
+# Each step writes its output to a file, so a step that fails leaves the others' results.
+# Duration on an H100/H200 class machine: about 10 minutes (ALTERNATIONS=1).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-outputs/gpu-check}
+WHEELS=${WHEELS:-.whl}
+ALTERNATIONS=${ALTERNATIONS:-1}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 MUJOCO_GL=${MUJOCO_GL:-egl} WANDB_MODE=offline WANDB_SILENT=true
+
+if [ -n "${PYTHON:-}" ]; then
+    :
+elif [ -d "$WHEELS" ]; then  # offline: the machine's own python (with CUDA torch) plus carried wheels
+    PYTHON=python3
+    "$PYTHON" -m pip install -q --no-index --no-deps --target /tmp/sac-runner-site "$WHEELS"/*.whl || exit 1
+    export PYTHONPATH=/tmp/sac-runner-site:$PWD
+else
+    make install-dev >"$OUT/install.txt" 2>&1 && .venv/bin/python -m pip install -q -e ".[bench]" >>"$OUT/install.txt" 2>&1 \
+        || { echo "error: the install failed; see $OUT/install.txt"; exit 1; }
+    PYTHON=.venv/bin/python
+fi
+
+"$PYTHON" - >"$OUT/machine.txt" 2>&1 <<'EOF'
+import platform, torch
+print(platform.platform(), "Python", platform.python_version(), "torch", torch.__version__)
+print("CUDA", torch.version.cuda, "device:", torch.cuda.get_device_name() if torch.cuda.is_available() else "none")
+EOF
+cat "$OUT/machine.txt"
+command -v nvidia-smi >/dev/null && nvidia-smi >>"$OUT/machine.txt" 2>&1
+
+echo "GPU tests -> $OUT/gpu-tests.txt"
+"$PYTHON" -m pytest -m gpu -p no:cacheprovider -q -rs --durations=10 tests 2>&1 | tee "$OUT/gpu-tests.txt" | tail -5
+tests=${PIPESTATUS[0]}
+
+echo "benchmark -> $OUT/bench.txt, $OUT/bench.json"
+"$PYTHON" scripts/bench.py --device cuda --num-envs 1 8 --alternations "$ALTERNATIONS" --json "$OUT/bench.json" \
+    2>&1 | tee "$OUT/bench.txt"
+bench=${PIPESTATUS[0]}
+
+echo "gpu_check: tests exit $tests, benchmark exit $bench; results in $OUT"
+exit $(( tests != 0 || bench != 0 ))
