@@ -127,3 +127,16 @@ def test_checkpoints_move_between_gpu_and_cpu(option):
     for agent, device in ((on_cpu, "cpu"), (back, "cuda")):
         update = agent.update(_batch(9, isinstance(agent, DiscreteSAC), device))
         assert torch.isfinite(update.metrics["train/critic_loss"]).item()
+
+
+def test_every_new_agent_compiles_even_past_dynamos_recompile_limit():
+    """TorchDynamo would run the update eagerly, silently, once more agents than its recompile_limit
+    (8) were compiled in one process (a sweep's jobs): each new compiled agent starts a fresh cache."""
+    from torch._dynamo.utils import counters
+
+    with torch._dynamo.config.patch(recompile_limit=1):
+        for _ in range(2):
+            agent = DiscreteSAC(OBS, ACT, AgentConfig(hidden_sizes=[8], compile="compile"), torch.device("cpu"))
+            compiled_before = counters["frames"]["ok"]
+            agent.update(_batch(0, True, "cpu"))
+            assert counters["frames"]["ok"] > compiled_before

@@ -51,6 +51,14 @@ def resolve_compile_mode(mode: str, device: torch.device) -> str:
     return mode
 
 
+def start_compiling_afresh() -> None:
+    """TorchDynamo keeps compiled code per Python function and guards it on the objects it read (this
+    agent's optimizers), so each new agent adds an entry; past its recompile_limit (8) agents in one
+    process (a sweep's jobs, a test session) it would silently run eagerly. A new compiled agent
+    therefore clears that cache: agents built before it recompile if they are used again."""
+    torch._dynamo.reset()
+
+
 class Accelerated:
     """`fn` run as agent.compile says, remembering the time its first calls spent compiling (and capturing)."""
 

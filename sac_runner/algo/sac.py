@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sac_runner.algo.compilation import Accelerated, resolve_compile_mode
+from sac_runner.algo.compilation import Accelerated, resolve_compile_mode, start_compiling_afresh
 from sac_runner.algo.lr_schedule import decayed_lr
 from sac_runner.algo.networks import CriticEnsemble, SquashedGaussianActor, ValueNetwork
 from sac_runner.algo.normalization import ObservationNormalizer
@@ -155,6 +155,8 @@ class SAC:
         self.alpha_optimizer = adam([self.log_alpha], cfg.alpha_lr, device, graph_safe) if self.learns_alpha else None
 
         # The update's pieces and the policy, run as agent.compile says (algo/compilation.py).
+        if self.compile_mode != "off":
+            start_compiling_afresh()
         self._learn_q = Accelerated(self._critic_update, self.compile_mode, "critic update")
         self._learn_pi = Accelerated(self._policy_update, self.compile_mode, "policy update")
         self._policy = Accelerated(self._policy_action, self._acting_mode(), "policy")
