@@ -305,3 +305,15 @@ def test_the_best_agent_of_a_run_written_before_keys_moved_evaluates():
 
     trained = load_trained(str(OLD_RUN / "checkpoints" / "best.pt"), torch.device("cpu"))
     assert trained.run.agent.policy_update_catch_up is True and trained.best["step"] == trained.step
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("first, then", [("cuda", "cpu"), ("cpu", "cuda")])
+def test_a_run_resumes_on_the_other_device(tmp_path, first, then):
+    """A run checkpointed on the GPU fast path (agent.compile and buffer.device auto: CUDA graphs, the
+    buffer's device copy) resumes on the CPU, and the reverse, to its end."""
+    assert train_tiny(tmp_path, f"device={first}", stop_at=170).trainer.step == 170
+    train(tiny_config(f"resume={tmp_path}", f"device={then}"), tmp_path, overrides=[f"resume={tmp_path}", f"device={then}"])
+    resumed = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")
+    assert resumed["step"] == 300 and resumed["config"]["device"] == then
+    assert all(torch.isfinite(p).all() for p in resumed["agent"]["actor"].values())
