@@ -160,17 +160,21 @@ class Trainer:
             agent.set_lr_progress(self.cadence.lr_progress(self.step))
         if buffer.prioritized:
             buffer.set_progress(self.cadence.fraction_done(self.step))
-        watched: list[tuple[torch.Tensor, dict[str, torch.Tensor], Batch]] = []  # nan_guard's, read once
-        for _ in range(updates * s.gradient_steps):
+        # nan_guard reads its checks after each update where that costs no wait for a GPU (on a CPU; with
+        # prioritized replay, whose priorities come to the host anyway), else once after the step's updates.
+        read_each = agent.device.type == "cpu" or buffer.prioritized
+        watched: list[tuple[torch.Tensor, dict[str, torch.Tensor], Batch]] = []
+        for i in range(total := updates * s.gradient_steps):
             batch = buffer.sample(s.batch_size)
             update = agent.update(batch)
             if self.nan_guard is not None:
                 watched.append((self.nan_guard.finite(update.metrics), update.metrics, batch))
+                if read_each or i == total - 1:
+                    self.check_updates(watched)
+                    watched.clear()
             self.metrics.update(update.metrics)
             if buffer.prioritized:
                 buffer.update_priorities(update.td_error)
-        if watched:
-            self.check_updates(watched)
 
     def log_training(self) -> None:
         agent, buffer = self.parts.agent, self.parts.buffer

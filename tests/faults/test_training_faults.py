@@ -20,7 +20,7 @@ from sac_runner.run.loop import Trainer
 from sac_runner.run.nan_guard import NanGuard, NonFiniteUpdate
 from sac_runner.run.run_dir import RunDir
 from sac_runner.run.training import train
-from tests.harness import TINY, cli, compose, error_line, metric_records, tiny_config
+from tests.harness import TINY, cli, compose, error_line, metric_records, tiny_config, train_tiny
 
 DRIFT = "env.id=tests.toy_envs:Drift-v0"
 
@@ -120,6 +120,21 @@ def test_a_nan_reward_stops_the_run_keeps_the_last_good_checkpoint_and_saves_the
     assert checkpoint["step"] == 150
     assert all(torch.isfinite(p).all() for p in checkpoint["agent"]["critic"].values())
 
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("num_envs", [1, 2])
+def test_a_nan_reward_stops_a_run_on_the_gpu_fast_path(tmp_path, num_envs):
+    """On a GPU the guard reads a step's checks at once (CUDA graphs, the buffer on the GPU): it still
+    names the first non-finite update and saves its batch, and nothing after it is saved."""
+    with pytest.raises(RunFailure, match=r"^non-finite critic loss at step \d+ \(update \d+\) \(the batch itself holds "
+                                         r"non-finite reward") as stopped:
+        train_tiny(tmp_path, DRIFT, f"+env.kwargs.nan_reward_at={200 // num_envs}", "device=cuda",  # at step 200
+                   f"env.num_envs={num_envs}")
+    (batch_file,) = tmp_path.glob("nonfinite_batch_step_*.pt")
+    assert str(batch_file) in str(stopped.value)
+    assert torch.isnan(torch.load(batch_file, weights_only=True)["reward"]).any()
+    assert load_checkpoint(tmp_path)["step"] == 150
 
 # ---- W&B failing ---------------------------------------------------------------------------------
 @pytest.fixture
