@@ -42,7 +42,6 @@ VARIANTS = {
                                         objective="minimize"), n_step=True, prioritized=True),
 }
 CASES = [pytest.param(variant, "cpu", "off", id=variant) for variant in VARIANTS] + [
-    pytest.param("default", "cpu", "compile", id="default-compiled"),
     pytest.param("all of the above", "cpu", "compile", id="all-compiled"),
     pytest.param("default", "cuda", "off", marks=gpu, id="default-cuda"),
     pytest.param("all of the above", "cuda", "compile", marks=gpu, id="all-cuda-compiled"),
