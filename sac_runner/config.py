@@ -75,6 +75,7 @@ ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu", "leaky_relu")
 OPTIMIZED = ("actor", "critic", "alpha", "value")
 ACTION_SPACES = ("auto", "continuous", "discrete")
 COMPILE_MODES = ("auto", "off", "compile", "cudagraphs")
+NORMS = ("none", "layer", "batch_renorm")
 
 
 @dataclass
@@ -137,6 +138,19 @@ class AgentConfig:
     # How the update and the policy run (algo/compilation.py): off (eager), compile (torch.compile),
     # cudagraphs (compiled and replayed as CUDA graphs; CUDA only); auto = cudagraphs on CUDA, off on CPU.
     compile: str = "auto"
+    # The building blocks of the 2022-2025 variants (agent=crossq, agent=droq; algo/networks.py Body).
+    # Hidden-layer normalization of critics and actor: none, layer (LayerNorm, DroQ) or batch_renorm
+    # (Batch Renormalization, CrossQ: its critics take current and next state-actions in one joint
+    # forward pass, so it needs target_network=false).
+    critic_norm: str = "none"
+    actor_norm: str = "none"
+    batch_renorm_momentum: float = 0.01    # running statistics' rate (PyTorch's convention: 1 - decay)
+    batch_renorm_warmup: int = 100_000     # gradient steps of plain batch normalization before renormalizing
+    critic_dropout: float = 0.0            # dropout after each hidden Linear of the critics (DroQ: 0.01)
+    # false: no target networks; the bootstrap uses the online critics (or V) with gradients stopped.
+    target_network: bool = True
+    # Adam's (beta1, beta2) for every network and alpha (CrossQ: beta1 = 0.5).
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
 
     def __post_init__(self) -> None:
         _require(self.compile in COMPILE_MODES, "agent.compile",
@@ -195,6 +209,28 @@ class AgentConfig:
         for key in ("policy_update_every", "target_update_every"):
             value = getattr(self, key)
             _require(value > 0, f"agent.{key}", f"must be positive, got {value}", f"set agent.{key}=1")
+        self._check_building_blocks()
+
+    def _check_building_blocks(self) -> None:
+        for key in ("critic_norm", "actor_norm"):
+            _require(getattr(self, key) in NORMS, f"agent.{key}",
+                     f"must be one of {', '.join(NORMS)}, got '{getattr(self, key)}'", f"set agent.{key}=none")
+        _require(0 < self.batch_renorm_momentum <= 1, "agent.batch_renorm_momentum",
+                 f"must be in (0, 1], got {self.batch_renorm_momentum}", "set agent.batch_renorm_momentum=0.01")
+        _require(self.batch_renorm_warmup >= 0, "agent.batch_renorm_warmup",
+                 f"must be non-negative, got {self.batch_renorm_warmup}", "set agent.batch_renorm_warmup=100000")
+        _require(0 <= self.critic_dropout < 1, "agent.critic_dropout", f"must be in [0, 1), got {self.critic_dropout}",
+                 "set agent.critic_dropout=0 (or DroQ's 0.01)")
+        _require(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas), "agent.adam_betas",
+                 f"must be two numbers in [0, 1), got {list(self.adam_betas)}", "set agent.adam_betas=[0.9,0.999]")
+        if self.critic_norm == "batch_renorm":
+            _require(not self.target_network, "agent.critic_norm",
+                     "is batch_renorm, whose joint forward pass of current and next state-actions replaces the "
+                     "target critics (CrossQ), but agent.target_network is true",
+                     "set agent.target_network=false (or use agent=crossq)")
+            _require(not self.value_network, "agent.critic_norm",
+                     "is batch_renorm, which does not combine with the 2018 V network (agent.value_network=true)",
+                     "set agent.value_network=false or agent.critic_norm=none")
 
     @property
     def learns_alpha(self) -> bool:

@@ -76,6 +76,12 @@ def test_alpha_accepts_auto_or_a_number():
     ("device=tpu", "device"),
     ("agent.compile=fast", "agent.compile"),
     ("buffer.device=gpu", "buffer.device"),
+    ("agent.critic_norm=batch", "agent.critic_norm"),
+    ("agent.critic_norm=batch_renorm", "agent.critic_norm"),  # with target networks: CrossQ drops them
+    ("agent.actor_norm=group", "agent.actor_norm"),
+    ("agent.critic_dropout=1", "agent.critic_dropout"),
+    ("agent.adam_betas=[0.5]", "agent.adam_betas"),
+    ("agent.batch_renorm_momentum=0", "agent.batch_renorm_momentum"),
 ])
 def test_invalid_values_fail_before_training_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

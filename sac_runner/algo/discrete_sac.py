@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sac_runner.algo.layers import batch_statistics
 from sac_runner.algo.networks import CategoricalActor, DiscreteCriticEnsemble
 from sac_runner.algo.sac import SAC
 
@@ -16,6 +17,11 @@ def discrete_soft_value(q: torch.Tensor, prob: torch.Tensor, log_prob: torch.Ten
     """sum_a pi(a|s) (min_i Q_i(s, a) - alpha * log pi(a|s)): the exact soft value of s, for q of
     shape (num_critics, B, |A|) and prob, log_prob of shape (B, |A|)."""
     return (prob * (q.min(dim=0).values - alpha * log_prob)).sum(-1)
+
+
+def _taken(q_all: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """Q_i(s, a) from Q_i(s, .) of shape (N, B, |A|) for the action indices taken: (N, B)."""
+    return q_all.gather(-1, action.long().view(1, -1, 1).expand(q_all.shape[0], -1, 1)).squeeze(-1)
 
 
 class DiscreteSAC(SAC):
@@ -35,8 +41,9 @@ class DiscreteSAC(SAC):
 
     def _actor_and_critic(self, obs_dim: int, num_actions: int, actor_sizes: list[int],
                           critic_sizes: list[int]) -> tuple[nn.Module, nn.Module]:
-        return (CategoricalActor(obs_dim, num_actions, actor_sizes, self.cfg.activation),
-                DiscreteCriticEnsemble(obs_dim, num_actions, critic_sizes, self.cfg.num_critics, self.cfg.activation))
+        return (CategoricalActor(obs_dim, num_actions, actor_sizes, self.cfg.activation, self.actor_body),
+                DiscreteCriticEnsemble(obs_dim, num_actions, critic_sizes, self.cfg.num_critics, self.cfg.activation,
+                                       self.critic_body))
 
     def _auto_target_entropy(self, num_actions: int) -> float:
         return self.cfg.target_entropy_ratio * float(np.log(num_actions))
@@ -56,9 +63,16 @@ class DiscreteSAC(SAC):
 
     def _q_taken(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Q_i(s, a) of every critic for the action indices taken, (num_critics, B)."""
-        q_all = self.critic(obs)                                           # (N, B, |A|)
-        taken = action.long().view(1, -1, 1).expand(q_all.shape[0], -1, 1)
-        return q_all.gather(-1, taken).squeeze(-1)
+        return _taken(self.critic(obs), action)
+
+    def _joint_q(self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor,
+                 alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """CrossQ's joint forward pass (sac.py) with Q_i(s', .) for every action."""
+        with torch.no_grad():
+            next_prob, next_log_prob = self.actor.probabilities(next_obs)
+        with batch_statistics(self.critic):
+            q_all, next_q = self.critic(torch.cat([obs, next_obs])).chunk(2, dim=1)
+        return _taken(q_all, action), discrete_soft_value(next_q.detach(), next_prob, next_log_prob, alpha)
 
     def _actor_loss(self, obs: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """J_pi = E_s[sum_a pi(a|s) (alpha * log pi(a|s) - min_i Q_i(s, a))]; and E_pi[log pi] = -entropy

@@ -1,0 +1,164 @@
+"""The building blocks of the 2022-2025 SAC variants (agent.critic_norm, actor_norm, critic_dropout,
+target_network, adam_betas) and the presets made of them (agent=crossq, crossq_small, droq):
+Batch Renormalization by hand, CrossQ's joint forward pass, the bootstrap without target networks,
+and each preset training a few hundred steps."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sac_runner.algo.layers import BatchRenorm, EnsembleLayerNorm, batch_statistics
+from sac_runner.algo.replay_buffer import Batch
+from sac_runner.algo.sac import SAC, soft_bellman_target, soft_value
+from sac_runner.config import AgentConfig
+from sac_runner.run.checkpoint import load_checkpoint
+from tests.harness import train_tiny
+
+OBS, ACT, B = 3, 2, 8
+
+
+# ---- Batch Renormalization, by hand ------------------------------------------------------------------
+
+def test_batch_renorm_is_batch_norm_during_warm_up_and_moves_its_running_statistics():
+    layer = BatchRenorm(2, momentum=0.1, warmup=5)
+    x = torch.tensor([[1.0, 10.0], [3.0, 10.0], [5.0, 40.0]])  # means 3, 20; biased variances 8/3, 200
+    assert not layer.training  # evaluation mode unless asked for batch statistics
+    with batch_statistics(layer):
+        y = layer(x)
+    std = torch.tensor([math.sqrt(8 / 3 + 1e-3), math.sqrt(200 + 1e-3)])
+    torch.testing.assert_close(y, (x - torch.tensor([3.0, 20.0])) / std)
+    torch.testing.assert_close(layer.running_mean, torch.tensor([0.3, 2.0]))            # 0 + 0.1 (3 - 0), ...
+    torch.testing.assert_close(layer.running_var, torch.tensor([1 + 0.1 * (8 / 3 - 1), 1 + 0.1 * 199]))
+    assert layer.batches.item() == 1 and not layer.training
+    # Evaluation mode: the running statistics, nothing updated.
+    torch.testing.assert_close(layer(x), (x - layer.running_mean) / (layer.running_var + 1e-3).sqrt())
+    assert layer.batches.item() == 1
+
+
+def test_batch_renorm_after_warm_up_corrects_toward_the_running_statistics_with_clipped_r_and_d():
+    layer = BatchRenorm(1, momentum=0.0, warmup=0, eps=0.0)  # momentum 0: running statistics stay as set
+    with torch.no_grad():
+        layer.running_mean.fill_(1.0)
+        layer.running_var.fill_(4.0)  # sigma = 2
+    x = torch.tensor([[2.0], [4.0]])  # mu_B = 3, sigma_B = 1
+    with batch_statistics(layer):
+        y = layer(x)
+    # r = sigma_B / sigma = 0.5 (inside [1/3, 3]); d = (mu_B - mu) / sigma = 1 (inside [-5, 5])
+    torch.testing.assert_close(y, (x - 3.0) / 1.0 * 0.5 + 1.0)  # = (x - mu) / sigma: the running statistics' view
+    torch.testing.assert_close(y, (x - 1.0) / 2.0)
+    with torch.no_grad():
+        layer.running_mean.fill_(-100.0)
+        layer.running_var.fill_(1e-4)  # r = 1 / 0.01 = 100 -> 3; d = 103 / 0.01 -> 5
+    with batch_statistics(layer):
+        torch.testing.assert_close(layer(x), (x - 3.0) * 3.0 + 5.0)
+
+
+def test_batch_renorm_r_and_d_carry_no_gradient():
+    layer = BatchRenorm(1, momentum=0.0, warmup=0, eps=0.0)
+    with torch.no_grad():
+        layer.running_mean.fill_(1.0)
+        layer.running_var.fill_(4.0)
+    x = torch.tensor([[2.0], [4.0], [9.0]], requires_grad=True)
+    with batch_statistics(layer):
+        (layer(x) * torch.tensor([[1.0], [2.0], [3.0]])).sum().backward()
+    # With r and d constants, the gradient is batch norm's, times r (d adds a constant).
+    reference = x.detach().clone().requires_grad_(True)
+    mean, std = reference.mean(0), reference.var(0, unbiased=False).sqrt()
+    r = (std / 2.0).detach()
+    (((reference - mean) / std * r) * torch.tensor([[1.0], [2.0], [3.0]])).sum().backward()
+    torch.testing.assert_close(x.grad, reference.grad)
+
+
+def test_ensemble_members_keep_their_own_statistics():
+    layer = BatchRenorm(2, members=3)
+    x = torch.randn(3, 16, 2) + torch.tensor([0.0, 10.0, -10.0]).view(3, 1, 1)
+    with batch_statistics(layer):
+        layer(x)
+    torch.testing.assert_close(layer.running_mean, 0.01 * x.mean(dim=1, keepdim=True))
+    norm = EnsembleLayerNorm(2, members=3)
+    with torch.no_grad():
+        norm.weight[1].fill_(2.0)
+    out = norm(x)
+    torch.testing.assert_close(out[1], 2 * torch.nn.functional.layer_norm(x[1], (2,)))
+
+
+# ---- CrossQ in the update ----------------------------------------------------------------------------
+
+def _batch(seed: int = 0) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    return Batch(torch.randn(B, OBS, generator=g) + 2.0, torch.rand(B, ACT, generator=g) * 2 - 1,
+                 torch.randn(B, generator=g), torch.randn(B, OBS, generator=g) - 1.0, torch.zeros(B))
+
+
+def _crossq(**options) -> SAC:
+    torch.manual_seed(0)
+    cfg = AgentConfig(hidden_sizes=[16], critic_norm="batch_renorm", actor_norm="batch_renorm", target_network=False,
+                      batch_renorm_momentum=0.5, **options)
+    return SAC(OBS, ACT, cfg, torch.device("cpu"))
+
+
+def test_the_joint_forward_pass_normalizes_current_and_next_pairs_with_one_statistic():
+    """One update: the critics' first BatchRenorm saw [s; s'] in one batch (its running mean moved to
+    momentum x their joint mean), once; the actor's saw s, once (the actor's loss), not s' (the next
+    actions are drawn with running statistics); the actor's loss left the critics' statistics alone."""
+    agent, batch = _crossq(), _batch()
+    agent.update(batch)
+    critic_input = agent.critic.net.pre_norms[0]
+    joint_obs_mean = torch.cat([batch.obs, batch.next_obs]).mean(0)
+    torch.testing.assert_close(critic_input.running_mean[:, 0, :OBS], (0.5 * joint_obs_mean).expand(2, OBS))
+    assert critic_input.batches.item() == 1
+    actor_input = agent.actor.net[0]
+    torch.testing.assert_close(actor_input.running_mean, 0.5 * batch.obs.mean(0))
+    assert actor_input.batches.item() == 1
+    assert not any(m.training for m in agent.critic.modules() if isinstance(m, BatchRenorm))
+
+
+def test_without_target_networks_the_bootstrap_is_the_online_critic_with_gradients_stopped():
+    torch.manual_seed(0)
+    agent = SAC(OBS, ACT, AgentConfig(hidden_sizes=[16], target_network=False, alpha=0.5), torch.device("cpu"))
+    assert agent.target is agent.critic and agent._target_params == []
+    batch = _batch(1)
+    torch.manual_seed(7)
+    with torch.no_grad():
+        next_action, next_log_prob = agent.actor.sample(batch.next_obs)
+        y = soft_bellman_target(batch.reward, batch.terminated,
+                                soft_value(agent.critic(batch.next_obs, next_action), next_log_prob, torch.tensor(0.5)),
+                                agent.gamma)
+        expected = 0.5 * ((agent.critic(batch.obs, batch.action) - y) ** 2).mean(dim=1).sum()
+    torch.manual_seed(7)
+    assert agent.update(batch).metrics["train/critic_loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_adam_betas_reach_every_optimizer():
+    agent = _crossq(adam_betas=[0.5, 0.999])
+    assert {group["betas"] for o in agent.optimizers.values() for group in o.param_groups} == {(0.5, 0.999)}
+
+
+# ---- the presets -------------------------------------------------------------------------------------
+
+SHORT = ("schedule.total_steps=300", "schedule.start_steps=100", "schedule.update_after=100",
+         "schedule.eval_every=300", "schedule.checkpoint_every=300")
+
+
+@pytest.mark.parametrize("preset, narrow", [
+    ("crossq", ("agent.critic_hidden_sizes=[32,32]", "agent.actor_hidden_sizes=[16]", "agent.batch_renorm_warmup=50")),
+    ("crossq_small", ("agent.critic_hidden_sizes=[32,32]", "agent.actor_hidden_sizes=[16]")),
+    ("droq", ("agent.hidden_sizes=[16]", "schedule.gradient_steps=3", "agent.policy_update_every=3")),
+])
+def test_each_preset_trains_a_few_hundred_steps_and_saves_its_normalization(tmp_path, preset, narrow):
+    run = train_tiny(tmp_path, f"agent={preset}", *narrow, *SHORT)
+    assert np.isfinite(run.final["eval/return_mean"]) and run.parts.agent.num_updates >= 200
+    saved = load_checkpoint(tmp_path)["agent"]
+    if preset.startswith("crossq"):  # the running statistics are saved with the networks
+        assert saved["critic"]["net.pre_norms.0.running_mean"].abs().sum() > 0
+        assert saved["actor"]["net.0.batches"].item() > 0
+    else:
+        assert "net.post_norms.0.weight" in saved["critic"] and run.run.agent.critic_dropout == 0.01
+
+
+def test_crossq_on_discrete_actions_trains(tmp_path):
+    run = train_tiny(tmp_path, "agent=crossq", "env=cartpole", "agent.critic_hidden_sizes=[32]",
+                     "agent.actor_hidden_sizes=[16]", *SHORT)
+    assert np.isfinite(run.final["eval/return_mean"]) and run.parts.agent.num_updates >= 200
