@@ -151,6 +151,11 @@ class AgentConfig:
     target_network: bool = True
     # Adam's (beta1, beta2) for every network and alpha (CrossQ: beta1 = 0.5).
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    # Resets (Nikishin et al., 2022): every `reset_every` gradient steps (0 = never) the networks named
+    # in reset_networks (actor, critic, value) are re-initialized, their optimizer state cleared and
+    # their target copied from them; the replay buffer and alpha are kept.
+    reset_every: int = 0
+    reset_networks: list[str] = field(default_factory=lambda: ["actor", "critic"])
 
     def __post_init__(self) -> None:
         _require(self.compile in COMPILE_MODES, "agent.compile",
@@ -223,6 +228,12 @@ class AgentConfig:
                  "set agent.critic_dropout=0 (or DroQ's 0.01)")
         _require(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas), "agent.adam_betas",
                  f"must be two numbers in [0, 1), got {list(self.adam_betas)}", "set agent.adam_betas=[0.9,0.999]")
+        _require(self.reset_every >= 0, "agent.reset_every", f"must be 0 (never) or positive, got {self.reset_every}",
+                 "set agent.reset_every=0")
+        resettable = ("actor", "critic", "value") if self.value_network else ("actor", "critic")
+        _require(len(self.reset_networks) > 0 and set(self.reset_networks) <= set(resettable), "agent.reset_networks",
+                 f"must name some of {', '.join(resettable)}, got {list(self.reset_networks)}",
+                 "set agent.reset_networks=[actor,critic]")
         if self.critic_norm == "batch_renorm":
             _require(not self.target_network, "agent.critic_norm",
                      "is batch_renorm, whose joint forward pass of current and next state-actions replaces the "

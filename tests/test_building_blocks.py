@@ -11,6 +11,7 @@ import torch
 
 from sac_runner.algo.layers import BatchRenorm, EnsembleLayerNorm, batch_statistics
 from sac_runner.algo.replay_buffer import Batch
+from sac_runner.algo.networks import CriticEnsemble
 from sac_runner.algo.sac import SAC, soft_bellman_target, soft_value
 from sac_runner.config import AgentConfig
 from sac_runner.run.checkpoint import load_checkpoint
@@ -162,3 +163,32 @@ def test_crossq_on_discrete_actions_trains(tmp_path):
     run = train_tiny(tmp_path, "agent=crossq", "env=cartpole", "agent.critic_hidden_sizes=[32]",
                      "agent.actor_hidden_sizes=[16]", *SHORT)
     assert np.isfinite(run.final["eval/return_mean"]) and run.parts.agent.num_updates >= 200
+
+
+# ---- resets ------------------------------------------------------------------------------------------
+
+def test_a_reset_reinitializes_exactly_the_named_networks_clears_their_optimizer_and_syncs_the_target():
+    torch.manual_seed(0)
+    agent = SAC(OBS, ACT, AgentConfig(hidden_sizes=[16]), torch.device("cpu"))
+    for seed in range(2):
+        agent.update(_batch(seed))
+    actor_before = {k: v.clone() for k, v in agent.actor.state_dict().items()}
+    torch.manual_seed(5)
+    agent.reset(["critic"])
+    torch.manual_seed(5)
+    fresh = CriticEnsemble(OBS, ACT, [16], 2)
+    for name, value in fresh.state_dict().items():
+        torch.testing.assert_close(agent.critic.state_dict()[name], value, rtol=0, atol=0, msg=name)
+        torch.testing.assert_close(agent.target.state_dict()[name], value, rtol=0, atol=0, msg=f"target {name}")
+    for name, value in actor_before.items():
+        torch.testing.assert_close(agent.actor.state_dict()[name], value, rtol=0, atol=0)
+    assert len(agent.critic_optimizer.state) == 0 and len(agent.actor_optimizer.state) > 0
+
+
+def test_resets_come_every_reset_every_gradient_steps():
+    torch.manual_seed(0)
+    agent = SAC(OBS, ACT, AgentConfig(hidden_sizes=[16], reset_every=2, reset_networks=["actor"]), torch.device("cpu"))
+    agent.update(_batch(0))
+    assert len(agent.actor_optimizer.state) > 0
+    agent.update(_batch(1))  # the second gradient step ends with a reset of the actor
+    assert len(agent.actor_optimizer.state) == 0 and len(agent.critic_optimizer.state) > 0

@@ -82,6 +82,8 @@ def test_alpha_accepts_auto_or_a_number():
     ("agent.critic_dropout=1", "agent.critic_dropout"),
     ("agent.adam_betas=[0.5]", "agent.adam_betas"),
     ("agent.batch_renorm_momentum=0", "agent.batch_renorm_momentum"),
+    ("agent.reset_every=-1", "agent.reset_every"),
+    ("agent.reset_networks=[value]", "agent.reset_networks"),  # no V network without value_network=true
 ])
 def test_invalid_values_fail_before_training_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

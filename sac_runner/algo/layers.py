@@ -47,6 +47,12 @@ class BatchRenorm(nn.Module):
         self.register_buffer("batches", torch.zeros((), dtype=torch.long))  # training batches seen
         self.train(False)
 
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            for tensor, value in ((self.weight, 1.0), (self.bias, 0.0), (self.running_mean, 0.0), (self.running_var, 1.0),
+                                  (self.batches, 0)):
+                tensor.fill_(value)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             x_hat = (x - self.running_mean) / (self.running_var + self.eps).sqrt()
@@ -72,6 +78,11 @@ class EnsembleLayerNorm(nn.Module):
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(_shape(features, members)))
         self.bias = nn.Parameter(torch.zeros(_shape(features, members)))
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.weight.fill_(1.0)
+            self.bias.fill_(0.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(x, x.shape[-1:], eps=self.eps) * self.weight + self.bias

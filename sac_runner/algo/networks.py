@@ -57,6 +57,13 @@ class Body:
 PLAIN = Body()
 
 
+def reinitialize(network: nn.Module) -> None:
+    """Every layer of `network` back to a fresh initialisation, in place (resets, Nikishin et al., 2022)."""
+    for module in network.modules():
+        if module is not network and hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+
 def mlp(in_dim: int, hidden_sizes: list[int], out_dim: int, activation: str = "relu",
         body: Body = PLAIN) -> nn.Sequential:
     layers: list[nn.Module] = []
@@ -123,8 +130,11 @@ class EnsembleLinear(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_members, in_dim, out_dim))
         self.bias = nn.Parameter(torch.empty(num_members, 1, out_dim))
-        # Same initialisation as nn.Linear, member by member: U(-1/sqrt(in), 1/sqrt(in)).
-        bound = 1.0 / math.sqrt(in_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Same initialisation as nn.Linear, member by member: U(-1/sqrt(in), 1/sqrt(in)), in place."""
+        bound = 1.0 / math.sqrt(self.weight.shape[1])
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 

@@ -38,7 +38,7 @@ from torch import nn
 from sac_runner.algo.compilation import Accelerated, resolve_compile_mode, start_compiling_afresh
 from sac_runner.algo.lr_schedule import decayed_lr
 from sac_runner.algo.layers import batch_statistics
-from sac_runner.algo.networks import Body, CriticEnsemble, SquashedGaussianActor, ValueNetwork
+from sac_runner.algo.networks import Body, CriticEnsemble, SquashedGaussianActor, ValueNetwork, reinitialize
 from sac_runner.algo.normalization import ObservationNormalizer
 from sac_runner.algo.replay_buffer import Batch
 from sac_runner.config import AgentConfig
@@ -245,7 +245,22 @@ class SAC:
         metrics["train/alpha"] = self.alpha
         if self._target_params and self.num_updates % self.target_update_every == 0:
             polyak_update(self._target_params, self._bootstrap_params, self.tau)
+        if self.cfg.reset_every and self.num_updates % self.cfg.reset_every == 0:
+            self.reset(self.cfg.reset_networks)
         return UpdateResult(metrics, td_error)
+
+    def reset(self, names: list[str]) -> None:
+        """Resets (Nikishin et al., 2022): the named networks re-initialized in place, their optimizer
+        state cleared and their target network (if any) copied from them; buffer and alpha kept."""
+        for name in names:
+            network: nn.Module = getattr(self, name)
+            reinitialize(network)
+            getattr(self, f"{name}_optimizer").state.clear()
+            bootstrap = self.critic if self.value is None else self.value
+            if self._target_params and network is bootstrap:
+                torch._foreach_copy_(self._target_params, self._bootstrap_params)
+        for piece in (self._learn_q, self._learn_pi):
+            piece.reset()  # captured CUDA graphs read the optimizers' cleared state
 
     def _critic_update(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor,
                        terminated: torch.Tensor, discount: torch.Tensor | None,
