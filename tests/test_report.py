@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import yaml
 
-from sac_runner.run.report import report
+from sac_runner.run.report import ReportError, Thresholds, report
 from sac_runner.run.run_dir import RunDir
 from sac_runner.run.statistics import bootstrap_ci, interquartile_mean, summary
 from tests.harness import cli
 
 
 def fake_run(path: Path, overrides: list[str], env: str, seed: int, returns: list[float], every: int = 1000,
-             total: int | None = None) -> Path:
+             total: int | None = None, seconds_per_step: float | None = None) -> Path:
     """A run directory as sac-train leaves it: .hydra/config.yaml, .hydra/overrides.yaml, metrics.jsonl."""
     run_dir = RunDir(path)
     run_dir.config.parent.mkdir(parents=True)
@@ -27,7 +27,8 @@ def fake_run(path: Path, overrides: list[str], env: str, seed: int, returns: lis
     lines = []
     for i, value in enumerate(returns, 1):
         lines.append({"step": i * every - 500, "train/critic_loss": 1.0})
-        lines.append({"step": i * every, "eval/return_mean": value, "eval/return_std": 0.0})
+        timing = {} if seconds_per_step is None else {"time/elapsed": i * every * seconds_per_step}
+        lines.append({"step": i * every, "eval/return_mean": value, "eval/return_std": 0.0, **timing})
     run_dir.metrics.write_text("".join(json.dumps(r) + "\n" for r in lines))
     return path
 
@@ -129,11 +130,15 @@ def test_one_seed_per_configuration_draws_no_band(tmp_path, monkeypatch):
 def test_sac_report_cli_prints_the_table_and_says_what_is_wrong(tmp_path):
     for seed in (0, 1):
         fake_run(tmp_path / "runs" / f"run{seed}", [f"seed={seed}"], "Pendulum-v1", seed, [-900, -300])
-    result = cli("sac-report", tmp_path, str(tmp_path / "runs"), "--out", str(tmp_path / "rep"))
+    result = cli("sac-report", tmp_path, str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "threshold=-500")
     assert result.returncode == 0, result.stderr
     assert "evaluation return across seeds" in result.stdout and (tmp_path / "rep" / "learning_curves.png").exists()
+    assert "steps to it" in result.stdout and "2_000" in result.stdout  # the mean first reaches -500 at step 2000
     table = (tmp_path / "rep" / "results.md").read_text()
     assert "| Pendulum-v1 | default | 2 | -300.0 ± 0.0 |" in table
+    wrong = cli("sac-report", tmp_path, str(tmp_path / "runs"), "--threshold", "high")
+    assert wrong.returncode == 2 and wrong.stderr.strip() == ("error: --threshold high is not a return; write "
+                                                             "--threshold 3000 or --threshold HalfCheetah-v5=3000")
     missing = cli("sac-report", tmp_path, str(tmp_path / "nope"))
     assert missing.returncode == 2
     assert missing.stderr.strip() == (f"error: {tmp_path / 'nope'} does not exist; pass sweep directories or run "
@@ -147,3 +152,23 @@ def test_a_run_from_before_keys_moved_counts_as_a_seed_of_the_same_configuration
     fake_run(tmp_path / "runs" / "new", ["agent.policy_update_every=2", "seed=1"], "Pendulum-v1", 1, [-800, -200])
     (row,) = report([tmp_path / "runs"], tmp_path / "rep")["rows"]
     assert row["seeds"] == 2
+
+
+def test_time_to_threshold_by_hand(tmp_path):
+    """The first evaluation where the mean over seeds reaches the threshold, and the seeds' mean time there."""
+    sweep = tmp_path / "sweep"
+    fake_run(sweep / "0", ["agent=sac", "seed=0"], "HalfCheetah-v5", 0, [100, 900, 2500, 3100], seconds_per_step=0.01)
+    fake_run(sweep / "1", ["agent=sac", "seed=1"], "HalfCheetah-v5", 1, [100, 1200, 3000, 3100], seconds_per_step=0.03)
+    fake_run(sweep / "2", ["agent=crossq", "seed=0"], "HalfCheetah-v5", 0, [800, 2100, 3300, 3500])
+    fake_run(sweep / "3", ["agent=crossq", "seed=0"], "Hopper-v5", 0, [500, 600, 700, 800])
+    result = report([sweep], tmp_path / "out", Thresholds.parse(["2700", "Hopper-v5=1000"]))
+    rows = {(r["env"], r["configuration"]): r for r in result["rows"]}
+    # agent=sac: means 100, 1050, 2750 (>= 2700 first at step 3000), 3100; time: mean of 30 s and 90 s.
+    assert rows[("HalfCheetah-v5", "agent=sac")]["time_to"] == (3000, pytest.approx(60.0))
+    steps, seconds = rows[("HalfCheetah-v5", "agent=crossq")]["time_to"]  # no time/elapsed in its metrics
+    assert steps == 3000 and np.isnan(seconds)
+    assert rows[("Hopper-v5", "agent=crossq")]["threshold"] == 1000 and rows[("Hopper-v5", "agent=crossq")]["time_to"] is None
+    table = result["table"].read_text()
+    assert "| 2700 | 3_000 | 60 s |" in table and "| 1000 | not reached |  |" in table
+    with pytest.raises(ReportError, match="--threshold fast is not a return"):
+        Thresholds.parse(["fast"])

@@ -17,16 +17,21 @@ from rich.console import Console
 from rich.table import Table
 
 from sac_runner.run.console import console
-from sac_runner.run.report import ReportError, mean_and_spread, report, seeds_cell
+from sac_runner.run.report import ReportError, Thresholds, mean_and_spread, report, seeds_cell, time_to_cell
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sac-report", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", type=Path, help="sweep directories, run directories, or folders of runs")
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: <sweep>/report)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--threshold", action="append", default=[], metavar="[ENV=]RETURN",
+                        help="time to this evaluation return: steps and wall clock (repeatable, per environment)")
+    args = parser.parse_intermixed_args(argv)  # paths and options in any order
+    # `threshold=3000` among the paths reads as --threshold 3000 (the form of sac-train's overrides).
+    args.threshold += [str(p).removeprefix("threshold=") for p in args.paths if str(p).startswith("threshold=")]
+    args.paths = [p for p in args.paths if not str(p).startswith("threshold=")]
     try:
-        result = report(args.paths, args.out)
+        result = report(args.paths, args.out, Thresholds.parse(args.threshold))
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -34,13 +39,16 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"left out {path}: {why}", markup=False, highlight=False, soft_wrap=True)
     table = Table(title="evaluation return across seeds (final: last evaluation, best: highest)",
                   box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("env", "configuration", "seeds", "final", "final IQM", "best", "best IQM"):
+    timed = bool(args.threshold)
+    for column in ("env", "configuration", "seeds", "final", "final IQM", "best", "best IQM",
+                   *(("threshold", "steps to it", "time to it") if timed else ())):
         left = column in ("env", "configuration")
         table.add_column(column, justify="left" if left else "right", no_wrap=not left)
     for row in result["rows"]:
         f, b = row["final"], row["best"]
+        timing = ("" if row["threshold"] is None else f"{row['threshold']:g}", *time_to_cell(row)) if timed else ()
         table.add_row(row["env"], row["configuration"], seeds_cell(row), mean_and_spread(f),
-                      f"{f['iqm']:.1f}", mean_and_spread(b), f"{b['iqm']:.1f}")
+                      f"{f['iqm']:.1f}", mean_and_spread(b), f"{b['iqm']:.1f}", *timing)
     # Piped or redirected output is not cut at 80 columns: the table keeps one line per configuration.
     (console if console.is_terminal else Console(width=200)).print(table)
     console.print(f"wrote {', '.join(str(p) for p in (*result['figures'], result['table']))}", soft_wrap=True)

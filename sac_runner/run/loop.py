@@ -197,7 +197,7 @@ class Trainer:
         self.last_eval["eval/best_step"] = self.best_step
         if is_best and self.run.checkpoint.keep_best:
             self.save_best()
-        self.tracker.log(self.step, self.last_eval)
+        self.tracker.log(self.step, {**self.last_eval, "time/elapsed": self.clock.elapsed()})  # for time-to-threshold
         self.evaluations += 1
         video_every = self.run.logging.video_every_evals
         if video_every and self.evaluations % video_every == 0:

@@ -10,7 +10,10 @@ runs), its panel is its environment. Runs of one configuration are its seeds. Wr
 - learning_curves.png / .svg: evaluation return over environment steps, one panel per environment,
   one line per configuration: the mean over seeds with a 95% bootstrap confidence band;
 - results.md: final and best evaluation return per configuration (mean, standard deviation,
-  interquartile mean, number of seeds).
+  interquartile mean, number of seeds); with thresholds (`--threshold 3000`, or per environment
+  `--threshold HalfCheetah-v5=3000`), the time to threshold: the first evaluation step at which the
+  configuration's mean return over seeds reaches it, and the mean wall-clock seconds the seeds had
+  trained by then.
 
 A run that is still training (or stopped before its last step) is reported with what it has so far,
 marked as running (or incomplete); runs that failed or have no evaluation are listed and left out.
@@ -46,6 +49,7 @@ class Run:
     seed: int
     steps: np.ndarray    # evaluation steps
     returns: np.ndarray  # mean evaluation return at each
+    elapsed: np.ndarray  # seconds the run had trained at each (nan where its metrics do not say)
     configuration: str = ""  # named once all runs are read (name_configurations)
     status: str = ""         # "" when finished, else e.g. "running: step 4000 of 20000"
 
@@ -66,11 +70,22 @@ class Group:
     configuration: str
     runs: list[Run] = field(default_factory=list)
 
-    def curve(self) -> tuple[np.ndarray, np.ndarray]:
-        """Evaluation steps every seed has, and the returns there: (steps, returns of shape (seeds, steps))."""
+    def curve(self, values: str = "returns") -> tuple[np.ndarray, np.ndarray]:
+        """Evaluation steps every seed has, and the returns (or elapsed seconds) there: (steps, an array
+        of shape (seeds, steps))."""
         common = sorted(set.intersection(*(set(r.steps.tolist()) for r in self.runs)))
-        returns = np.array([[r.returns[r.steps.tolist().index(s)] for s in common] for r in self.runs])
-        return np.array(common), returns
+        found = np.array([[getattr(r, values)[r.steps.tolist().index(s)] for s in common] for r in self.runs])
+        return np.array(common), found
+
+    def time_to(self, threshold: float) -> tuple[int, float] | None:
+        """The first evaluation step where the mean return over seeds reaches `threshold`, and the mean
+        seconds of training the seeds needed to get there; None if it is never reached."""
+        steps, returns = self.curve()
+        reached = np.flatnonzero(returns.mean(axis=0) >= threshold)
+        if not len(reached):
+            return None
+        _, elapsed = self.curve("elapsed")
+        return int(steps[reached[0]]), float(np.mean(elapsed[:, reached[0]]))
 
 
 # ---- reading runs -----------------------------------------------------------------------------------
@@ -114,7 +129,7 @@ def read_run(path: Path) -> tuple[Run | None, str | None]:
     if not metrics.exists():
         return None, f"no {metrics.name}"
     config = OmegaConf.load(run_dir.config)
-    evaluations = []
+    evaluations, elapsed = [], float("nan")
     for number, line in enumerate(metrics.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -122,8 +137,9 @@ def read_run(path: Path) -> tuple[Run | None, str | None]:
             record = json.loads(line)
         except json.JSONDecodeError:
             return None, f"{metrics.name} line {number} is not JSON (a crashed write?)"
+        elapsed = record.get("time/elapsed", elapsed)  # on the evaluation's record, or the last log's before it
         if record.get(RETURN_KEY) is not None:
-            evaluations.append((record[STEP_KEY], record[RETURN_KEY]))
+            evaluations.append((record[STEP_KEY], record[RETURN_KEY], elapsed))
     if not evaluations:
         return None, "no evaluation recorded"
     total = _total_steps(config)
@@ -132,9 +148,9 @@ def read_run(path: Path) -> tuple[Run | None, str | None]:
     if total is not None and last < total:
         state = "running" if path.resolve() in running_run_dirs() else "incomplete"
         status = f"{state}: step {last} of {total}"
-    steps, returns = zip(*evaluations)
+    steps, returns, seconds = zip(*evaluations)
     return Run(path, str(config.env.id), configuration_overrides(overrides_of(path)), int(config.seed),
-               np.array(steps), np.array(returns, dtype=float), status=status), None
+               np.array(steps), np.array(returns, dtype=float), np.array(seconds, dtype=float), status=status), None
 
 
 def running_run_dirs() -> set[Path]:
@@ -157,15 +173,54 @@ def group_runs(runs: list[Run]) -> list[Group]:
 
 
 # ---- outputs ------------------------------------------------------------------------------------------
-def results_rows(groups: list[Group]) -> list[dict[str, object]]:
+def results_rows(groups: list[Group], thresholds: Thresholds | None = None) -> list[dict[str, object]]:
     rows = []
     for group in groups:
         final = summary([r.final for r in group.runs])
         best = summary([r.best for r in group.runs])
         unfinished = [r.status for r in group.runs if r.status]
+        threshold = thresholds.of(group.env) if thresholds else None
         rows.append({"env": group.env, "configuration": group.configuration, "seeds": final["n"],
-                     "final": final, "best": best, "unfinished": unfinished})
+                     "final": final, "best": best, "unfinished": unfinished, "threshold": threshold,
+                     "time_to": None if threshold is None else group.time_to(threshold)})
     return rows
+
+
+@dataclass
+class Thresholds:
+    """The returns to time (sac-report --threshold): one for every environment, or one per environment."""
+
+    default: float | None = None
+    per_env: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, values: list[str]) -> "Thresholds":
+        found = cls()
+        for value in values:
+            env, _, number = value.rpartition("=")
+            try:
+                threshold = float(number)
+            except ValueError:
+                raise ReportError(f"--threshold {value} is not a return; write --threshold 3000 or "
+                                  "--threshold HalfCheetah-v5=3000") from None
+            if env:
+                found.per_env[env] = threshold
+            else:
+                found.default = threshold
+        return found
+
+    def of(self, env: str) -> float | None:
+        return self.per_env.get(env, self.default)
+
+
+def time_to_cell(row: dict[str, object]) -> tuple[str, str]:
+    """('steps', 'seconds') to the row's threshold, or ('not reached', '') / ('', '') without one."""
+    if row["threshold"] is None:
+        return "", ""
+    if row["time_to"] is None:
+        return "not reached", ""
+    steps, seconds = row["time_to"]
+    return f"{steps:_}", "?" if np.isnan(seconds) else f"{seconds:.0f} s"
 
 
 def mean_and_spread(stats: dict[str, float]) -> str:
@@ -181,14 +236,25 @@ def results_markdown(rows: list[dict[str, object]], common: list[str], skipped: 
     lines = ["| environment | configuration | seeds | final return (mean ± std) | final IQM "
              "| best return (mean ± std) | best IQM |",
              "|---|---|---:|---:|---:|---:|---:|"]
+    timed = any(row["threshold"] is not None for row in rows)
+    if timed:
+        lines = [lines[0] + " threshold | steps to it | wall clock to it |", lines[1] + "---:|---:|---:|"]
     for row in rows:
         f, b = row["final"], row["best"]
-        lines.append(f"| {row['env']} | {row['configuration']} | {seeds_cell(row)} | {mean_and_spread(f)} "
-                     f"| {f['iqm']:.1f} | {mean_and_spread(b)} | {b['iqm']:.1f} |")
+        line = (f"| {row['env']} | {row['configuration']} | {seeds_cell(row)} | {mean_and_spread(f)} "
+                f"| {f['iqm']:.1f} | {mean_and_spread(b)} | {b['iqm']:.1f} |")
+        if timed:
+            steps, seconds = time_to_cell(row)
+            threshold = "" if row["threshold"] is None else f"{row['threshold']:g}"
+            line += f" {threshold} | {steps} | {seconds} |"
+        lines.append(line)
     text = "\n".join(lines) + "\n"
     text += ("\nFinal: the last evaluation (mean return over its episodes); best: the highest evaluation of the run. "
              "Statistics across seeds; IQM: interquartile mean. A run marked running or incomplete counts with "
              "its evaluations so far.\n")
+    if timed:
+        text += ("\nSteps to it: the first evaluation at which the mean return over seeds reaches the threshold; "
+                 "wall clock to it: the seeds' mean training time up to that evaluation.\n")
     if common:
         text += f"\nCommon to every run: `{' '.join(common)}`.\n"
     if skipped:
@@ -202,7 +268,7 @@ def default_out_dir(paths: list[Path]) -> Path:
     return Path("outputs") / "reports" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 
 
-def report(paths: list[Path], out_dir: Path | None = None) -> dict[str, object]:
+def report(paths: list[Path], out_dir: Path | None = None, thresholds: Thresholds | None = None) -> dict[str, object]:
     """Read the runs, write the plots and the table; returns what was written and what was left out."""
     missing = [p for p in paths if not p.exists()]
     if missing:
@@ -225,7 +291,7 @@ def report(paths: list[Path], out_dir: Path | None = None) -> dict[str, object]:
     out_dir.mkdir(parents=True, exist_ok=True)
     common = name_configurations(runs)
     groups = group_runs(runs)
-    rows = results_rows(groups)
+    rows = results_rows(groups, thresholds)
     figures = plot_learning_curves(groups, out_dir, common)
     table_path = out_dir / "results.md"
     table_path.write_text(results_markdown(rows, common, skipped), encoding="utf-8")
