@@ -45,8 +45,14 @@ def _steps(run_dir):
 
 # ---- exact resume -----------------------------------------------------------------------------------
 
+CROSSQ_TINY = ("agent=crossq", "agent.critic_hidden_sizes=[32]", "agent.actor_hidden_sizes=[16]",
+               "agent.batch_renorm_warmup=40", "schedule.start_steps=100", "schedule.update_after=100",
+               "schedule.batch_size=32")  # Batch Renorm statistics and their warm-up counters cross the checkpoint
+
+
 @pytest.mark.parametrize("variant", [(), ("buffer=prioritized", "buffer.n_step=3", "env.normalize_obs=true"),
-                                     ("env.id=CartPole-v1",)], ids=["uniform", "prioritized_nstep_normalized", "discrete"])
+                                     ("env.id=CartPole-v1",), CROSSQ_TINY],
+                         ids=["uniform", "prioritized_nstep_normalized", "discrete", "crossq"])
 def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, variant):
     whole, split = tmp_path / "whole", tmp_path / "split"
     train_tiny(whole, *variant)
