@@ -149,9 +149,11 @@ class SAC:
             self.value = ValueNetwork(obs_dim, critic_sizes, cfg.activation, self.critic_body).to(device)
             self.value_optimizer = optimizer(self.value.parameters(), cfg.value_lr)
         bootstrap: nn.Module = self.critic if self.value is None else self.value
-        self.target = copy.deepcopy(bootstrap).requires_grad_(False) if cfg.target_network else bootstrap
-        self._target_params = list(self.target.parameters()) if cfg.target_network else []
-        self._bootstrap_params = list(bootstrap.parameters()) if cfg.target_network else []
+        if cfg.target_network:
+            self.target = copy.deepcopy(bootstrap).requires_grad_(False)
+            self._target_params, self._bootstrap_params = list(self.target.parameters()), list(bootstrap.parameters())
+        else:
+            self.target, self._target_params, self._bootstrap_params = bootstrap, [], []
         # CrossQ: Batch-Renormalized critics see current and next state-actions in one forward pass.
         self.joint_forward = cfg.critic_norm == "batch_renorm"
 
