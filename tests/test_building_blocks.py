@@ -132,9 +132,11 @@ def test_without_target_networks_the_bootstrap_is_the_online_critic_with_gradien
     assert agent.update(batch).metrics["train/critic_loss"].item() == pytest.approx(expected.item(), rel=1e-6)
 
 
-def test_adam_betas_reach_every_optimizer():
-    agent = _crossq(adam_betas=[0.5, 0.999])
+def test_adam_betas_and_batch_renorm_settings_reach_every_optimizer_and_layer():
+    agent = _crossq(adam_betas=[0.5, 0.999], batch_renorm_warmup=7)
     assert {group["betas"] for o in agent.optimizers.values() for group in o.param_groups} == {(0.5, 0.999)}
+    layers = [m for net in (agent.actor, agent.critic) for m in net.modules() if isinstance(m, BatchRenorm)]
+    assert len(layers) == 4 and {(m.warmup, m.momentum) for m in layers} == {(7, 0.5)}  # before each Linear
 
 
 # ---- the presets -------------------------------------------------------------------------------------
@@ -156,7 +158,8 @@ def test_each_preset_trains_a_few_hundred_steps_and_saves_its_normalization(tmp_
         assert saved["critic"]["net.pre_norms.0.running_mean"].abs().sum() > 0
         assert saved["actor"]["net.0.batches"].item() > 0
     else:
-        assert "net.post_norms.0.weight" in saved["critic"] and run.run.agent.critic_dropout == 0.01
+        assert "net.post_norms.0.weight" in saved["critic"]
+        assert [m.p for m in run.parts.agent.critic.modules() if isinstance(m, torch.nn.Dropout)] == [0.01]
 
 
 def test_crossq_on_discrete_actions_trains(tmp_path):

@@ -9,6 +9,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from sac_runner.algo.discrete_sac import DiscreteSAC
 from sac_runner.algo.replay_buffer import Batch
@@ -76,7 +77,9 @@ def _assert_same_agents(agent: SAC, other: SAC) -> None:
 @pytest.mark.parametrize("option, device, compile_mode", CASES)
 def test_compiled_update_and_policy_match_the_eager_ones(option, device, compile_mode, eager_random_numbers):
     eager, compiled = _agent(option, device, "off"), _agent(option, device, compile_mode)
+    frames_compiled = counters["frames"]["ok"]
     _train_side_by_side([eager, compiled], range(6), device)
+    assert counters["frames"]["ok"] > frames_compiled  # TorchDynamo compiled the pieces (no silent eager run)
     _assert_same_agents(eager, compiled)
     assert compiled.learning_rates() == pytest.approx(eager.learning_rates(), rel=1e-6)  # the decay reached both
 
@@ -135,8 +138,6 @@ def test_checkpoints_move_between_gpu_and_cpu(option):
 def test_every_new_agent_compiles_even_past_dynamos_recompile_limit():
     """TorchDynamo would run the update eagerly, silently, once more agents than its recompile_limit
     (8) were compiled in one process (a sweep's jobs): each new compiled agent starts a fresh cache."""
-    from torch._dynamo.utils import counters
-
     with torch._dynamo.config.patch(recompile_limit=1):
         for _ in range(2):
             agent = DiscreteSAC(OBS, ACT, AgentConfig(hidden_sizes=[8], compile="compile"), torch.device("cpu"))

@@ -5,6 +5,7 @@ Eagerly, and compiled (agent.compile=compile on CPU; compile and cudagraphs on a
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from sac_runner.algo.replay_buffer import Batch
 from sac_runner.algo.sac import SAC
@@ -56,6 +57,7 @@ def test_fast_update_matches_the_plain_reference(variant, device, compile_mode, 
     cfg = AgentConfig(hidden_sizes=[32, 32], compile=compile_mode, **spec.get("agent", {}))
     agent = SAC(OBS, ACT, cfg, torch.device(device))
     plain = PlainSAC(agent)
+    frames_compiled = counters["frames"]["ok"]
     for step, batch in enumerate(_batches(6, spec.get("n_step", False), spec.get("prioritized", False), device)):
         torch.manual_seed(1000 + step)  # the same Gaussian noise for both
         fast = agent.update(batch).metrics
@@ -74,6 +76,7 @@ def test_fast_update_matches_the_plain_reference(variant, device, compile_mode, 
             for fast_p, plain_p in zip(fast_q.parameters(), plain_q.parameters()):
                 torch.testing.assert_close(fast_p, plain_p, **tight)
     torch.testing.assert_close(agent.log_alpha.detach(), plain.log_alpha.detach(), **tight)
+    assert (counters["frames"]["ok"] > frames_compiled) == (compile_mode != "off")  # compiled, or eager as asked
 
 
 def test_the_comparison_detects_a_wrong_update():

@@ -66,34 +66,33 @@ class Accelerated:
         self.mode, self.name = mode, name
         self.compile_seconds = 0.0  # the first calls of each input signature: compiling (and capturing)
         self._settled: set[tuple] = set()
-        if mode == "off":
-            self._run = fn
-        elif mode == "compile":
-            self._run = torch.compile(fn)
-        elif mode == "cudagraphs":
-            self._run = CudaGraphs(torch.compile(fn))
-        else:
+        if mode not in ("off", "compile", "cudagraphs"):
             raise ValueError(f"unknown compile mode {mode!r}; one of {COMPILE_MODES}")
+        self._fn = fn if mode == "off" else torch.compile(fn)
+        self._graphs = CudaGraphs(self._fn) if mode == "cudagraphs" else None
 
     def __call__(self, *args) -> Any:
         if self.mode == "off":
-            return self._run(*args)
-        key = _signature(args)
+            return self._fn(*args)
+        key = _signature(args)  # once per call: the graphs are looked up by it too
         if key in self._settled:
-            return self._run(*args)
+            return self._run(key, args)
         start = time.perf_counter()
-        out = self._run(*args)
+        out = self._run(key, args)
         self.compile_seconds += time.perf_counter() - start
-        if self.mode == "compile" or self._run.captured(key):
+        if self._graphs is None or self._graphs.captured(key):
             self._settled.add(key)
             log.info("agent.compile=%s: %s ready for inputs %s (%.1f s compiling so far)", self.mode, self.name,
                      _describe(key), self.compile_seconds)
         return out
 
+    def _run(self, key: tuple, args: tuple) -> Any:
+        return self._fn(*args) if self._graphs is None else self._graphs.run(key, args)
+
     def reset(self) -> None:
         """Forget captured CUDA graphs (after tensors they read were replaced); compiled code is kept."""
-        if isinstance(self._run, CudaGraphs):
-            self._run.reset()
+        if self._graphs is not None:
+            self._graphs.reset()
             self._settled.clear()
 
 
@@ -114,8 +113,8 @@ class CudaGraphs:
         self.graphs.clear()
         self.warmups.clear()
 
-    def __call__(self, *args) -> Any:
-        key = _signature(args)
+    def run(self, key: tuple, args: tuple) -> Any:
+        """Call `fn(*args)`, `key` being the arguments' signature (`_signature(args)`)."""
         if key in self.graphs:
             return self.graphs[key].replay(args)
         done = self.warmups.get(key, 0)
