@@ -76,6 +76,7 @@ OPTIMIZED = ("actor", "critic", "alpha", "value")
 ACTION_SPACES = ("auto", "continuous", "discrete")
 COMPILE_MODES = ("auto", "off", "compile", "cudagraphs")
 NORMS = ("none", "layer", "batch_renorm")
+ARCHITECTURES = ("mlp", "simba")
 
 
 @dataclass
@@ -156,6 +157,15 @@ class AgentConfig:
     # their target copied from them; the replay buffer and alpha are kept.
     reset_every: int = 0
     reset_networks: list[str] = field(default_factory=lambda: ["actor", "critic"])
+    # Weight normalization (Palenicek et al., 2025, with CrossQ): the networks named here (actor, critic,
+    # value) keep each hidden unit's incoming weights at unit norm, projected after every optimizer
+    # step; the output layer is left free. Meant with a normalization (critic_norm, SimBa) that makes
+    # the network insensitive to its weights' scale, so the effective learning rate stays constant.
+    weight_norm: list[str] = field(default_factory=list)
+    # mlp, or simba: SimBa's residual blocks (Lee et al., 2024), one per entry of the hidden sizes,
+    # all of one width (e.g. [512, 512]); with env.normalize_obs=true for its observation normalization.
+    critic_architecture: str = "mlp"
+    actor_architecture: str = "mlp"
 
     def __post_init__(self) -> None:
         _require(self.compile in COMPILE_MODES, "agent.compile",
@@ -230,10 +240,15 @@ class AgentConfig:
                  f"must be two numbers in [0, 1), got {list(self.adam_betas)}", "set agent.adam_betas=[0.9,0.999]")
         _require(self.reset_every >= 0, "agent.reset_every", f"must be 0 (never) or positive, got {self.reset_every}",
                  "set agent.reset_every=0")
-        resettable = ("actor", "critic", "value") if self.value_network else ("actor", "critic")
-        _require(len(self.reset_networks) > 0 and set(self.reset_networks) <= set(resettable), "agent.reset_networks",
-                 f"must name some of {', '.join(resettable)}, got {list(self.reset_networks)}",
+        networks = ("actor", "critic", "value") if self.value_network else ("actor", "critic")
+        _require(len(self.reset_networks) > 0 and set(self.reset_networks) <= set(networks), "agent.reset_networks",
+                 f"must name some of {', '.join(networks)}, got {list(self.reset_networks)}",
                  "set agent.reset_networks=[actor,critic]")
+        _require(set(self.weight_norm) <= set(networks), "agent.weight_norm",
+                 f"must name some of {', '.join(networks)} (or none: []), got {list(self.weight_norm)}",
+                 "set agent.weight_norm=[critic] (or [] for none)")
+        for network in ("critic", "actor"):
+            self._check_architecture(network)
         if self.critic_norm == "batch_renorm":
             _require(not self.target_network, "agent.critic_norm",
                      "is batch_renorm, whose joint forward pass of current and next state-actions replaces the "
@@ -242,6 +257,26 @@ class AgentConfig:
             _require(not self.value_network, "agent.critic_norm",
                      "is batch_renorm, which does not combine with the 2018 V network (agent.value_network=true)",
                      "set agent.value_network=false or agent.critic_norm=none")
+
+    def _check_architecture(self, network: str) -> None:
+        key = f"{network}_architecture"
+        architecture = getattr(self, key)
+        _require(architecture in ARCHITECTURES, f"agent.{key}",
+                 f"must be one of {', '.join(ARCHITECTURES)}, got '{architecture}'", f"set agent.{key}=mlp")
+        if architecture != "simba":
+            return
+        sizes_key = f"{network}_hidden_sizes" if getattr(self, f"{network}_hidden_sizes") is not None else "hidden_sizes"
+        sizes = list(getattr(self, sizes_key))
+        _require(len(set(sizes)) == 1, f"agent.{sizes_key}",
+                 f"is {sizes}, but SimBa's residual blocks (agent.{key}=simba) keep one width",
+                 f"set agent.{network}_hidden_sizes=[{sizes[0]},{sizes[0]}] (one entry per block)")
+        _require(getattr(self, f"{network}_norm") == "none", f"agent.{network}_norm",
+                 f"is {getattr(self, f'{network}_norm')}, but SimBa's blocks (agent.{key}=simba) bring their own "
+                 "LayerNorm", f"set agent.{network}_norm=none or agent.{key}=mlp")
+        if network == "critic":
+            _require(self.critic_dropout == 0, "agent.critic_dropout",
+                     "is not 0, but dropout goes after the hidden Linear layers of an mlp, not into SimBa's blocks",
+                     "set agent.critic_dropout=0 or agent.critic_architecture=mlp")
 
     @property
     def learns_alpha(self) -> bool:

@@ -1,7 +1,8 @@
 """The building blocks of the 2022-2025 SAC variants (agent.critic_norm, actor_norm, critic_dropout,
-target_network, adam_betas) and the presets made of them (agent=crossq, crossq_small, droq):
-Batch Renormalization by hand, CrossQ's joint forward pass, the bootstrap without target networks,
-and each preset training a few hundred steps."""
+target_network, adam_betas, weight_norm, critic/actor_architecture, resets) and the presets made of
+them (agent=crossq, crossq_small, droq): Batch Renormalization by hand, CrossQ's joint forward pass, the
+bootstrap without target networks, weight normalization against the plain update plus a projection,
+SimBa's residual block by hand, and each preset training a few hundred steps."""
 
 import math
 
@@ -11,7 +12,7 @@ import torch
 
 from sac_runner.algo.layers import BatchRenorm, EnsembleLayerNorm, batch_statistics
 from sac_runner.algo.replay_buffer import Batch
-from sac_runner.algo.networks import CriticEnsemble
+from sac_runner.algo.networks import CriticEnsemble, ResidualBlock, SimbaMLP, project_to_unit_norm
 from sac_runner.algo.sac import SAC, soft_bellman_target, soft_value
 from sac_runner.config import AgentConfig
 from sac_runner.run.checkpoint import load_checkpoint
@@ -137,6 +138,94 @@ def test_adam_betas_and_batch_renorm_settings_reach_every_optimizer_and_layer():
     assert {group["betas"] for o in agent.optimizers.values() for group in o.param_groups} == {(0.5, 0.999)}
     layers = [m for net in (agent.actor, agent.critic) for m in net.modules() if isinstance(m, BatchRenorm)]
     assert len(layers) == 4 and {(m.warmup, m.momentum) for m in layers} == {(7, 0.5)}  # before each Linear
+
+
+# ---- weight normalization ----------------------------------------------------------------------------
+
+def test_the_projection_puts_each_units_incoming_weights_on_the_unit_sphere():
+    linear_weight = torch.tensor([[3.0, 4.0], [0.0, 2.0]])      # nn.Linear: (out, in)
+    ensemble_weight = torch.tensor([[[3.0, 0.0], [4.0, 2.0]]])  # EnsembleLinear: (members, in, out), same units
+    project_to_unit_norm([linear_weight, ensemble_weight])
+    assert torch.equal(linear_weight, torch.tensor([[0.6, 0.8], [0.0, 1.0]]))
+    assert torch.equal(ensemble_weight, linear_weight.T.unsqueeze(0))
+
+
+def test_weight_norm_is_the_plain_update_with_the_hidden_weights_projected_after_each_optimizer_step():
+    """The reference: a plain agent whose critic optimizer projects the critics' hidden weights (by hand,
+    not the output layer's) after each of its steps, from projected initial weights. The actor, not
+    named, is left alone; targets follow the projected critics."""
+    options = dict(hidden_sizes=[16, 16], critic_norm="layer", policy_update_every=2)
+    torch.manual_seed(0)
+    normalized = SAC(OBS, ACT, AgentConfig(weight_norm=["critic"], **options), torch.device("cpu"))
+    torch.manual_seed(0)
+    reference = SAC(OBS, ACT, AgentConfig(**options), torch.device("cpu"))
+    hidden = [layer.weight for layer in reference.critic.net.layers[:2]]
+
+    def project_by_hand():
+        with torch.no_grad():
+            for weight in hidden:  # (members, in, out): each unit's incoming weights are a column
+                weight.copy_(weight / torch.linalg.vector_norm(weight, dim=1, keepdim=True))
+
+    project_by_hand()
+    reference.target.load_state_dict(reference.critic.state_dict())
+    plain_step = reference.critic_optimizer.step
+    reference.critic_optimizer.step = lambda: (plain_step(), project_by_hand())
+    for seed in range(4):
+        for agent in (normalized, reference):
+            torch.manual_seed(seed)
+            agent.update(_batch(seed))
+    for network in ("critic", "target", "actor"):
+        for name, value in getattr(reference, network).state_dict().items():
+            torch.testing.assert_close(getattr(normalized, network).state_dict()[name], value, msg=f"{network} {name}")
+    norms = [torch.linalg.vector_norm(layer.weight, dim=1) for layer in normalized.critic.net.layers]
+    torch.testing.assert_close(torch.stack(norms[:2]), torch.ones(2, 2, 16))
+    assert not torch.allclose(norms[2], torch.ones_like(norms[2]))  # the output layer is free
+    assert not torch.allclose(torch.linalg.vector_norm(normalized.actor.net[0].weight, dim=1), torch.ones(16))
+
+
+def test_a_reset_of_a_weight_normalized_network_starts_from_unit_norm_weights():
+    torch.manual_seed(0)
+    agent = SAC(OBS, ACT, AgentConfig(hidden_sizes=[16], weight_norm=["actor"]), torch.device("cpu"))
+    agent.update(_batch(0))
+    agent.reset(["actor"])
+    torch.testing.assert_close(torch.linalg.vector_norm(agent.actor.net[0].weight, dim=1), torch.ones(16))
+
+
+# ---- SimBa residual blocks ---------------------------------------------------------------------------
+
+def test_a_simba_block_adds_a_layer_normalized_two_layer_mlp_to_its_input():
+    torch.manual_seed(0)
+    block, x = ResidualBlock(3, "relu", None), torch.randn(4, 3)
+    torch.nn.init.normal_(block.norm.weight)  # non-trivial LayerNorm gain and bias
+    torch.nn.init.normal_(block.norm.bias)
+    normalized = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5)
+    normalized = normalized * block.norm.weight + block.norm.bias
+    inner = torch.clamp(normalized @ block.expand.weight.T + block.expand.bias, min=0)
+    assert block.expand.weight.shape == (12, 3)  # 4x the width inside
+    torch.testing.assert_close(block(x), x + inner @ block.contract.weight.T + block.contract.bias)
+
+
+def test_simba_ensemble_members_are_independent_networks_of_the_same_shape():
+    torch.manual_seed(0)
+    ensemble, single, x = SimbaMLP(5, [8, 8], 1, members=2), SimbaMLP(5, [8, 8], 1), torch.randn(6, 5)
+    with torch.no_grad():
+        for (name, theirs), mine in zip(ensemble.named_parameters(), single.parameters()):
+            # member 1's (in, out) weights, (1, out) biases and (1, F) LayerNorm parameters
+            mine.copy_(theirs[1].T if mine.dim() == 2 else theirs[1, 0])
+    assert len(single.blocks) == 2
+    torch.testing.assert_close(ensemble(x)[1], single(x))
+
+
+@pytest.mark.parametrize("env", ["pendulum", "cartpole"])
+def test_simba_networks_with_weight_norm_train_and_save_unit_norm_weights(tmp_path, env):
+    run = train_tiny(tmp_path, f"env={env}", "agent.critic_architecture=simba", "agent.actor_architecture=simba",
+                     "agent.critic_hidden_sizes=[32,32]", "agent.actor_hidden_sizes=[16]", "env.normalize_obs=true",
+                     "agent.weight_norm=[critic]", *SHORT)
+    assert np.isfinite(run.final["eval/return_mean"]) and run.parts.agent.num_updates >= 200
+    saved = load_checkpoint(tmp_path)["agent"]["critic"]
+    for name in ("net.embed.weight", "net.blocks.0.expand.weight", "net.blocks.1.contract.weight"):
+        members, _, units = saved[name].shape
+        torch.testing.assert_close(torch.linalg.vector_norm(saved[name], dim=1), torch.ones(members, units), msg=name)
 
 
 # ---- the presets -------------------------------------------------------------------------------------

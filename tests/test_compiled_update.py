@@ -1,7 +1,8 @@
 """agent.compile against the eager update, for what the plain reference (test_fast_update.py) does not
 cover: the 2018 value network, normalized observations, gradient clipping, the actor's catch-up steps,
 a learning rate changed between updates, discrete actions, acting, and the 2022-2025 building blocks
-(LayerNorm and dropout critics, Batch Renormalization through its warm-up, CrossQ's joint pass). Then checkpoints move between
+(LayerNorm and dropout critics, Batch Renormalization through its warm-up, CrossQ's joint pass, SimBa
+blocks, weight normalization). Then checkpoints move between
 compile modes (and between GPU and CPU) and training goes on as if nothing happened."""
 
 import copy
@@ -24,8 +25,9 @@ OPTIONS = {
         value_network=True, max_grad_norm=0.5, policy_update_every=2, policy_update_catch_up=True,
         lr_decay="linear", actor_lr_final=1e-5, critic_lr_final=1e-5, alpha_lr_final=1e-5, value_lr_final=1e-5,
         critic_norm="layer", critic_dropout=0.1, actor_norm="batch_renorm", batch_renorm_warmup=2)),
-    "discrete, CrossQ critics": (DiscreteSAC, dict(
-        critic_norm="batch_renorm", target_network=False, adam_betas=[0.5, 0.999], batch_renorm_warmup=2)),
+    "discrete, CrossQ critics, SimBa actor, weight norm": (DiscreteSAC, dict(
+        critic_norm="batch_renorm", target_network=False, adam_betas=[0.5, 0.999], batch_renorm_warmup=2,
+        actor_architecture="simba", weight_norm=["critic", "actor"])),
 }
 CASES = [pytest.param(option, "cpu", "compile", id=f"{option}-compile") for option in OPTIONS] + [
     pytest.param(option, "cuda", mode, marks=pytest.mark.gpu, id=f"{option}-cuda-{mode}")

@@ -84,10 +84,16 @@ def test_alpha_accepts_auto_or_a_number():
     ("agent.batch_renorm_momentum=0", "agent.batch_renorm_momentum"),
     ("agent.reset_every=-1", "agent.reset_every"),
     ("agent.reset_networks=[value]", "agent.reset_networks"),  # no V network without value_network=true
+    ("agent.weight_norm=[target]", "agent.weight_norm"),
+    ("agent.critic_architecture=resnet", "agent.critic_architecture"),
+    ("agent.actor_architecture=simba agent.hidden_sizes=[256,128]", "agent.hidden_sizes"),  # one width
+    ("agent.critic_architecture=simba agent.critic_hidden_sizes=[64,32]", "agent.critic_hidden_sizes"),
+    ("agent.critic_architecture=simba agent=droq", "agent.critic_norm"),  # SimBa brings its own LayerNorm
+    ("agent.critic_architecture=simba agent.critic_dropout=0.01", "agent.critic_dropout"),
 ])
 def test_invalid_values_fail_before_training_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        to_run_config(compose(override))
+        to_run_config(compose(*override.split()))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="asks for CUDA where there is none")

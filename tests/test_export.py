@@ -46,12 +46,16 @@ def _run_standalone(fmt: str, path, obs: np.ndarray) -> np.ndarray:
     return np.asarray(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("fmt, actor", [("torchscript", "plain"), ("onnx", "plain"), ("onnx", "batch_renorm")])
+ACTORS = {"plain": (), "batch_renorm": ("agent.actor_norm=batch_renorm", "agent.batch_renorm_warmup=20"),
+          "simba": ("agent.actor_architecture=simba", "agent.actor_hidden_sizes=[32,32]")}
+
+
+@pytest.mark.parametrize("fmt, actor", [("torchscript", "plain"), ("onnx", "plain"), ("onnx", "batch_renorm"),
+                                        ("torchscript", "simba")])
 def test_exported_continuous_policy_matches_the_agent_in_env_units(tmp_path, fmt, actor):
-    # Normalized observations, Pendulum's torque bound of 2 and (CrossQ's actor) Batch Renormalization's
-    # running statistics: all must be inside the exported file.
-    train_tiny(tmp_path / "run", "env.normalize_obs=true", f"agent.actor_norm={'none' if actor == 'plain' else actor}",
-               "agent.batch_renorm_warmup=20")
+    # Normalized observations, Pendulum's torque bound of 2, (CrossQ's actor) Batch Renormalization's
+    # running statistics and SimBa's blocks: all must be inside the exported file.
+    train_tiny(tmp_path / "run", "env.normalize_obs=true", *ACTORS[actor])
     path, _ = export_checkpoint(ExportConfig(checkpoint=str(tmp_path / "run"), format=fmt), tmp_path / "export")
     trained = load_trained(str(tmp_path / "run"), torch.device("cpu"))
     assert trained.agent.normalizer.count > 0

@@ -11,7 +11,9 @@ The critics are an ensemble evaluated in one batched product per layer: weights 
 (num_critics, in, out), so Q_1 .. Q_N cost one matmul call instead of N module calls.
 
 Every network takes a `Body`: the plain MLP of the SAC papers by default, or with the LayerNorm,
-dropout or Batch Renormalization of the 2022-2025 variants (layers.py).
+dropout or Batch Renormalization of the 2022-2025 variants (layers.py), or SimBa's residual blocks
+(Lee et al., 2024). Weight normalization (Palenicek et al., 2025) keeps the hidden layers' weights
+at unit norm (`unit_norm_weights`, applied by the update after each optimizer step).
 """
 
 from __future__ import annotations
@@ -33,17 +35,28 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU,
 
 @dataclass(frozen=True)
 class Body:
-    """What the hidden layers hold besides Linear and the activation (agent.critic_norm, actor_norm,
-    critic_dropout). The default is the plain MLP of the SAC papers.
+    """The shape of a network between its input and output (agent.critic_architecture, critic_norm,
+    critic_dropout and the actor's). The default is the plain MLP of the SAC papers.
 
-        norm=layer          Linear -> [Dropout] -> LayerNorm -> activation    (DroQ, Hiraoka et al., 2022)
-        norm=batch_renorm   BatchRenorm before every Linear, the output layer's too (CrossQ, Bhatt et al., 2024)
+        norm=layer            Linear -> [Dropout] -> LayerNorm -> activation    (DroQ, Hiraoka et al., 2022)
+        norm=batch_renorm     BatchRenorm before every Linear, the output layer's too (CrossQ, Bhatt et al., 2024)
+        architecture=simba    Linear embedding -> residual blocks -> LayerNorm -> Linear (SimBa, Lee et al., 2024)
     """
 
     norm: str = "none"            # none, layer or batch_renorm
     dropout: float = 0.0
     renorm_momentum: float = 0.01
     renorm_warmup: int = 100_000  # training batches of plain batch normalization before renormalizing
+    architecture: str = "mlp"     # mlp or simba
+
+    def build(self, in_dim: int, hidden_sizes: list[int], out_dim: int, activation: str,
+              members: int | None = None) -> nn.Module:
+        """(B, in) -> (B, out), or (members, B, out) for an ensemble of `members` networks."""
+        if self.architecture == "simba":
+            return SimbaMLP(in_dim, hidden_sizes, out_dim, activation, members)
+        if members is None:
+            return mlp(in_dim, hidden_sizes, out_dim, activation, self)
+        return EnsembleMLP(members, in_dim, hidden_sizes, out_dim, activation, self)
 
     def pre_norm(self, width: int, members: int | None = None) -> nn.Module | None:
         if self.norm != "batch_renorm":
@@ -64,8 +77,31 @@ def reinitialize(network: nn.Module) -> None:
             module.reset_parameters()
 
 
+def unit_norm_weights(network: nn.Module) -> list[torch.Tensor]:
+    """The weights that weight normalization keeps at unit norm: every hidden layer's, not the output
+    layer's (whose scale sets the output's). Each output unit's incoming weights form one vector: dim 1
+    of nn.Linear's (out, in) and of EnsembleLinear's (N, in, out) weight."""
+    return [layer.weight for module in network.modules() if hasattr(module, "hidden_linears")
+            for layer in module.hidden_linears()]
+
+
+@torch.no_grad()
+def project_to_unit_norm(weights: list[torch.Tensor]) -> None:
+    """w <- w / ||w|| per output unit, in place (Palenicek et al., 2025: after every gradient step, so
+    the effective learning rate lr / ||w||^2 stays constant)."""
+    for weight in weights:
+        weight.div_(weight.norm(dim=1, keepdim=True).clamp_min(1e-12))
+
+
+class MLP(nn.Sequential):
+    """Linear layers with what the Body adds between them; the last Linear is the output layer."""
+
+    def hidden_linears(self) -> list[nn.Linear]:
+        return [layer for layer in self if isinstance(layer, nn.Linear)][:-1]
+
+
 def mlp(in_dim: int, hidden_sizes: list[int], out_dim: int, activation: str = "relu",
-        body: Body = PLAIN) -> nn.Sequential:
+        body: Body = PLAIN) -> MLP:
     layers: list[nn.Module] = []
     for width in [*hidden_sizes, None]:
         layers.append(body.pre_norm(in_dim))
@@ -75,7 +111,7 @@ def mlp(in_dim: int, hidden_sizes: list[int], out_dim: int, activation: str = "r
                    body.post_norm(width), ACTIVATIONS[activation]()]
         in_dim = width
     layers.append(nn.Linear(in_dim, out_dim))
-    return nn.Sequential(*(layer for layer in layers if layer is not None))
+    return MLP(*(layer for layer in layers if layer is not None))
 
 
 class ValueNetwork(nn.Module):
@@ -83,7 +119,7 @@ class ValueNetwork(nn.Module):
 
     def __init__(self, obs_dim: int, hidden_sizes: list[int], activation: str = "relu", body: Body = PLAIN):
         super().__init__()
-        self.net = mlp(obs_dim, hidden_sizes, 1, activation, body)
+        self.net = body.build(obs_dim, hidden_sizes, 1, activation)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs).squeeze(-1)
@@ -105,7 +141,7 @@ class SquashedGaussianActor(nn.Module):
     def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: list[int], activation: str = "relu",
                  body: Body = PLAIN):
         super().__init__()
-        self.net = mlp(obs_dim, hidden_sizes, 2 * action_dim, activation, body)
+        self.net = body.build(obs_dim, hidden_sizes, 2 * action_dim, activation)
 
     def distribution_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.net(obs).chunk(2, dim=-1)
@@ -159,6 +195,9 @@ class EnsembleMLP(nn.Module):
             self.post_norms = nn.ModuleList(body.post_norm(o, num_members) for o in hidden_sizes)
         self.dropout = nn.Dropout(body.dropout) if body.dropout else None
 
+    def hidden_linears(self) -> list[EnsembleLinear]:
+        return list(self.layers)[:-1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.unsqueeze(0).expand(self.num_members, *x.shape)
         pre_norms, post_norms = getattr(self, "pre_norms", None), getattr(self, "post_norms", None)
@@ -175,6 +214,50 @@ class EnsembleMLP(nn.Module):
             x = self.activation(x)
 
 
+def linear(in_dim: int, out_dim: int, members: int | None) -> nn.Module:
+    """nn.Linear, or `members` of them as one EnsembleLinear."""
+    return nn.Linear(in_dim, out_dim) if members is None else EnsembleLinear(members, in_dim, out_dim)
+
+
+class ResidualBlock(nn.Module):
+    """SimBa's block (Lee et al., 2024): x + Linear(activation(Linear(LayerNorm(x)))), the inner layer
+    4x as wide; the residual path keeps the network close to a linear function of its embedding."""
+
+    def __init__(self, width: int, activation: str, members: int | None):
+        super().__init__()
+        self.norm = EnsembleLayerNorm(width, members)
+        self.expand = linear(width, 4 * width, members)
+        self.activation = ACTIVATIONS[activation]()
+        self.contract = linear(4 * width, width, members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.contract(self.activation(self.expand(self.norm(x))))
+
+
+class SimbaMLP(nn.Module):
+    """SimBa (Lee et al., 2024): Linear embedding to the width -> one residual block per entry of
+    hidden_sizes (all one width) -> LayerNorm -> Linear output. Its running observation normalization is
+    env.normalize_obs. For an ensemble, each member has its own weights: (B, in) -> (members, B, out)."""
+
+    def __init__(self, in_dim: int, hidden_sizes: list[int], out_dim: int, activation: str = "relu",
+                 members: int | None = None):
+        super().__init__()
+        width = hidden_sizes[0]
+        self.members = members
+        self.embed = linear(in_dim, width, members)
+        self.blocks = nn.Sequential(*(ResidualBlock(width, activation, members) for _ in hidden_sizes))
+        self.norm = EnsembleLayerNorm(width, members)
+        self.head = linear(width, out_dim, members)
+
+    def hidden_linears(self) -> list[nn.Module]:
+        return [self.embed, *(layer for block in self.blocks for layer in (block.expand, block.contract))]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.members is not None:
+            x = x.unsqueeze(0).expand(self.members, *x.shape)
+        return self.head(self.norm(self.blocks(self.embed(x))))
+
+
 class CriticEnsemble(nn.Module):
     """Q_1 .. Q_N (s, a) for continuous actions, returned stacked as (N, B)."""
 
@@ -182,7 +265,7 @@ class CriticEnsemble(nn.Module):
                  activation: str = "relu", body: Body = PLAIN):
         super().__init__()
         self.num_critics = num_critics
-        self.net = EnsembleMLP(num_critics, obs_dim + action_dim, hidden_sizes, 1, activation, body)
+        self.net = body.build(obs_dim + action_dim, hidden_sizes, 1, activation, members=num_critics)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([obs, action], dim=-1)).squeeze(-1)
@@ -195,7 +278,7 @@ class DiscreteCriticEnsemble(nn.Module):
                  activation: str = "relu", body: Body = PLAIN):
         super().__init__()
         self.num_critics = num_critics
-        self.net = EnsembleMLP(num_critics, obs_dim, hidden_sizes, num_actions, activation, body)
+        self.net = body.build(obs_dim, hidden_sizes, num_actions, activation, members=num_critics)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs)
@@ -207,7 +290,7 @@ class CategoricalActor(nn.Module):
     def __init__(self, obs_dim: int, num_actions: int, hidden_sizes: list[int], activation: str = "relu",
                  body: Body = PLAIN):
         super().__init__()
-        self.net = mlp(obs_dim, hidden_sizes, num_actions, activation, body)
+        self.net = body.build(obs_dim, hidden_sizes, num_actions, activation)
 
     def probabilities(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(pi(.|s), log pi(.|s)), each (B, |A|); log_softmax keeps log pi finite where pi underflows."""

@@ -38,7 +38,8 @@ from torch import nn
 from sac_runner.algo.compilation import Accelerated, resolve_compile_mode, start_compiling_afresh
 from sac_runner.algo.lr_schedule import decayed_lr
 from sac_runner.algo.layers import batch_statistics
-from sac_runner.algo.networks import Body, CriticEnsemble, SquashedGaussianActor, ValueNetwork, reinitialize
+from sac_runner.algo.networks import (Body, CriticEnsemble, SquashedGaussianActor, ValueNetwork, project_to_unit_norm,
+                                      reinitialize, unit_norm_weights)
 from sac_runner.algo.normalization import ObservationNormalizer
 from sac_runner.algo.replay_buffer import Batch
 from sac_runner.config import AgentConfig
@@ -131,8 +132,8 @@ class SAC:
         actor_sizes = cfg.actor_hidden_sizes or cfg.hidden_sizes
         critic_sizes = cfg.critic_hidden_sizes or cfg.hidden_sizes
         renorm = dict(renorm_momentum=cfg.batch_renorm_momentum, renorm_warmup=cfg.batch_renorm_warmup)
-        self.actor_body = Body(cfg.actor_norm, 0.0, **renorm)
-        self.critic_body = Body(cfg.critic_norm, cfg.critic_dropout, **renorm)
+        self.actor_body = Body(cfg.actor_norm, 0.0, architecture=cfg.actor_architecture, **renorm)
+        self.critic_body = Body(cfg.critic_norm, cfg.critic_dropout, architecture=cfg.critic_architecture, **renorm)
         self.actor, self.critic = self._actor_and_critic(obs_dim, action_dim, actor_sizes, critic_sizes)
         self.actor.to(device)
         self.critic.to(device)
@@ -148,6 +149,10 @@ class SAC:
         if cfg.value_network:
             self.value = ValueNetwork(obs_dim, critic_sizes, cfg.activation, self.critic_body).to(device)
             self.value_optimizer = optimizer(self.value.parameters(), cfg.value_lr)
+        # Weight normalization (agent.weight_norm): these networks' hidden weights stay at unit norm.
+        self._unit_weights = {name: unit_norm_weights(getattr(self, name)) for name in cfg.weight_norm}
+        for weights in self._unit_weights.values():
+            project_to_unit_norm(weights)
         bootstrap: nn.Module = self.critic if self.value is None else self.value
         if cfg.target_network:
             self.target = copy.deepcopy(bootstrap).requires_grad_(False)
@@ -227,12 +232,16 @@ class SAC:
         obs = self.normalizer(obs)
         return self.actor.deterministic(obs) if deterministic else self.actor.sample(obs)[0]
 
-    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, params) -> None:
+    def _step(self, name: str, loss: torch.Tensor, params) -> None:
+        """One optimizer step on `loss` for the optimizer of `name` (actor, critic, value, alpha)."""
+        optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
         optimizer.step()
+        if name in self._unit_weights:
+            project_to_unit_norm(self._unit_weights[name])
 
     def update(self, batch: Batch) -> UpdateResult:
         """One gradient step: critics (and V), then actor and temperature when due, then targets when due.
@@ -257,6 +266,8 @@ class SAC:
         for name in names:
             network: nn.Module = getattr(self, name)
             reinitialize(network)
+            if name in self._unit_weights:
+                project_to_unit_norm(self._unit_weights[name])
             getattr(self, f"{name}_optimizer").state.clear()
             bootstrap = self.critic if self.value is None else self.value
             if self._target_params and network is bootstrap:
@@ -296,7 +307,7 @@ class SAC:
         obs = self.normalizer(obs)
         with batch_statistics(self.actor):  # the critics keep their running statistics (CrossQ)
             actor_loss, log_prob = self._actor_loss(obs, self.alpha)
-        self._step(self.actor_optimizer, actor_loss, self.actor.parameters())
+        self._step("actor", actor_loss, self.actor.parameters())
         self._temperature_step(log_prob)
         return {"train/actor_loss": actor_loss.detach(), "train/entropy": -log_prob.mean()}
 
@@ -337,7 +348,7 @@ class SAC:
         if weights is not None:  # importance-sampling weights of prioritized replay
             squared_error = squared_error * weights
         critic_loss = 0.5 * squared_error.mean(dim=1).sum()
-        self._step(self.critic_optimizer, critic_loss, self.critic.parameters())
+        self._step("critic", critic_loss, self.critic.parameters())
         td_error = (q.detach() - y).abs().max(dim=0).values
         return {"train/critic_loss": critic_loss.detach(), "train/q_mean": q.detach().mean(),
                 "train/target_q_mean": y.mean()}, td_error
@@ -345,7 +356,7 @@ class SAC:
     def _value_step(self, obs: torch.Tensor, v_target: torch.Tensor) -> dict[str, torch.Tensor]:
         """J_V = 0.5 * E[(V(s) - v_target)^2] (2018 variant)."""
         value_loss = 0.5 * ((self.value(obs) - v_target) ** 2).mean()
-        self._step(self.value_optimizer, value_loss, self.value.parameters())
+        self._step("value", value_loss, self.value.parameters())
         return {"train/value_loss": value_loss.detach()}
 
     def _policy_update_due(self) -> bool:
@@ -356,7 +367,7 @@ class SAC:
         is below target and falls when above."""
         if self.alpha_optimizer is not None:
             alpha_loss = -(self.log_alpha * (log_prob + self.target_entropy)).mean()
-            self._step(self.alpha_optimizer, alpha_loss, [self.log_alpha])
+            self._step("alpha", alpha_loss, [self.log_alpha])
 
     # ---- checkpointing: plain state dicts only ---------------------------------------------------
     def state_dict(self) -> dict:
