@@ -93,10 +93,13 @@ def test_report_groups_seeds_by_configuration_and_leaves_out_bad_runs(tmp_path):
     assert png == sweep / "report" / "learning_curves.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()[:2000]
     table = (sweep / "report" / "results.md").read_text()
-    assert "| Pendulum-v1 | schedule=short agent.actor_lr=0.001 | 3 | 11.0 ± 2.0 | 11.0 | 11.3 ± 2.5 | 11.3 |" in table
-    # One seed: the mean alone, no "± 0.0".
-    assert "| Pendulum-v1 | agent.actor_lr=0.001 | 1 (incomplete: step 2000 of 3000) | 2.0 | 2.0 | 2.0 | 2.0 |" in table
-    assert "| HalfCheetah-v5 | default | 1 | 900.0 | 900.0 | 900.0 | 900.0 |" in table
+    # Finals 9, 11, 13: each bootstrap mean is 9 with probability 1/27 (3.7% > 2.5%), 13 likewise, so the
+    # 95% interval of the mean is [9, 13]. No time/elapsed in these metrics: the time per run is unknown.
+    assert ("| Pendulum-v1 | schedule=short agent.actor_lr=0.001 | 3 | 11.0 ± 2.0 | [9.0, 13.0] | 11.0 | 11.3 ± 2.5 "
+            "| 11.3 | ? |") in table
+    # One seed: the mean alone, no "± 0.0" and no interval.
+    assert "| Pendulum-v1 | agent.actor_lr=0.001 | 1 (incomplete: step 2000 of 3000) | 2.0 | - | 2.0 | 2.0 | 2.0 | ? |" in table
+    assert "| HalfCheetah-v5 | default | 1 | 900.0 | - | 900.0 | 900.0 | 900.0 | ? |" in table
 
 
 def test_a_run_still_training_is_reported_as_running(tmp_path, monkeypatch):
@@ -170,5 +173,8 @@ def test_time_to_threshold_by_hand(tmp_path):
     assert rows[("Hopper-v5", "agent=crossq")]["threshold"] == 1000 and rows[("Hopper-v5", "agent=crossq")]["time_to"] is None
     table = result["table"].read_text()
     assert "| 2700 | 3_000 | 60 s |" in table and "| 1000 | not reached |  |" in table
+    # Time per run: the seeds' mean training time at their last evaluation (step 4000: 40 s and 120 s).
+    assert rows[("HalfCheetah-v5", "agent=sac")]["seconds_per_run"] == pytest.approx(80.0)
+    assert "| 3100.0 | 1.3 min | 2700 |" in table
     with pytest.raises(ReportError, match="--threshold fast is not a return"):
         Thresholds.parse(["fast"])

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sac_runner.run.console import console
-from sac_runner.run.report import ReportError, Thresholds, mean_and_spread, report, seeds_cell, time_to_cell
+from sac_runner.run.report import ReportError, Thresholds, report, return_cells, seeds_cell, time_to_cell
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,15 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     table = Table(title="evaluation return across seeds (final: last evaluation, best: highest)",
                   box=box.SIMPLE_HEAD, pad_edge=False)
     timed = bool(args.threshold)
-    for column in ("env", "configuration", "seeds", "final", "final IQM", "best", "best IQM",
-                   *(("threshold", "steps to it", "time to it") if timed else ())):
-        left = column in ("env", "configuration")
+    for column in ("env", "configuration", "seeds", "final", "final 95% CI", "final IQM", "best", "best IQM",
+                   "time per run", *(("threshold", "steps to it", "time to it") if timed else ())):
+        left = column in ("env", "configuration", "seeds")
         table.add_column(column, justify="left" if left else "right", no_wrap=not left)
     for row in result["rows"]:
-        f, b = row["final"], row["best"]
         timing = ("" if row["threshold"] is None else f"{row['threshold']:g}", *time_to_cell(row)) if timed else ()
-        table.add_row(row["env"], row["configuration"], seeds_cell(row), mean_and_spread(f),
-                      f"{f['iqm']:.1f}", mean_and_spread(b), f"{b['iqm']:.1f}", *timing)
+        table.add_row(row["env"], row["configuration"], seeds_cell(row), *return_cells(row), *timing)
     # Piped or redirected output is not cut at 80 columns: the table keeps one line per configuration.
     (console if console.is_terminal else Console(width=200)).print(table)
     console.print(f"wrote {', '.join(str(p) for p in (*result['figures'], result['table']))}", soft_wrap=True)

@@ -9,8 +9,9 @@ runs), its panel is its environment. Runs of one configuration are its seeds. Wr
 
 - learning_curves.png / .svg: evaluation return over environment steps, one panel per environment,
   one line per configuration: the mean over seeds with a 95% bootstrap confidence band;
-- results.md: final and best evaluation return per configuration (mean, standard deviation,
-  interquartile mean, number of seeds); with thresholds (`--threshold 3000`, or per environment
+- results.md: final and best evaluation return per configuration (mean, standard deviation, 95%
+  bootstrap interval of the mean, interquartile mean, number of seeds) and the wall-clock training
+  time per run (mean over seeds); with thresholds (`--threshold 3000`, or per environment
   `--threshold HalfCheetah-v5=3000`), the time to threshold: the first evaluation step at which the
   configuration's mean return over seeds reaches it, and the mean wall-clock seconds the seeds had
   trained by then.
@@ -60,6 +61,11 @@ class Run:
     @property
     def best(self) -> float:
         return float(self.returns.max())
+
+    @property
+    def seconds(self) -> float:
+        """Seconds the run had trained at its last evaluation (nan if its metrics do not say)."""
+        return float(self.elapsed[-1])
 
 
 @dataclass
@@ -182,6 +188,7 @@ def results_rows(groups: list[Group], thresholds: Thresholds | None = None) -> l
         threshold = thresholds.of(group.env) if thresholds else None
         rows.append({"env": group.env, "configuration": group.configuration, "seeds": final["n"],
                      "final": final, "best": best, "unfinished": unfinished, "threshold": threshold,
+                     "seconds_per_run": float(np.mean([r.seconds for r in group.runs])),
                      "time_to": None if threshold is None else group.time_to(threshold)})
     return rows
 
@@ -228,21 +235,39 @@ def mean_and_spread(stats: dict[str, float]) -> str:
     return f"{stats['mean']:.1f}" if stats["n"] == 1 else f"{stats['mean']:.1f} ± {stats['std']:.1f}"
 
 
+def interval_cell(stats: dict[str, float]) -> str:
+    """'[low, high]', the 95% bootstrap interval of the mean over seeds; '-' for one seed."""
+    return "-" if stats["n"] == 1 else f"[{stats['ci_low']:.1f}, {stats['ci_high']:.1f}]"
+
+
+def run_time_cell(row: dict[str, object]) -> str:
+    seconds = row["seconds_per_run"]
+    return "?" if np.isnan(seconds) else f"{seconds / 60:.1f} min"
+
+
+def return_cells(row: dict[str, object]) -> tuple[str, ...]:
+    """The table's return and time columns (RETURN_COLUMNS) for one configuration."""
+    f, b = row["final"], row["best"]
+    return (mean_and_spread(f), interval_cell(f), f"{f['iqm']:.1f}", mean_and_spread(b), f"{b['iqm']:.1f}",
+            run_time_cell(row))
+
+
+RETURN_COLUMNS = ("final return (mean ± std)", "final 95% CI", "final IQM", "best return (mean ± std)", "best IQM",
+                  "wall clock per run")
+
+
 def seeds_cell(row: dict[str, object]) -> str:
     return f"{row['seeds']}" + (f" ({'; '.join(row['unfinished'])})" if row["unfinished"] else "")
 
 
 def results_markdown(rows: list[dict[str, object]], common: list[str], skipped: list[tuple[Path, str]]) -> str:
-    lines = ["| environment | configuration | seeds | final return (mean ± std) | final IQM "
-             "| best return (mean ± std) | best IQM |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| environment | configuration | seeds | " + " | ".join(RETURN_COLUMNS) + " |",
+             "|---|---|---:|" + "---:|" * len(RETURN_COLUMNS)]
     timed = any(row["threshold"] is not None for row in rows)
     if timed:
         lines = [lines[0] + " threshold | steps to it | wall clock to it |", lines[1] + "---:|---:|---:|"]
     for row in rows:
-        f, b = row["final"], row["best"]
-        line = (f"| {row['env']} | {row['configuration']} | {seeds_cell(row)} | {mean_and_spread(f)} "
-                f"| {f['iqm']:.1f} | {mean_and_spread(b)} | {b['iqm']:.1f} |")
+        line = f"| {row['env']} | {row['configuration']} | {seeds_cell(row)} | " + " | ".join(return_cells(row)) + " |"
         if timed:
             steps, seconds = time_to_cell(row)
             threshold = "" if row["threshold"] is None else f"{row['threshold']:g}"
@@ -250,8 +275,9 @@ def results_markdown(rows: list[dict[str, object]], common: list[str], skipped: 
         lines.append(line)
     text = "\n".join(lines) + "\n"
     text += ("\nFinal: the last evaluation (mean return over its episodes); best: the highest evaluation of the run. "
-             "Statistics across seeds; IQM: interquartile mean. A run marked running or incomplete counts with "
-             "its evaluations so far.\n")
+             "Statistics across seeds; 95% CI: percentile bootstrap interval of the mean over seeds; IQM: "
+             "interquartile mean; wall clock per run: the seeds' mean training time up to their last evaluation. "
+             "A run marked running or incomplete counts with its evaluations so far.\n")
     if timed:
         text += ("\nSteps to it: the first evaluation at which the mean return over seeds reaches the threshold; "
                  "wall clock to it: the seeds' mean training time up to that evaluation.\n")

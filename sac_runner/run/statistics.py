@@ -28,6 +28,8 @@ def bootstrap_ci(samples: np.ndarray, confidence: float = 0.95, resamples: int =
 
 
 def summary(values: list[float]) -> dict[str, float]:
+    """Mean, standard deviation, interquartile mean and 95% bootstrap interval of the mean over seeds."""
     v = np.asarray(values, dtype=float)
+    low, high = bootstrap_ci(v[:, None])
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-            "iqm": interquartile_mean(v), "n": len(v)}
+            "iqm": interquartile_mean(v), "n": len(v), "ci_low": float(low[0]), "ci_high": float(high[0])}
