@@ -420,6 +420,44 @@ class CheckpointConfig:
                  "set checkpoint.keep_last=3")
 
 
+COLLAPSE_ACTIONS = ("warn", "rollback", "stop")
+
+
+@dataclass
+class HealthConfig:
+    # Measurements at every evaluation, logged under health/ (README: Health): value bias, dormant
+    # units, parameter and gradient norms, effective learning rates, entropy against its target,
+    # TD-error quantiles. They draw from their own random streams: training is the same with them off.
+    enabled: bool = True
+    bias_episodes: int = 1         # episodes acting as in training (sampled actions) for the value bias
+    batch_size: int = 256          # buffer transitions for dormant units, entropy and TD errors
+    dormant_tau: float = 0.025     # a unit is dormant when its normalized activation is at most this
+    # Alerts: a console line and a W&B alert when a measurement stays past its threshold for
+    # `patience` evaluations in a row (once, until it comes back).
+    patience: int = 3
+    value_bias_max: float = 0.5    # overestimation: mean(Q - G) above this fraction of mean |G|
+    dormant_max: float = 0.3       # fraction of a network's hidden units dormant
+    entropy_margin: float = 1.0    # entropy below target_entropy - margin * max(1, |target_entropy|)
+    # A collapse: the evaluation return below best - collapse_drop * (best - first evaluation) for
+    # `patience` evaluations in a row, with an alert raised meanwhile. warn: say so; rollback: restore
+    # the best checkpoint's agent (networks, optimizers, alpha), keeping the buffer and the step;
+    # stop: end the run there, its best checkpoint kept.
+    on_collapse: str = "warn"
+    collapse_drop: float = 0.5
+
+    def __post_init__(self) -> None:
+        _require(self.on_collapse in COLLAPSE_ACTIONS, "health.on_collapse",
+                 f"must be one of {', '.join(COLLAPSE_ACTIONS)}, got '{self.on_collapse}'", "set health.on_collapse=warn")
+        for key in ("bias_episodes", "batch_size", "patience"):
+            _require(getattr(self, key) >= 1, f"health.{key}", f"must be at least 1, got {getattr(self, key)}",
+                     f"set health.{key}={getattr(HealthConfig, key)}")
+        for key in ("value_bias_max", "dormant_tau", "entropy_margin", "collapse_drop"):
+            _require(getattr(self, key) > 0, f"health.{key}", f"must be positive, got {getattr(self, key)}",
+                     f"set health.{key}={getattr(HealthConfig, key)}")
+        _require(0 < self.dormant_max <= 1, "health.dormant_max", f"must be in (0, 1], got {self.dormant_max}",
+                 "set health.dormant_max=0.3")
+
+
 @dataclass
 class RunConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -428,6 +466,7 @@ class RunConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
     seed: int = 0
     # auto picks cuda when available, else cpu.
     device: str = "auto"
@@ -459,6 +498,10 @@ class RunConfig:
         _require(self.schedule.batch_size <= self.buffer.capacity, "schedule.batch_size",
                  f"({self.schedule.batch_size}) is larger than buffer.capacity ({self.buffer.capacity})",
                  "lower schedule.batch_size or raise buffer.capacity")
+        if self.health.on_collapse == "rollback":
+            _require(self.checkpoint.keep_best and self.health.enabled, "health.on_collapse",
+                     "is rollback, which restores checkpoints/best.pt, but checkpoint.keep_best or health.enabled is "
+                     "false", "set checkpoint.keep_best=true and health.enabled=true, or health.on_collapse=warn")
         if self.agent.lr_decay_ref == "epoch":
             _require(self.schedule.steps_per_epoch is not None, "agent.lr_decay_ref",
                      "is epoch but schedule.steps_per_epoch is not set", "set schedule.steps_per_epoch or lr_decay_ref=step")

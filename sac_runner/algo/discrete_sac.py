@@ -57,6 +57,16 @@ class DiscreteSAC(SAC):
         obs = self.normalizer(obs)
         return self.actor.deterministic(obs) if deterministic else self.actor.sample(obs)
 
+    def _sample_with_log_prob(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        action = self.actor.sample(obs)
+        return action, self.actor.probabilities(obs)[1].gather(-1, action.unsqueeze(-1)).squeeze(-1)
+
+    @torch.no_grad()
+    def entropy(self, obs: torch.Tensor) -> torch.Tensor:
+        """-sum_a pi(a|s) log pi(a|s), exact, averaged over the states."""
+        prob, log_prob = self.actor.probabilities(self.normalizer(obs))
+        return -(prob * log_prob).sum(-1).mean()
+
     def _soft_value(self, obs: torch.Tensor, alpha: torch.Tensor, critic: nn.Module) -> torch.Tensor:
         prob, log_prob = self.actor.probabilities(obs)
         return discrete_soft_value(critic(obs), prob, log_prob, alpha)

@@ -161,11 +161,23 @@ class ReplayBuffer:
             edges = np.arange(batch_size) * (self.tree.total / batch_size)
             mass = edges + self.rng.random(batch_size) * (self.tree.total / batch_size)
             return self.tree.find_prefix(np.minimum(mass, np.nextafter(self.tree.total, 0)))
-        # Uniform over transitions: draw slots, redraw the few that start no transition.
+        return self._uniform_indices(batch_size)
+
+    def _uniform_indices(self, batch_size: int) -> np.ndarray:
+        """Uniform over transitions: draw slots, redraw the few that start no transition."""
         index, ok = self._draw_slots(batch_size)
         while not ok.all():
             index[~ok], ok[~ok] = self._draw_slots(int((~ok).sum()))
         return index
+
+    def inspection_batch(self, batch_size: int, rng: np.random.Generator) -> Batch:
+        """Transitions drawn uniformly with `rng`, for measurements: the buffer's own random stream (what
+        training samples next) and the last sampled indices (the priorities' update) stay as they were."""
+        own, self.rng = self.rng, rng
+        try:
+            return self.gather(self._uniform_indices(batch_size))
+        finally:
+            self.rng = own
 
     def _draw_slots(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """n slots drawn uniformly from the first slots_used.max() of every stream, and whether each

@@ -369,6 +369,43 @@ class SAC:
             alpha_loss = -(self.log_alpha * (log_prob + self.target_entropy)).mean()
             self._step("alpha", alpha_loss, [self.log_alpha])
 
+    # ---- what the health measurements read (run/health.py); nothing here changes the agent -----------
+    @torch.no_grad()
+    def sample_with_log_prob(self, obs: np.ndarray) -> tuple[np.ndarray, float]:
+        """An action drawn from pi(.|s) as in training, for one observation, and log pi(a|s)."""
+        action, log_prob = self._sample_with_log_prob(self.normalizer(torch.as_tensor(obs, dtype=torch.float32,
+                                                                                      device=self.device)))
+        return action.cpu().numpy(), float(log_prob)
+
+    def _sample_with_log_prob(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.actor.sample(obs)
+
+    @torch.no_grad()
+    def q_estimate(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """min_i Q_i(s, a) for raw observations: the value the target and the actor act on, (B,)."""
+        return self._q_taken(self.normalizer(obs), action).min(dim=0).values
+
+    @torch.no_grad()
+    def state_value(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(s) as the agent bootstraps it, from its online networks: the soft value, or the 2018 V network."""
+        obs = self.normalizer(obs)
+        return self._soft_value(obs, self.alpha, self.critic) if self.value is None else self.value(obs)
+
+    @torch.no_grad()
+    def entropy(self, obs: torch.Tensor) -> torch.Tensor:
+        """The policy's entropy -E[log pi(a|s)] at these states (one sampled action each)."""
+        return -self.actor.sample(self.normalizer(obs))[1].mean()
+
+    @torch.no_grad()
+    def td_errors(self, batch: Batch) -> torch.Tensor:
+        """max_i |Q_i(s, a) - y| per transition, with the networks as they act (running statistics), nothing updated."""
+        obs, next_obs = self.normalizer(batch.obs), self.normalizer(batch.next_obs)
+        next_value = (self._soft_value(next_obs, self.alpha, self.target) if self.value is None
+                      else self.target(next_obs))
+        gamma = self.gamma if batch.discount is None else batch.discount
+        y = soft_bellman_target(self.reward_scale * batch.reward, batch.terminated, next_value, gamma)
+        return (self._q_taken(obs, batch.action) - y).abs().max(dim=0).values
+
     # ---- checkpointing: plain state dicts only ---------------------------------------------------
     def state_dict(self) -> dict:
         state = {

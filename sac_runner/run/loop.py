@@ -4,6 +4,7 @@ collect transitions, learn when updates are due, then log, evaluate and checkpoi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -16,12 +17,13 @@ from sac_runner.config import RunConfig
 from sac_runner.errors import RunFailure
 from sac_runner.run.builders import Parts
 from sac_runner.run.cadence import Cadence, Throughput
-from sac_runner.run.checkpoint import save_best, save_checkpoint
+from sac_runner.run.checkpoint import load_checkpoint, save_best, save_checkpoint
 from sac_runner.run.console import TrainingProgress
 from sac_runner.run.envs import make_env
 from sac_runner.run.evaluation import EVAL_SEED_OFFSET, EvalResult, evaluate, record_episode
 from sac_runner.run.exact_resume import EpisodeRecorder
 from sac_runner.run.hardware import TorchThreads
+from sac_runner.run.health import Alert, HealthMonitor
 from sac_runner.run.loop_state import checkpoint_payload
 from sac_runner.run.nan_guard import NanGuard, NonFiniteUpdate, batch_tensors, non_finite_inputs
 from sac_runner.run.run_dir import RunDir
@@ -55,6 +57,8 @@ class Trainer:
         self.nan_guard = NanGuard(parts.agent) if run.nan_guard else None
         self.env_failures = 0  # exceptions the environment raised in step (env.max_failures)
         self.metrics: dict[str, torch.Tensor] = {}  # the latest update's, logged every log_every steps
+        self.health = HealthMonitor(run.health, run.seed) if run.health.enabled else None
+        self.stopped_by_health = False  # health.on_collapse=stop ended the run
 
     # ---- the loop -------------------------------------------------------------------------------------
     def train(self, tracker: Tracker, stop: StopOnSignals | None = None) -> dict[str, float]:
@@ -75,16 +79,19 @@ class Trainer:
                 if self.cadence.evaluates(before, self.step):
                     self.evaluate()
                 stopping = stop is not None and stop.requested
-                if self.cadence.checkpoints(before, self.step) or stopping:
+                if self.cadence.checkpoints(before, self.step) or stopping or self.stopped_by_health:
                     self.save_checkpoint()
                 if stopping:
                     return dict(self.last_eval)
+                if self.stopped_by_health:
+                    break
                 if self.cadence.refreshes_progress(before, self.step):
                     self.progress.update(self.step)
                 self.share_cpus()
             self.progress.update(self.step)
         elapsed = self.clock.elapsed()
-        return {**self.last_eval, "time/elapsed": elapsed,
+        health = {"health/stopped_at": self.step} if self.stopped_by_health else {}
+        return {**self.last_eval, **health, "time/elapsed": elapsed,
                 "time/sps_overall": (self.step - first_step) / max(elapsed, 1e-9), "train/episodes": self.episode}
 
     @property
@@ -197,7 +204,8 @@ class Trainer:
         self.last_eval["eval/best_step"] = self.best_step
         if is_best and self.run.checkpoint.keep_best:
             self.save_best()
-        self.tracker.log(self.step, {**self.last_eval, "time/elapsed": self.clock.elapsed()})  # for time-to-threshold
+        health = self.check_health() if self.health is not None else {}
+        self.tracker.log(self.step, {**self.last_eval, **health, "time/elapsed": self.clock.elapsed()})
         self.evaluations += 1
         video_every = self.run.logging.video_every_evals
         if video_every and self.evaluations % video_every == 0:
@@ -205,6 +213,41 @@ class Trainer:
         self.progress.update(self.step, eval_return=self.last_eval["eval/return_mean"])
         log.info("step %d: eval return %.1f +- %.1f", self.step, self.last_eval["eval/return_mean"],
                  self.last_eval["eval/return_std"])
+
+    # ---- health (run/health.py) ------------------------------------------------------------------------
+    def check_health(self) -> dict[str, float]:
+        """The health/ measurements of this evaluation, the alerts they raise, and health.on_collapse."""
+        agent = self.parts.agent
+        metrics = self.health.measure(agent, self.parts.buffer, self.parts.eval_env)
+        for alert in self.health.check(self.step, metrics, agent.learns_alpha):
+            self.raise_alert(alert)
+        collapse = self.health.collapsed(self.step, self.sign * self.last_eval["eval/return_mean"], self.best_eval,
+                                         self.best_step, self.sign)
+        if collapse is not None:
+            self.act_on_collapse(collapse)
+        return {**metrics, "health/alerts": len(self.health.alert_steps), "health/rollbacks": self.health.rollbacks}
+
+    def act_on_collapse(self, alert: Alert) -> None:
+        """health.on_collapse: warn, roll back to the best agent (buffer and step kept), or stop the run."""
+        action, best = self.run.health.on_collapse, f"checkpoints/best.pt, step {self.best_step}"
+        if action == "rollback" and self.run_dir.best_checkpoint.exists():
+            agent = self.parts.agent
+            num_updates = agent.num_updates  # the update counter goes on with the step (delays, resets)
+            agent.load_state_dict(load_checkpoint(self.run_dir.best_checkpoint, map_location=agent.device)["agent"])
+            agent.num_updates = num_updates
+            self.health.rolled_back()
+            then = f"rolled back to the best agent ({best}), buffer and step kept (health.on_collapse=rollback)"
+        elif action == "stop":
+            self.stopped_by_health = True
+            then = f"the run stops here (health.on_collapse=stop); its best agent is kept ({best})"
+        else:
+            then = "health.on_collapse=rollback would restore the best agent, health.on_collapse=stop end the run"
+        self.raise_alert(dataclasses.replace(alert, kind=action if action != "warn" else alert.kind,
+                                             text=f"{alert.text}; {then}"))
+
+    def raise_alert(self, alert: Alert) -> None:
+        log.warning("step %d: health alert: %s", alert.step, alert.text)
+        self.tracker.alert(alert.step, alert.title, alert.text, alert.record())
 
     def share_cpus(self) -> None:
         """threads=auto: follow the other sac-runner runs that start and stop on this machine."""

@@ -34,7 +34,8 @@ def checkpoint_payload(trainer: Trainer) -> dict:
         "discrete": spaces.discrete, "agent": trainer.parts.agent.state_dict(),
         "loop": {"step": trainer.step, "episode": trainer.episode, "best_eval": trainer.best_eval,
                  "best_step": trainer.best_step, "last_eval": trainer.last_eval, "evaluations": trainer.evaluations,
-                 "env_failures": trainer.env_failures},
+                 "env_failures": trainer.env_failures,
+                 "health": None if trainer.health is None else trainer.health.state_dict()},
         "episode_replay": episode_state(trainer), "obs": torch.as_tensor(trainer.obs),
         "rng": capture_rng(trainer.parts.env), "wandb_run_id": trainer.wandb_run_id,
     }
@@ -65,6 +66,8 @@ def restore(trainer: Trainer, checkpoint: dict, path: Path) -> None:
     trainer.best_step = loop.get("best_step", 0)  # checkpoints before best.pt held its own agent: 0
     trainer.evaluations = loop["evaluations"]
     trainer.env_failures = loop.get("env_failures", 0)
+    if trainer.health is not None and loop.get("health") is not None:  # none in older checkpoints, or with health off then
+        trainer.health.load_state_dict(loop["health"])
     if isinstance(trainer.parts.env, VectorEnvs):
         trainer.obs = trainer.parts.env.replay(checkpoint["episode_replay"], checkpoint["obs"].numpy())
     else:

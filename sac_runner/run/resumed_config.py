@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from sac_runner.config import RunConfig
 from sac_runner.errors import ConfigError
 
-HARMLESS = ("resume", "device", "agent.compile", "buffer.device", "threads", "sweep_objective", "nan_guard", "env.max_failures",
+HARMLESS = ("resume", "device", "agent.compile", "buffer.device", "threads", "sweep_objective", "nan_guard", "health", "env.max_failures",
             "logging", "checkpoint", "schedule.total_steps", "schedule.epochs",
             "schedule.eval_every", "schedule.eval_every_epochs", "schedule.eval_episodes",
             "schedule.checkpoint_every", "schedule.checkpoint_every_epochs", "schedule.log_every")

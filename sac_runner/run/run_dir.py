@@ -75,6 +75,11 @@ class RunDir:
         return self.path / "metrics.jsonl"
 
     @property
+    def alerts(self) -> Path:
+        """The health alerts the run raised, one JSON record a line (run/health.py)."""
+        return self.path / "alerts.jsonl"
+
+    @property
     def videos(self) -> Path:
         return self.path / "videos"
 

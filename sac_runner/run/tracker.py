@@ -33,9 +33,13 @@ def _step_of(line: str) -> int | None:
 
 
 def truncate_metrics(run_dir: RunDir, last_step: int) -> int:
-    """Drop records after `last_step` (logged after the checkpoint a run resumes from), and a last line
-    a hard kill left half-written; returns how many lines were dropped."""
-    path = run_dir.metrics
+    """Drop metric and alert records after `last_step` (logged after the checkpoint a run resumes from),
+    and a last line a hard kill left half-written; returns how many metric lines were dropped."""
+    _truncate_records(run_dir.alerts, last_step)
+    return _truncate_records(run_dir.metrics, last_step)
+
+
+def _truncate_records(path: Path, last_step: int) -> int:
     if not path.exists():
         return 0
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -131,6 +135,17 @@ class Tracker:
                 self.wandb_run.log(record)
             except Exception as error:
                 self._wandb_failed("log", error)
+
+    def alert(self, step: int, title: str, text: str, record: dict) -> None:
+        """A health alert: a line in alerts.jsonl and a W&B alert (kept in an offline run's file, sent by
+        `wandb sync`); the console line is the caller's."""
+        with open(self.run_dir.alerts, "a", encoding="utf-8") as file:
+            file.write(json.dumps({STEP_KEY: step, **record}) + "\n")
+        if self.wandb_run is not None:
+            try:
+                self.wandb_run.alert(title=f"sac-runner: {title}"[:63], text=f"step {step}: {text}", level="WARN")
+            except Exception as error:
+                self._wandb_failed("send an alert", error)
 
     def log_videos(self, step: int, key: str, paths: list[Path]) -> None:
         """Videos go to W&B (when on); the MP4 files themselves stay where they were written."""

@@ -109,6 +109,8 @@ def print_summary(final: dict[str, float], run_dir: RunDir, tracker: Tracker) ->
         "best eval return": f"{final['eval/best_return_mean']:.1f} at step {final['eval/best_step']} "
                             f"({run_dir.best_checkpoint.relative_to(run_dir.path)})",
         "episodes": int(final["train/episodes"]),
+        **({"stopped": f"at step {final['health/stopped_at']} by health.on_collapse=stop (alerts: "
+                       f"{run_dir.alerts.relative_to(run_dir.path)})"} if "health/stopped_at" in final else {}),
         "wall time": f"{final['time/elapsed']:.0f} s ({final['time/sps_overall']:.0f} steps/s)",
         "run directory": str(run_dir.path),
         "checkpoint": str(run_dir.latest_checkpoint),

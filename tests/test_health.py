@@ -1,0 +1,181 @@
+"""Health measurements (issue 17) against hand-built cases with known answers, the alerts they raise,
+the collapse rule, and a run's health records: training is the same with them off, alerts reach the
+console, alerts.jsonl and the offline W&B run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import tests.toy_envs  # noqa: F401  (registers Countdown-v0)
+from sac_runner.algo.discrete_sac import DiscreteSAC
+from sac_runner.algo.health import (dormant_fraction, effective_learning_rate, gradient_norm, hidden_activations,
+                                    parameter_norm, soft_returns, value_bias)
+from sac_runner.algo.networks import mlp
+from sac_runner.algo.sac import SAC
+from sac_runner.config import AgentConfig, HealthConfig
+from sac_runner.run.health import HealthMonitor
+from sac_runner.run.run_dir import RunDir
+from tests.harness import metric_records, train_tiny
+
+GAMMA = 0.9
+
+
+# ---- the measurements, by hand -------------------------------------------------------------------------
+
+def test_soft_return_adds_the_entropy_bonus_of_the_following_actions_and_the_bootstrap():
+    # G_0 = r_0 + g (r_1 - a lp_1) + g^2 (r_2 - a lp_2) + g^3 V = 1 + 0.9 * 2.1 + 0.81 * 2.8 + 0.729 * 10
+    returns = soft_returns(np.array([1.0, 2.0, 3.0]), np.array([0.5, -1.0, 2.0]), alpha=0.1, gamma=GAMMA,
+                           bootstrap=10.0)
+    np.testing.assert_allclose(returns, [12.448, 2 + 0.9 * 11.8, 3 + 0.9 * 10])
+
+
+def _agent_whose_critics_say(q: float, agent_class=SAC, obs_dim: int = 1, actions: int = 1, **options) -> SAC:
+    """A fixed-alpha agent whose every critic returns `q` for every state and action."""
+    torch.manual_seed(0)
+    agent = agent_class(obs_dim, actions, AgentConfig(hidden_sizes=[8], gamma=GAMMA, alpha=0.0, **options),
+                        torch.device("cpu"))
+    output = agent.critic.net.layers[-1]
+    with torch.no_grad():
+        output.weight.zero_()
+        output.bias.fill_(q)
+    return agent
+
+
+def test_a_critic_overestimating_by_a_known_amount_shows_that_bias():
+    # Countdown: reward 1 for 3 steps, then terminates: G = 2.71, 1.9, 1 (mean 1.87); Q = 5.61 everywhere.
+    agent, monitor = _agent_whose_critics_say(5.61), HealthMonitor(HealthConfig(bias_episodes=2), seed=0)
+    measured = monitor._value_bias(agent, gym.make("Countdown-v0"))
+    assert measured["health/value_bias"] == pytest.approx(5.61 - 1.87)
+    assert measured["health/value_bias_relative"] == pytest.approx(2.0)
+    assert measured["health/soft_return_mean"] == pytest.approx(1.87)
+
+
+def test_an_episode_cut_by_a_time_limit_is_bootstrapped_so_a_consistent_critic_shows_no_bias():
+    # Reward 1 for ever, cut after 4 steps: Q = 1 / (1 - 0.9) = 10 is exact, and so is every G_t = 1 + 0.9 * 10.
+    agent, monitor = _agent_whose_critics_say(10.0), HealthMonitor(HealthConfig(), seed=0)
+    measured = monitor._value_bias(agent, gym.make("CountdownTruncated-v0"))
+    assert measured["health/value_bias"] == pytest.approx(0.0, abs=1e-5)
+    assert value_bias(np.array([3.0, 5.0]), np.array([-2.0, -2.0])) == (6.0, 3.0)  # relative to mean |G|
+
+
+def test_units_forced_dormant_are_counted_against_the_layers_mean_activation():
+    layer = nn.Sequential(nn.Linear(2, 4), nn.ReLU())
+    with torch.no_grad():  # units' mean activations on the batch below: 1, 1, 0.01, 0 (mean 0.5025)
+        layer[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.01, 0.0], [0.0, 0.0]]))
+        layer[0].bias.zero_()
+    activations = hidden_activations(layer, torch.tensor([[1.0, 1.0], [1.0, 1.0]]))
+    assert len(activations) == 1
+    # normalized scores 1.99, 1.99, 0.0199, 0: two at most 0.025, one at most 0.01
+    assert dormant_fraction(activations, tau=0.025) == 0.5
+    assert dormant_fraction(activations, tau=0.01) == 0.25
+
+
+def test_dormant_units_of_every_hidden_layer_and_ensemble_member_are_counted():
+    torch.manual_seed(0)
+    network = mlp(3, [16, 16], 2)
+    with torch.no_grad():
+        network[0].weight[:4].zero_()   # 4 of the first layer's 16 units always output 0
+        network[0].bias[:4].fill_(-1.0)
+    x = torch.randn(512, 3)
+    live = [(h.abs().mean(0) / h.abs().mean()).gt(0.025).sum().item() for h in hidden_activations(network, x)]
+    assert len(live) == 2 and live[0] <= 12
+    assert dormant_fraction(hidden_activations(network, x), 0.025) == pytest.approx(1 - sum(live) / 32)
+    ensemble = torch.stack([torch.zeros(5, 4), torch.ones(5, 4)])   # (members, B, H): member 0 all dormant
+    assert dormant_fraction([ensemble], 0.025) == 0.5
+
+
+def test_entropy_of_a_uniform_policy_over_four_actions_is_log_4():
+    agent = _agent_whose_critics_say(0.0, DiscreteSAC, obs_dim=3, actions=4)
+    output = agent.actor.net[-1]
+    with torch.no_grad():
+        output.weight.zero_()
+        output.bias.zero_()
+    assert float(agent.entropy(torch.randn(7, 3))) == pytest.approx(math.log(4))
+
+
+def test_norms_and_effective_learning_rate_by_hand():
+    layer = nn.Linear(2, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[3.0, 4.0], [0.0, 2.0]]))
+        layer.bias.copy_(torch.tensor([0.0, 1.0]))
+    assert parameter_norm(layer) == pytest.approx(math.sqrt(9 + 16 + 4 + 1))
+    assert math.isnan(gradient_norm(layer))  # no step yet
+    layer(torch.tensor([[1.0, 1.0]])).sum().backward()  # d/dW = [[1, 1], [1, 1]], d/db = [1, 1]
+    assert gradient_norm(layer) == pytest.approx(math.sqrt(6))
+    # units' squared norms 25 and 4: lr / 25 and lr / 4, averaged
+    assert effective_learning_rate(0.1, [layer.weight]) == pytest.approx((0.1 / 25 + 0.1 / 4) / 2)
+
+
+# ---- alerts and the collapse rule ----------------------------------------------------------------------
+
+def _health(**values) -> dict[str, float]:
+    return {"health/value_bias_relative": values.get("bias", 0.0), "health/dormant_critic": values.get("dormant", 0.0),
+            "health/entropy": values.get("entropy", -1.0), "health/target_entropy": -1.0}
+
+
+def test_an_alert_comes_after_patience_evaluations_past_its_threshold_once_and_again_after_recovering():
+    monitor = HealthMonitor(HealthConfig(patience=3), seed=0)
+    raised = [monitor.check(step, _health(bias=bias), learns_alpha=True)
+              for step, bias in enumerate([0.6, 0.8, 3.4, 4.0, 0.1, 0.7, 0.9, 0.8])]
+    assert [len(alerts) for alerts in raised] == [0, 0, 1, 0, 0, 0, 0, 1]
+    assert raised[2][0].text.startswith("value bias +340% of the return scale for 3 evaluations and rising: "
+                                        "the critic overestimates; try a lower agent.critic_lr")
+    assert "rising" not in raised[7][0].text  # 0.7, 0.9, 0.8
+
+
+def test_dormant_and_entropy_alerts_name_the_network_and_the_fix():
+    monitor = HealthMonitor(HealthConfig(patience=1), seed=0)
+    alerts = monitor.check(10, _health(dormant=0.45, entropy=-3.5), learns_alpha=False)
+    assert [a.kind for a in alerts] == ["dormant_critic", "entropy"]
+    assert alerts[0].text.startswith("45% of the critic's hidden units are dormant (tau 0.025) for 1 evaluation")
+    assert "agent.reset_networks=[critic]" in alerts[0].text
+    assert "policy entropy -3.50 is 2.50 below its target -1.00" in alerts[1].text and "agent.alpha=auto" in alerts[1].text
+
+
+def test_a_collapse_needs_the_return_far_below_its_best_for_patience_evaluations_and_an_alert():
+    monitor = HealthMonitor(HealthConfig(patience=2, collapse_drop=0.5), seed=0)
+    # first -1000, best -100: far below means under -550.
+    assert monitor.collapsed(1, -1000.0, -1000.0, 1) is None
+    assert monitor.collapsed(2, -600.0, -100.0, 2) is None
+    assert monitor.collapsed(3, -600.0, -100.0, 2) is None  # 2 evaluations below, but no alert
+    monitor.check(4, _health(dormant=0.9), learns_alpha=True)  # patience 2: not yet
+    assert monitor.collapsed(4, -700.0, -100.0, 2) is None
+    monitor.check(5, _health(dormant=0.9), learns_alpha=True)  # alert raised at step 5
+    collapse = monitor.collapsed(5, -700.0, -100.0, 2)
+    assert collapse is not None and collapse.text.startswith(
+        "evaluation return -700.0 below -550.0 (best -100.0 at step 2) for 2 evaluations")
+    assert monitor.collapsed(6, -500.0, -100.0, 2) is None  # back above the line
+
+
+# ---- in a run ---------------------------------------------------------------------------------------
+
+SHORT = ("schedule.total_steps=600", "schedule.start_steps=100", "schedule.update_after=100",
+         "schedule.eval_every=200", "schedule.eval_episodes=1", "schedule.checkpoint_every=600")
+
+
+def test_training_is_the_same_with_the_measurements_off(tmp_path):
+    on = train_tiny(tmp_path / "on", *SHORT)
+    off = train_tiny(tmp_path / "off", *SHORT, "health.enabled=false")
+    strip = lambda records: [{k: v for k, v in r.items() if not k.startswith(("health/", "time/"))}  # noqa: E731
+                             for r in records]
+    assert strip(on.records) == strip(off.records)
+    assert any("health/value_bias" in r and "health/dormant_critic" in r and "health/td_error_p99" in r
+               for r in on.records)
+    assert not any(k.startswith("health/") for r in off.records for k in r)
+
+
+def test_an_alert_reaches_the_console_alerts_jsonl_and_the_offline_wandb_run(tmp_path, caplog):
+    run = train_tiny(tmp_path, *SHORT, "health.patience=1", "health.dormant_max=0.0001", "logging.mode=offline")
+    alerts = [json.loads(line) for line in RunDir(tmp_path).alerts.read_text().splitlines()]
+    assert alerts[0]["step"] == 200 and {"dormant_critic", "dormant_actor"} & {a["kind"] for a in alerts}
+    assert "hidden units are dormant" in caplog.text
+    assert run.records[-1]["health/alerts"] == len(alerts)
+    offline = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(offline) == 1 and b"sac-runner: " in offline[0].read_bytes()
