@@ -90,6 +90,10 @@ def test_alpha_accepts_auto_or_a_number():
     ("agent.critic_architecture=simba agent.critic_hidden_sizes=[64,32]", "agent.critic_hidden_sizes"),
     ("agent.critic_architecture=simba agent=droq", "agent.critic_norm"),  # SimBa brings its own LayerNorm
     ("agent.critic_architecture=simba agent.critic_dropout=0.01", "agent.critic_dropout"),
+    ("health.on_collapse=panic", "health.on_collapse"),
+    ("health.patience=0", "health.patience"),
+    ("health.dormant_max=2", "health.dormant_max"),
+    ("health.on_collapse=rollback checkpoint.keep_best=false", "health.on_collapse"),  # restores best.pt
 ])
 def test_invalid_values_fail_before_training_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

@@ -152,6 +152,10 @@ def test_a_collapse_needs_the_return_far_below_its_best_for_patience_evaluations
     assert collapse is not None and collapse.text.startswith(
         "evaluation return -700.0 below -550.0 (best -100.0 at step 2) for 2 evaluations")
     assert monitor.collapsed(6, -500.0, -100.0, 2) is None  # back above the line
+    # A run that never learned (best within 10% of its first return) has nothing to collapse from.
+    never = HealthMonitor(HealthConfig(patience=1), seed=0)
+    never.check(1, _health(dormant=0.9), learns_alpha=True)
+    assert never.collapsed(1, -1480.0, -1480.0, 1) is None and never.collapsed(2, -1700.0, -1470.0, 1) is None
 
 
 # ---- in a run ---------------------------------------------------------------------------------------

@@ -165,15 +165,19 @@ class HealthMonitor:
     # ---- collapse ------------------------------------------------------------------------------------
     def collapsed(self, step: int, signed_return: float, best: float, best_step: int, sign: float = 1.0) -> Alert | None:
         """The return (times `sign`, the objective's: higher is better) far below its best for health.patience
-        evaluations in a row, with an alert raised during them."""
+        evaluations in a row, with an alert raised during them or still holding, once the run has learned
+        something."""
         if self.first_return is None:
             self.first_return = signed_return
         limit = best - self.cfg.collapse_drop * (best - self.first_return)
-        if not (best > self.first_return and signed_return < limit):
+        # Nothing to fall from until the run has learned: best 10% (of the larger magnitude) past the first.
+        learned = best - self.first_return > 0.1 * max(abs(best), abs(self.first_return))
+        if not (learned and signed_return < limit):
             self.below.clear()
             return None
         self.below.append(step)
-        if len(self.below) < self.cfg.patience or not any(s >= self.below[0] for s in self.alert_steps):
+        alerted = self.raised or any(s >= self.below[0] for s in self.alert_steps)  # still holding, or new
+        if len(self.below) < self.cfg.patience or not alerted:
             return None
         self.below.clear()
         return Alert(step, "collapse", "run collapsing",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -217,8 +218,9 @@ class Trainer:
     # ---- health (run/health.py) ------------------------------------------------------------------------
     def check_health(self) -> dict[str, float]:
         """The health/ measurements of this evaluation, the alerts they raise, and health.on_collapse."""
-        agent = self.parts.agent
+        agent, started = self.parts.agent, time.perf_counter()
         metrics = self.health.measure(agent, self.parts.buffer, self.parts.eval_env)
+        metrics["time/health_s"] = time.perf_counter() - started  # their cost, against the training between evaluations
         for alert in self.health.check(self.step, metrics, agent.learns_alpha):
             self.raise_alert(alert)
         collapse = self.health.collapsed(self.step, self.sign * self.last_eval["eval/return_mean"], self.best_eval,

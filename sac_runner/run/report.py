@@ -9,6 +9,8 @@ runs), its panel is its environment. Runs of one configuration are its seeds. Wr
 
 - learning_curves.png / .svg: evaluation return over environment steps, one panel per environment,
   one line per configuration: the mean over seeds with a 95% bootstrap confidence band;
+- health.png / .svg (runs with health measurements): per run, the value bias relative to the return
+  scale, the dormant fraction of critic and actor, and the entropy against its target, over steps;
 - results.md: final and best evaluation return per configuration (mean, standard deviation, 95%
   bootstrap interval of the mean, interquartile mean, number of seeds) and the wall-clock training
   time per run (mean over seeds); with thresholds (`--threshold 3000`, or per environment
@@ -16,7 +18,8 @@ runs), its panel is its environment. Runs of one configuration are its seeds. Wr
   configuration's mean return over seeds reaches it, and the mean wall-clock seconds the seeds had
   trained by then.
 
-A run that is still training (or stopped before its last step) is reported with what it has so far,
+results.md ends with the health alerts each run raised (alerts.jsonl), so a sweep's failed seeds explain
+themselves. A run that is still training (or stopped before its last step) is reported with what it has so far,
 marked as running (or incomplete); runs that failed or have no evaluation are listed and left out.
 With one seed per configuration there is no spread to show: no ± and no band.
 """
@@ -33,13 +36,15 @@ from omegaconf import OmegaConf
 
 from sac_runner.config import renamed_override
 from sac_runner.run.hardware import RunRegistry
-from sac_runner.run.report_plot import plot_learning_curves
+from sac_runner.run.report_plot import plot_health, plot_learning_curves
 from sac_runner.run.run_dir import RunDir
 from sac_runner.run.statistics import summary
 from sac_runner.run.sweep import INFRASTRUCTURE, overrides_of
 from sac_runner.run.tracker import STEP_KEY
 
 RETURN_KEY = "eval/return_mean"
+HEALTH_KEYS = ("health/value_bias_relative", "health/dormant_critic", "health/dormant_actor", "health/entropy",
+               "health/target_entropy")
 
 
 @dataclass
@@ -53,6 +58,8 @@ class Run:
     elapsed: np.ndarray  # seconds the run had trained at each (nan where its metrics do not say)
     configuration: str = ""  # named once all runs are read (name_configurations)
     status: str = ""         # "" when finished, else e.g. "running: step 4000 of 20000"
+    health: dict[str, np.ndarray] = field(default_factory=dict)  # HEALTH_KEYS at each evaluation (nan: not measured)
+    alerts: list[dict] = field(default_factory=list)             # the records of its alerts.jsonl
 
     @property
     def final(self) -> float:
@@ -135,7 +142,7 @@ def read_run(path: Path) -> tuple[Run | None, str | None]:
     if not metrics.exists():
         return None, f"no {metrics.name}"
     config = OmegaConf.load(run_dir.config)
-    evaluations, elapsed = [], float("nan")
+    evaluations, elapsed, health = [], float("nan"), []
     for number, line in enumerate(metrics.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -146,6 +153,7 @@ def read_run(path: Path) -> tuple[Run | None, str | None]:
         elapsed = record.get("time/elapsed", elapsed)  # on the evaluation's record, or the last log's before it
         if record.get(RETURN_KEY) is not None:
             evaluations.append((record[STEP_KEY], record[RETURN_KEY], elapsed))
+            health.append([_number(record.get(key)) for key in HEALTH_KEYS])
     if not evaluations:
         return None, "no evaluation recorded"
     total = _total_steps(config)
@@ -155,8 +163,28 @@ def read_run(path: Path) -> tuple[Run | None, str | None]:
         state = "running" if path.resolve() in running_run_dirs() else "incomplete"
         status = f"{state}: step {last} of {total}"
     steps, returns, seconds = zip(*evaluations)
+    measured = dict(zip(HEALTH_KEYS, np.array(health, dtype=float).T)) if any(
+        not np.isnan(v) for row in health for v in row) else {}
     return Run(path, str(config.env.id), configuration_overrides(overrides_of(path)), int(config.seed),
-               np.array(steps), np.array(returns, dtype=float), np.array(seconds, dtype=float), status=status), None
+               np.array(steps), np.array(returns, dtype=float), np.array(seconds, dtype=float), status=status,
+               health=measured, alerts=read_alerts(run_dir)), None
+
+
+def _number(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def read_alerts(run_dir: RunDir) -> list[dict]:
+    """The health alerts a run raised (alerts.jsonl; a line torn by a hard kill is skipped)."""
+    if not run_dir.alerts.exists():
+        return []
+    alerts = []
+    for line in run_dir.alerts.read_text(encoding="utf-8").splitlines():
+        try:
+            alerts.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return alerts
 
 
 def running_run_dirs() -> set[Path]:
@@ -260,6 +288,19 @@ def seeds_cell(row: dict[str, object]) -> str:
     return f"{row['seeds']}" + (f" ({'; '.join(row['unfinished'])})" if row["unfinished"] else "")
 
 
+def alerts_markdown(runs: list[Run]) -> str:
+    """The health alerts of every run, or a line saying the measured runs raised none."""
+    alerted = [run for run in runs if run.alerts]
+    if not alerted:
+        measured = sum(1 for run in runs if run.health)
+        return f"\nHealth alerts: none ({measured} of {len(runs)} runs measured their health).\n" if measured else ""
+    text = "\n## Health alerts\n\n"
+    for run in alerted:
+        text += f"- `{run.path}` ({run.env}, {run.configuration}, seed {run.seed}):\n"
+        text += "".join(f"  - step {a[STEP_KEY]}: {a['text']}\n" for a in run.alerts)
+    return text
+
+
 def results_markdown(rows: list[dict[str, object]], common: list[str], skipped: list[tuple[Path, str]]) -> str:
     lines = ["| environment | configuration | seeds | " + " | ".join(RETURN_COLUMNS) + " |",
              "|---|---|---:|" + "---:|" * len(RETURN_COLUMNS)]
@@ -319,8 +360,10 @@ def report(paths: list[Path], out_dir: Path | None = None, thresholds: Threshold
     groups = group_runs(runs)
     rows = results_rows(groups, thresholds)
     figures = plot_learning_curves(groups, out_dir, common)
+    if any(run.health for run in runs):
+        figures += plot_health(runs, out_dir)
     table_path = out_dir / "results.md"
-    table_path.write_text(results_markdown(rows, common, skipped), encoding="utf-8")
+    table_path.write_text(results_markdown(rows, common, skipped) + alerts_markdown(runs), encoding="utf-8")
     return {"figures": figures, "table": table_path, "rows": rows, "common": common, "skipped": skipped,
             "runs": runs}
 

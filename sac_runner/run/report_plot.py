@@ -1,5 +1,6 @@
-"""sac-report's figure: evaluation return over environment steps, one panel per environment, one line per
-configuration (the mean over seeds) with its 95% bootstrap confidence band."""
+"""sac-report's figures: evaluation return over environment steps, one panel per environment, one line per
+configuration (the mean over seeds) with its 95% bootstrap confidence band; and the health panel, one
+row per run (value bias, dormant units, entropy against its target), alerts marked."""
 
 from __future__ import annotations
 
@@ -10,14 +11,20 @@ from typing import TYPE_CHECKING
 from sac_runner.run.statistics import bootstrap_ci
 
 if TYPE_CHECKING:
-    from sac_runner.run.report import Group
+    from sac_runner.run.report import Group, Run
 
 
-def plot_learning_curves(groups: list[Group], out_dir: Path, common: list[str] = ()) -> list[Path]:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_learning_curves(groups: list[Group], out_dir: Path, common: list[str] = ()) -> list[Path]:
+    plt = _pyplot()
     from matplotlib.ticker import EngFormatter
 
     envs = list(dict.fromkeys(g.env for g in groups))
@@ -60,8 +67,43 @@ def plot_learning_curves(groups: list[Group], out_dir: Path, common: list[str] =
     fig.suptitle(title, fontsize=8, color="0.35")
     legend_rows = -(-len(seen) // min(3, len(seen)))
     fig.tight_layout(rect=(0, (0.35 * legend_rows + 0.1) / fig.get_figheight(), 1, 1))
-    paths = [out_dir / "learning_curves.png", out_dir / "learning_curves.svg"]
-    fig.savefig(paths[0], dpi=200)
+    return _save(plt, fig, out_dir, "learning_curves")
+
+
+HEALTH_PANELS = (("value bias / return scale", ("health/value_bias_relative",)),
+                 ("dormant fraction", ("health/dormant_critic", "health/dormant_actor")),
+                 ("entropy (dashed: target)", ("health/entropy", "health/target_entropy")))
+
+
+def plot_health(runs: list[Run], out_dir: Path) -> list[Path]:
+    """One row per run with health measurements; a red tick at each step where the run raised an alert."""
+    plt = _pyplot()
+    from matplotlib.ticker import EngFormatter
+
+    measured = [run for run in runs if run.health]
+    fig, axes = plt.subplots(len(measured), 3, figsize=(13.0, 2.4 * len(measured) + 0.4), squeeze=False)
+    for row, run in zip(axes, measured):
+        for ax, (label, keys) in zip(row, HEALTH_PANELS):
+            for key, style in zip(keys, ("-", "--")):
+                ax.plot(run.steps, run.health[key], style, linewidth=1.5, label=key.removeprefix("health/"))
+            for alert in run.alerts:
+                ax.axvline(alert["step"], color="tab:red", alpha=0.5, linewidth=1)
+            ax.set_ylabel(label, fontsize=8)
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+            ax.grid(True, alpha=0.3, linewidth=0.6)
+            ax.spines[["top", "right"]].set_visible(False)
+        row[1].legend(fontsize=7, frameon=False)
+        row[0].set_title(f"{run.path.name}: {run.env}, {run.configuration}, seed {run.seed}"
+                         f"{f' ({len(run.alerts)} alerts)' if run.alerts else ''}", fontsize=8, loc="left")
+    for ax in axes[-1]:
+        ax.set_xlabel("environment steps")
+    fig.tight_layout()
+    return _save(plt, fig, out_dir, "health")
+
+
+def _save(plt, fig, out_dir: Path, name: str) -> list[Path]:
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
+    fig.savefig(paths[0], dpi=200 if name == "learning_curves" else 120)
     fig.savefig(paths[1])
     plt.close(fig)
     return paths
