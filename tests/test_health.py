@@ -20,7 +20,8 @@ from sac_runner.algo.health import (dormant_fraction, effective_learning_rate, g
 from sac_runner.algo.networks import mlp
 from sac_runner.algo.sac import SAC
 from sac_runner.config import AgentConfig, HealthConfig
-from sac_runner.run.health import HealthMonitor
+from sac_runner.run.checkpoint import load_checkpoint
+from sac_runner.run.health import Alert, HealthMonitor
 from sac_runner.run.run_dir import RunDir
 from tests.harness import metric_records, train_tiny
 
@@ -183,3 +184,40 @@ def test_an_alert_reaches_the_console_alerts_jsonl_and_the_offline_wandb_run(tmp
     assert run.records[-1]["health/alerts"] == len(alerts)
     offline = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(offline) == 1 and b"sac-runner: " in offline[0].read_bytes()
+
+
+def test_rollback_restores_the_best_agent_and_keeps_the_buffer_and_the_step(tmp_path):
+    run = train_tiny(tmp_path, *SHORT, "health.on_collapse=rollback")
+    trainer, agent = run.trainer, run.parts.agent
+    best = load_checkpoint(RunDir(tmp_path).best_checkpoint)["agent"]
+    step, updates, stored = trainer.step, agent.num_updates, len(run.parts.buffer)
+    with torch.no_grad():  # the agent since its best evaluation: other weights, other Adam moments, other alpha
+        for network in (agent.actor, agent.critic, agent.target):
+            for p in network.parameters():
+                p.add_(1.0)
+        for state in agent.critic_optimizer.state.values():
+            state["exp_avg"].add_(1.0)
+        agent.log_alpha.add_(1.0)
+    trainer.act_on_collapse(Alert(step, "collapse", "run collapsing", "evaluation return ..."))
+    for network in ("actor", "critic", "target"):
+        for key, value in getattr(agent, network).state_dict().items():
+            assert torch.equal(value, best[network][key]), f"{network}.{key}"
+    assert torch.equal(agent.log_alpha.detach(), best["log_alpha"])
+    restored = agent.critic_optimizer.state_dict()["state"][0]["exp_avg"]
+    assert torch.equal(restored, best["critic_optimizer"]["state"][0]["exp_avg"])
+    assert (trainer.step, agent.num_updates, len(run.parts.buffer)) == (step, updates, stored)
+    assert trainer.health.rollbacks == 1
+    record = json.loads(RunDir(tmp_path).alerts.read_text().splitlines()[-1])
+    assert record["kind"] == "rollback" and "rolled back to the best agent (checkpoints/best.pt, step" in record["text"]
+
+
+def test_stop_on_collapse_ends_the_run_there_with_a_checkpoint(tmp_path, monkeypatch):
+    def collapse_at_400(self, step, *args, **kwargs):
+        return Alert(step, "collapse", "run collapsing", "evaluation return ...") if step == 400 else None
+
+    monkeypatch.setattr(HealthMonitor, "collapsed", collapse_at_400)
+    run = train_tiny(tmp_path, *SHORT, "health.on_collapse=stop")
+    assert run.trainer.step == 400 and run.final["health/stopped_at"] == 400
+    assert load_checkpoint(RunDir(tmp_path).latest_checkpoint)["loop"]["step"] == 400
+    record = json.loads(RunDir(tmp_path).alerts.read_text().splitlines()[-1])
+    assert record["kind"] == "stop" and "the run stops here (health.on_collapse=stop)" in record["text"]
