@@ -221,3 +221,19 @@ def test_stop_on_collapse_ends_the_run_there_with_a_checkpoint(tmp_path, monkeyp
     assert load_checkpoint(RunDir(tmp_path).latest_checkpoint)["loop"]["step"] == 400
     record = json.loads(RunDir(tmp_path).alerts.read_text().splitlines()[-1])
     assert record["kind"] == "stop" and "the run stops here (health.on_collapse=stop)" in record["text"]
+
+
+def test_an_environment_raising_during_the_bias_episodes_skips_that_measurement_only(caplog):
+    class Raising(gym.Wrapper):
+        def step(self, action):
+            raise RuntimeError("simulator crashed")
+
+    agent = _agent_whose_critics_say(1.0)
+    measured = HealthMonitor(HealthConfig(), seed=0).measure(agent, _EmptyBuffer(), Raising(gym.make("Countdown-v0")))
+    assert "health/value_bias" not in measured and "health/param_norm_critic" in measured
+    assert "value bias not measured: the environment raised in step (RuntimeError: simulator crashed)" in caplog.text
+
+
+class _EmptyBuffer:
+    def __len__(self) -> int:
+        return 0

@@ -50,7 +50,7 @@ def test_metrics_file_has_namespaced_keys_on_the_step_axis(tmp_path):
     keys = set().union(*records)
     assert {"step", "train/episode_return", "train/critic_loss", "train/actor_loss", "train/alpha",
             "train/entropy", "train/q_mean", "time/sps", "buffer/size", "eval/return_mean"} <= keys
-    assert all(k == "step" or k.split("/")[0] in {"train", "eval", "time", "buffer"} for k in keys)
+    assert all(k == "step" or k.split("/")[0] in {"train", "eval", "time", "buffer", "health"} for k in keys)
     steps = [r["step"] for r in records]
     assert steps == sorted(steps) and steps[-1] == 300
 

@@ -15,6 +15,7 @@ best checkpoint's agent or stops, as health.on_collapse says.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 
@@ -29,6 +30,8 @@ from sac_runner.algo.networks import unit_norm_weights
 from sac_runner.algo.replay_buffer import ReplayBuffer
 from sac_runner.algo.sac import SAC
 from sac_runner.config import HealthConfig
+
+log = logging.getLogger(__name__)
 
 HEALTH_SEED_OFFSET = 2_000_000  # the bias episodes' seeds and the batch draws: apart from training's and evaluation's
 TD_QUANTILES = (50, 90, 99)
@@ -61,7 +64,12 @@ class HealthMonitor:
     def measure(self, agent: SAC, buffer: ReplayBuffer, env: gym.Env) -> dict[str, float]:
         devices = [agent.device] if agent.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            metrics = self._value_bias(agent, env)
+            try:
+                metrics = self._value_bias(agent, env)
+            except Exception as error:  # a measurement never stops a run; a broken environment is training's to count
+                log.warning("value bias not measured: the environment raised in step (%s: %s)", type(error).__name__,
+                            str(error).splitlines()[0] if str(error) else "")
+                metrics = {}
             if len(buffer) > 0:
                 metrics.update(self._on_a_batch(agent, buffer))
         for name in agent.optimizers:

@@ -219,7 +219,11 @@ class Trainer:
     def check_health(self) -> dict[str, float]:
         """The health/ measurements of this evaluation, the alerts they raise, and health.on_collapse."""
         agent, started = self.parts.agent, time.perf_counter()
-        metrics = self.health.measure(agent, self.parts.buffer, self.parts.eval_env)
+        env = make_env(self.run.env)  # its own: the evaluation environment's state stays evaluation's
+        try:
+            metrics = self.health.measure(agent, self.parts.buffer, env)
+        finally:
+            _close_quietly(env)
         metrics["time/health_s"] = time.perf_counter() - started  # their cost, against the training between evaluations
         for alert in self.health.check(self.step, metrics, agent.learns_alpha):
             self.raise_alert(alert)
@@ -257,12 +261,16 @@ class Trainer:
             log.info("step %d: now %s", self.step, choice.describe())
 
     def run_evaluation(self) -> EvalResult:
-        """Evaluation episodes on the evaluation environment; if it raises in step, it is rebuilt and the
-        evaluation starts again (its episodes have fixed seeds), up to env.max_failures in all."""
+        """Evaluation episodes on the evaluation environment (their seeds are fixed)."""
+        return self.on_eval_env(lambda env: evaluate(self.parts.agent, env, self.run.schedule.eval_episodes,
+                                                     seed=self.run.seed + EVAL_SEED_OFFSET))
+
+    def on_eval_env(self, episodes):
+        """`episodes(eval_env)`; if the evaluation environment raises in step, it is rebuilt and the episodes
+        start again, up to env.max_failures in all."""
         while True:
             try:
-                return evaluate(self.parts.agent, self.parts.eval_env, self.run.schedule.eval_episodes,
-                                seed=self.run.seed + EVAL_SEED_OFFSET)
+                return episodes(self.parts.eval_env)
             except Exception as error:
                 self.count_env_failure(error, "evaluation environment", {"eval/broken": 1})
                 log.warning("evaluation restarted on a rebuilt environment")
