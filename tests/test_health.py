@@ -19,11 +19,12 @@ from sac_runner.algo.health import (dormant_fraction, effective_learning_rate, g
                                     parameter_norm, soft_returns, value_bias)
 from sac_runner.algo.networks import mlp
 from sac_runner.algo.sac import SAC
-from sac_runner.config import AgentConfig, HealthConfig
+from sac_runner.algo.replay_buffer import Batch
+from sac_runner.config import AgentConfig, HealthConfig, to_run_config
 from sac_runner.run.checkpoint import load_checkpoint
 from sac_runner.run.health import Alert, HealthMonitor
 from sac_runner.run.run_dir import RunDir
-from tests.harness import metric_records, train_tiny
+from tests.harness import compose, train_tiny
 
 GAMMA = 0.9
 
@@ -87,6 +88,7 @@ def test_dormant_units_of_every_hidden_layer_and_ensemble_member_are_counted():
     x = torch.randn(512, 3)
     live = [(h.abs().mean(0) / h.abs().mean()).gt(0.025).sum().item() for h in hidden_activations(network, x)]
     assert len(live) == 2 and live[0] <= 12
+    assert dormant_fraction(hidden_activations(network, x), 0.025) >= 4 / 32  # the 4 silenced units at least
     assert dormant_fraction(hidden_activations(network, x), 0.025) == pytest.approx(1 - sum(live) / 32)
     ensemble = torch.stack([torch.zeros(5, 4), torch.ones(5, 4)])   # (members, B, H): member 0 all dormant
     assert dormant_fraction([ensemble], 0.025) == 0.5
@@ -157,6 +159,63 @@ def test_a_collapse_needs_the_return_far_below_its_best_for_patience_evaluations
     never = HealthMonitor(HealthConfig(patience=1), seed=0)
     never.check(1, _health(dormant=0.9), learns_alpha=True)
     assert never.collapsed(1, -1480.0, -1480.0, 1) is None and never.collapsed(2, -1700.0, -1470.0, 1) is None
+
+
+def _monitor(*overrides: str) -> HealthMonitor:
+    """A monitor configured through the health.* keys, as sac-train builds it."""
+    return HealthMonitor(to_run_config(compose(*overrides)).health, seed=0)
+
+
+class _RecordingBuffer:
+    """A buffer of random one-dimensional transitions that records the batch sizes asked of it."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def __len__(self) -> int:
+        return 1000
+
+    def inspection_batch(self, batch_size: int, rng: np.random.Generator) -> Batch:
+        self.sizes.append(batch_size)
+        g = torch.Generator().manual_seed(int(rng.integers(1000)))
+        return Batch(torch.randn(batch_size, 1, generator=g), torch.rand(batch_size, 1, generator=g) * 2 - 1,
+                     torch.randn(batch_size, generator=g), torch.randn(batch_size, 1, generator=g),
+                     torch.zeros(batch_size))
+
+
+def test_each_health_key_takes_effect():
+    class CountingResets(gym.Wrapper):
+        resets = 0
+
+        def reset(self, **kwargs):
+            CountingResets.resets += 1
+            return self.env.reset(**kwargs)
+
+    agent = _agent_whose_critics_say(1.0)
+    _monitor("health.bias_episodes=3")._value_bias(agent, CountingResets(gym.make("Countdown-v0")))
+    assert CountingResets.resets == 3
+    buffer = _RecordingBuffer()
+    strict, loose = _monitor("health.batch_size=17")._on_a_batch(agent, buffer), \
+        _monitor("health.batch_size=17", "health.dormant_tau=2.0")._on_a_batch(agent, buffer)
+    assert buffer.sizes == [17, 17] and loose["health/dormant_critic"] > strict["health/dormant_critic"]
+    past = _health(bias=0.6, dormant=0.45, entropy=-2.5)  # entropy 1.5 below its target -1
+    assert {a.kind for a in _monitor("health.patience=1").check(1, past, True)} == {
+        "overestimation", "dormant_critic", "entropy"}
+    assert _monitor("health.patience=1", "health.value_bias_max=1", "health.dormant_max=0.5",
+                    "health.entropy_margin=2").check(1, past, True) == []
+    assert _monitor().check(1, past, True) == []  # patience 3: not yet
+    for drop, collapses in ((0.5, False), (0.2, True)):  # first -1000, best -100: the line is -550 or -280
+        monitor = _monitor("health.patience=1", f"health.collapse_drop={drop}")
+        monitor.collapsed(1, -1000.0, -1000.0, 1)
+        monitor.check(2, _health(dormant=0.9), True)
+        assert (monitor.collapsed(2, -400.0, -100.0, 1) is not None) == collapses
+
+
+def test_effective_learning_rates_are_logged_for_scale_invariant_networks_only():
+    agent = _agent_whose_critics_say(1.0, critic_norm="layer")
+    measured = HealthMonitor(HealthConfig(), seed=0).measure(agent, _RecordingBuffer(), gym.make("Countdown-v0"))
+    assert measured["health/effective_lr_critic"] > 0 and "health/effective_lr_actor" not in measured
+    assert {"health/param_norm_actor", "health/grad_norm_critic", "health/td_error_p99"} <= measured.keys()
 
 
 # ---- in a run ---------------------------------------------------------------------------------------

@@ -178,3 +178,35 @@ def test_time_to_threshold_by_hand(tmp_path):
     assert "| 3100.0 | 1.3 min | 2700 |" in table
     with pytest.raises(ReportError, match="--threshold fast is not a return"):
         Thresholds.parse(["fast"])
+
+
+def test_runs_with_health_measurements_get_a_health_panel_and_their_alerts_listed(tmp_path):
+    sweep = tmp_path / "sweep"
+    for job, alerted in (("0", True), ("1", False)):
+        path = fake_run(sweep / job, [f"seed={job}"], "Pendulum-v1", int(job), [-900.0, -300.0, -150.0])
+        records = [json.loads(line) for line in RunDir(path).metrics.read_text().splitlines()]
+        for i, record in enumerate(r for r in records if "eval/return_mean" in r):
+            record.update({"health/value_bias_relative": 0.1 * i, "health/dormant_critic": 0.05,
+                           "health/dormant_actor": 0.1, "health/entropy": -1.0, "health/target_entropy": -1.0})
+        RunDir(path).metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
+        if alerted:
+            RunDir(path).alerts.write_text(json.dumps({"step": 2000, "kind": "overestimation", "title": "t",
+                                                       "text": "value bias +340% of the return scale"}) + "\n")
+    plain = fake_run(sweep / "2", ["seed=2", "agent.tau=0.01"], "Pendulum-v1", 2, [-500.0])
+    result = report([sweep], tmp_path / "out")
+    runs = {run.path.name: run for run in result["runs"]}
+    np.testing.assert_allclose(runs["0"].health["health/value_bias_relative"], [0.0, 0.1, 0.2])
+    assert runs[plain.name].health == {} and runs["1"].alerts == []
+    assert [p.name for p in result["figures"]] == ["learning_curves.png", "learning_curves.svg", "health.png",
+                                                   "health.svg"]
+    assert (tmp_path / "out" / "health.png").read_bytes()[:4] == b"\x89PNG"
+    table = result["table"].read_text()
+    assert "## Health alerts" in table and "  - step 2000: value bias +340% of the return scale" in table
+    assert f"`{sweep / '0'}` (Pendulum-v1, default, seed 0)" in table
+
+
+def test_runs_without_health_measurements_get_no_health_panel(tmp_path):
+    fake_run(tmp_path / "run", [], "Pendulum-v1", 0, [-500.0, -200.0])
+    result = report([tmp_path / "run"], tmp_path / "out")
+    assert [p.name for p in result["figures"]] == ["learning_curves.png", "learning_curves.svg"]
+    assert "Health alerts" not in result["table"].read_text()

@@ -58,8 +58,9 @@ class DiscreteSAC(SAC):
         return self.actor.deterministic(obs) if deterministic else self.actor.sample(obs)
 
     def _sample_with_log_prob(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        action = self.actor.sample(obs)
-        return action, self.actor.probabilities(obs)[1].gather(-1, action.unsqueeze(-1)).squeeze(-1)
+        log_prob = self.actor.probabilities(obs)[1]
+        action = torch.distributions.Categorical(logits=log_prob).sample()
+        return action, log_prob.gather(-1, action.unsqueeze(-1)).squeeze(-1)
 
     @torch.no_grad()
     def entropy(self, obs: torch.Tensor) -> torch.Tensor:

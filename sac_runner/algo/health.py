@@ -73,14 +73,19 @@ def dormant_fraction(activations: list[torch.Tensor], tau: float) -> float:
     return dormant / max(total, 1)
 
 
+def total_norm(tensors: list[torch.Tensor]) -> float:
+    """The L2 norm of all the tensors together, read once (torch>=2.6 has nn.utils.get_total_norm)."""
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t.detach()) for t in tensors])))
+
+
 def parameter_norm(network: nn.Module) -> float:
-    return math.sqrt(sum(float(p.detach().pow(2).sum()) for p in network.parameters()))
+    return total_norm(list(network.parameters()))
 
 
 def gradient_norm(network: nn.Module) -> float:
     """The norm of the gradient of the network's last optimizer step (nan before its first)."""
     grads = [p.grad for p in network.parameters() if p.grad is not None]
-    return math.sqrt(sum(float(g.pow(2).sum()) for g in grads)) if grads else math.nan
+    return total_norm(grads) if grads else math.nan
 
 
 def effective_learning_rate(lr: float, weights: list[torch.Tensor]) -> float:

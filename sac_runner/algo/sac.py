@@ -234,7 +234,7 @@ class SAC:
 
     def _step(self, name: str, loss: torch.Tensor, params) -> None:
         """One optimizer step on `loss` for the optimizer of `name` (actor, critic, value, alpha)."""
-        optimizer = self.optimizers[name]
+        optimizer = getattr(self, f"{name}_optimizer")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.max_grad_norm is not None:
@@ -290,7 +290,7 @@ class SAC:
             q, next_value = self._joint_q(obs, action, next_obs, alpha)
         else:
             with torch.no_grad():
-                next_value = self._soft_value(next_obs, alpha, self.target) if self.value is None else self.target(next_obs)
+                next_value = self._bootstrap_value(next_obs, alpha)
             q = self._q_taken(obs, action)
         y = soft_bellman_target(reward, terminated, next_value, gamma)  # no gradient: next_value has none
         metrics, td_error = self._critic_step(q, y, weights)
@@ -310,6 +310,10 @@ class SAC:
         self._step("actor", actor_loss, self.actor.parameters())
         self._temperature_step(log_prob)
         return {"train/actor_loss": actor_loss.detach(), "train/entropy": -log_prob.mean()}
+
+    def _bootstrap_value(self, next_obs: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """V(s') of the target: the soft value under the target critics (2019), or the target V (2018)."""
+        return self._soft_value(next_obs, alpha, self.target) if self.value is None else self.target(next_obs)
 
     # ---- what depends on the action type (discrete_sac.py has the other kind) ---------------------
     def _soft_value(self, obs: torch.Tensor, alpha: torch.Tensor, critic: nn.Module) -> torch.Tensor:
@@ -400,8 +404,7 @@ class SAC:
     def td_errors(self, batch: Batch) -> torch.Tensor:
         """max_i |Q_i(s, a) - y| per transition, with the networks as they act (running statistics), nothing updated."""
         obs, next_obs = self.normalizer(batch.obs), self.normalizer(batch.next_obs)
-        next_value = (self._soft_value(next_obs, self.alpha, self.target) if self.value is None
-                      else self.target(next_obs))
+        next_value = self._bootstrap_value(next_obs, self.alpha)
         gamma = self.gamma if batch.discount is None else batch.discount
         y = soft_bellman_target(self.reward_scale * batch.reward, batch.terminated, next_value, gamma)
         return (self._q_taken(obs, batch.action) - y).abs().max(dim=0).values

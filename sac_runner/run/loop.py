@@ -253,7 +253,7 @@ class Trainer:
 
     def raise_alert(self, alert: Alert) -> None:
         log.warning("step %d: health alert: %s", alert.step, alert.text)
-        self.tracker.alert(alert.step, alert.title, alert.text, alert.record())
+        self.tracker.alert(alert.record())
 
     def share_cpus(self) -> None:
         """threads=auto: follow the other sac-runner runs that start and stop on this machine."""
@@ -261,16 +261,12 @@ class Trainer:
             log.info("step %d: now %s", self.step, choice.describe())
 
     def run_evaluation(self) -> EvalResult:
-        """Evaluation episodes on the evaluation environment (their seeds are fixed)."""
-        return self.on_eval_env(lambda env: evaluate(self.parts.agent, env, self.run.schedule.eval_episodes,
-                                                     seed=self.run.seed + EVAL_SEED_OFFSET))
-
-    def on_eval_env(self, episodes):
-        """`episodes(eval_env)`; if the evaluation environment raises in step, it is rebuilt and the episodes
-        start again, up to env.max_failures in all."""
+        """Evaluation episodes on the evaluation environment; if it raises in step, it is rebuilt and the
+        evaluation starts again (its episodes have fixed seeds), up to env.max_failures in all."""
         while True:
             try:
-                return episodes(self.parts.eval_env)
+                return evaluate(self.parts.agent, self.parts.eval_env, self.run.schedule.eval_episodes,
+                                seed=self.run.seed + EVAL_SEED_OFFSET)
             except Exception as error:
                 self.count_env_failure(error, "evaluation environment", {"eval/broken": 1})
                 log.warning("evaluation restarted on a rebuilt environment")

@@ -36,15 +36,14 @@ from omegaconf import OmegaConf
 
 from sac_runner.config import renamed_override
 from sac_runner.run.hardware import RunRegistry
-from sac_runner.run.report_plot import plot_health, plot_learning_curves
+from sac_runner.run.report_plot import HEALTH_PANELS, plot_health, plot_learning_curves
 from sac_runner.run.run_dir import RunDir
 from sac_runner.run.statistics import summary
 from sac_runner.run.sweep import INFRASTRUCTURE, overrides_of
 from sac_runner.run.tracker import STEP_KEY
 
 RETURN_KEY = "eval/return_mean"
-HEALTH_KEYS = ("health/value_bias_relative", "health/dormant_critic", "health/dormant_actor", "health/entropy",
-               "health/target_entropy")
+HEALTH_KEYS = tuple(key for _, keys in HEALTH_PANELS for key in keys)
 
 
 @dataclass

@@ -136,14 +136,15 @@ class Tracker:
             except Exception as error:
                 self._wandb_failed("log", error)
 
-    def alert(self, step: int, title: str, text: str, record: dict) -> None:
-        """A health alert: a line in alerts.jsonl and a W&B alert (kept in an offline run's file, sent by
-        `wandb sync`); the console line is the caller's."""
+    def alert(self, record: dict) -> None:
+        """A health alert ({step, kind, title, text}): a line in alerts.jsonl and a W&B alert (kept in an
+        offline run's file, sent by `wandb sync`); the console line is the caller's."""
         with open(self.run_dir.alerts, "a", encoding="utf-8") as file:
-            file.write(json.dumps({STEP_KEY: step, **record}) + "\n")
+            file.write(json.dumps(record) + "\n")
         if self.wandb_run is not None:
             try:
-                self.wandb_run.alert(title=f"sac-runner: {title}"[:63], text=f"step {step}: {text}", level="WARN")
+                self.wandb_run.alert(title=f"sac-runner: {record['title']}"[:63],
+                                     text=f"step {record[STEP_KEY]}: {record['text']}", level="WARN")
             except Exception as error:
                 self._wandb_failed("send an alert", error)
 
