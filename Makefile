@@ -29,12 +29,17 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 train: install
 	$(BIN)/sac-train $(ARGS)
 
+# The suite on PYTEST_WORKERS processes (pytest-xdist). Training tests share the cores as sac-runner runs
+# do (threads=auto counts the other runs), so two workers keep a 2-core machine busy without
+# oversubscribing it. PYTEST_WORKERS=0 runs it in this process.
+PYTEST_WORKERS ?= 2
+
 test: install-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Everything but the learning tests (a few seconds to a minute).
 test-fast: install-dev
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 # sac-runner against Stable-Baselines3 SAC on HalfCheetah-v5 (a few minutes); ARGS="--alternations 5" etc.
 bench: install

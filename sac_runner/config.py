@@ -441,9 +441,11 @@ class HealthConfig:
     # A collapse: the evaluation return below best - collapse_drop * (best - first evaluation) for
     # `patience` evaluations in a row, with an alert raised meanwhile. warn: say so; rollback: restore
     # the best checkpoint's agent (networks, optimizers, alpha), keeping the buffer and the step;
-    # stop: end the run there, its best checkpoint kept.
+    # stop: end the run there, its best checkpoint kept. Each rollback also multiplies every learning
+    # rate by rollback_lr_factor: restored unchanged, an agent tends to walk into the same failure.
     on_collapse: str = "warn"
     collapse_drop: float = 0.5
+    rollback_lr_factor: float = 0.5
 
     def __post_init__(self) -> None:
         _require(self.on_collapse in COLLAPSE_ACTIONS, "health.on_collapse",
@@ -456,6 +458,9 @@ class HealthConfig:
                      f"set health.{key}={getattr(HealthConfig, key)}")
         _require(0 < self.dormant_max <= 1, "health.dormant_max", f"must be in (0, 1], got {self.dormant_max}",
                  "set health.dormant_max=0.3")
+        _require(0 < self.rollback_lr_factor <= 1, "health.rollback_lr_factor",
+                 f"must be in (0, 1] (1 keeps the learning rates), got {self.rollback_lr_factor}",
+                 "set health.rollback_lr_factor=0.5")
 
 
 @dataclass

@@ -93,6 +93,7 @@ def test_alpha_accepts_auto_or_a_number():
     ("health.on_collapse=panic", "health.on_collapse"),
     ("health.patience=0", "health.patience"),
     ("health.dormant_max=2", "health.dormant_max"),
+    ("health.rollback_lr_factor=0", "health.rollback_lr_factor"),
     ("health.on_collapse=rollback checkpoint.keep_best=false", "health.on_collapse"),  # restores best.pt
 ])
 def test_invalid_values_fail_before_training_naming_the_key(override, key):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
@@ -22,8 +23,10 @@ from sac_runner.algo.sac import SAC
 from sac_runner.algo.replay_buffer import Batch
 from sac_runner.config import AgentConfig, HealthConfig, to_run_config
 from sac_runner.run.checkpoint import load_checkpoint
+from sac_runner.run.console import console
 from sac_runner.run.health import Alert, HealthMonitor
 from sac_runner.run.run_dir import RunDir
+from sac_runner.run.training import print_summary
 from tests.harness import compose, train_tiny
 
 GAMMA = 0.9
@@ -245,8 +248,9 @@ def test_an_alert_reaches_the_console_alerts_jsonl_and_the_offline_wandb_run(tmp
     assert len(offline) == 1 and b"sac-runner: " in offline[0].read_bytes()
 
 
-def test_rollback_restores_the_best_agent_and_keeps_the_buffer_and_the_step(tmp_path):
-    run = train_tiny(tmp_path, *SHORT, "health.on_collapse=rollback")
+def test_rollback_restores_the_best_agent_keeps_the_buffer_and_the_step_and_lowers_the_learning_rates(tmp_path):
+    run = train_tiny(tmp_path, *SHORT, "health.on_collapse=rollback", "health.rollback_lr_factor=0.25",
+                     "agent.critic_lr=1e-3", "agent.actor_lr=2e-3")
     trainer, agent = run.trainer, run.parts.agent
     best = load_checkpoint(RunDir(tmp_path).best_checkpoint)["agent"]
     step, updates, stored = trainer.step, agent.num_updates, len(run.parts.buffer)
@@ -266,20 +270,50 @@ def test_rollback_restores_the_best_agent_and_keeps_the_buffer_and_the_step(tmp_
     assert torch.equal(restored, best["critic_optimizer"]["state"][0]["exp_avg"])
     assert (trainer.step, agent.num_updates, len(run.parts.buffer)) == (step, updates, stored)
     assert trainer.health.rollbacks == 1
+    assert agent.learning_rates() == pytest.approx({"actor": 5e-4, "critic": 2.5e-4, "alpha": 0.25 * 3e-4})
     record = json.loads(RunDir(tmp_path).alerts.read_text().splitlines()[-1])
     assert record["kind"] == "rollback" and "rolled back to the best agent (checkpoints/best.pt, step" in record["text"]
+    assert "learning rates now x0.25 of the configured ones" in record["text"]
+    trainer.act_on_collapse(Alert(step, "collapse", "run collapsing", "again"))  # the factor compounds
+    assert agent.learning_rates()["critic"] == pytest.approx(1e-3 / 16) and agent.state_dict()["lr_scale"] == 1 / 16
 
 
-def test_stop_on_collapse_ends_the_run_there_with_a_checkpoint(tmp_path, monkeypatch):
+def test_a_lowered_learning_rate_scales_the_decay_schedule_and_survives_a_checkpoint():
+    agent = _agent_whose_critics_say(1.0, critic_lr_decay="linear", critic_lr_final=1e-4)
+    agent.lr_scale = 0.5
+    agent.set_lr_progress(0.5)  # halfway from 3e-4 to 1e-4: 2e-4, halved
+    assert agent.learning_rates()["critic"] == pytest.approx(1e-4) and agent.learning_rates()["actor"] == \
+        pytest.approx(1.5e-4)
+    restored = _agent_whose_critics_say(1.0, critic_lr_decay="linear", critic_lr_final=1e-4)
+    restored.load_state_dict(agent.state_dict())
+    assert restored.lr_scale == 0.5 and restored.learning_rates() == pytest.approx(agent.learning_rates())
+
+
+def _collapse_at_400(monkeypatch) -> None:
+    """The health monitor sees a collapse at step 400, and only there."""
     def collapse_at_400(self, step, *args, **kwargs):
         return Alert(step, "collapse", "run collapsing", "evaluation return ...") if step == 400 else None
 
     monkeypatch.setattr(HealthMonitor, "collapsed", collapse_at_400)
+
+
+def test_stop_on_collapse_ends_the_run_there_with_a_checkpoint(tmp_path, monkeypatch):
+    _collapse_at_400(monkeypatch)
     run = train_tiny(tmp_path, *SHORT, "health.on_collapse=stop")
     assert run.trainer.step == 400 and run.final["health/stopped_at"] == 400
     assert load_checkpoint(RunDir(tmp_path).latest_checkpoint)["loop"]["step"] == 400
     record = json.loads(RunDir(tmp_path).alerts.read_text().splitlines()[-1])
     assert record["kind"] == "stop" and "the run stops here (health.on_collapse=stop)" in record["text"]
+
+
+def test_a_rollback_is_in_the_runs_final_record_and_its_summary(tmp_path, monkeypatch):
+    _collapse_at_400(monkeypatch)
+    run = train_tiny(tmp_path, *SHORT, "health.on_collapse=rollback")
+    assert run.trainer.step == 600 and (run.final["health/rollbacks"], run.final["health/lr_scale"]) == (1, 0.5)
+    tracker = SimpleNamespace(metrics_path=RunDir(tmp_path).metrics, offline_segments=[])  # logging=disabled
+    with console.capture() as captured:
+        print_summary(run.final, RunDir(tmp_path), tracker)
+    assert "1 time by health.on_collapse=rollback, learning rates now x0.5 (alerts: alerts.jsonl)" in captured.get()
 
 
 def test_an_environment_raising_during_the_bias_episodes_skips_that_measurement_only(caplog):

@@ -1,7 +1,10 @@
 """Learning tests: fixed seeds and budgets with a wide margin (Pendulum is solved near -150)."""
 
+import json
+
 import pytest
 
+from sac_runner.run.run_dir import RunDir
 from sac_runner.run.training import train
 from tests.harness import QUIET, compose
 
@@ -64,3 +67,22 @@ def test_cartpole_learns_on_the_gpu_fast_path(tmp_path):
     cfg = compose(*ON_GPU_FAST_PATH, "env=cartpole", "seed=2", "schedule.total_steps=27_500",
                   "schedule.eval_every=27_500", "schedule.checkpoint_every=27_500")
     assert train(cfg, tmp_path)["eval/return_mean"] >= 400
+
+
+def test_a_critic_learning_rate_grown_far_too_high_raises_critic_alerts_and_rollback_ends_better(tmp_path):
+    # A decay schedule set the wrong way round: the critic's learning rate climbs linearly from 3e-4 to
+    # 1.0 over the run. Measured (64x64 networks, evaluation every 1000 steps, patience 2): seed 0 learns
+    # (-130.5 at 5000), its critic goes 82% dormant by 3000 and the run collapses from 7000 on (-955.1
+    # at 14000 with warn); rollback restores the 5000-step agent at 8000 with the learning rates halved
+    # and ends at -128.4. Seed 1: -1557.8 with warn, -165.6 with rollback; seed 2 never collapses.
+    failing = (*QUIET, "threads=1", "env=pendulum", "seed=0", "agent.hidden_sizes=[64,64]",
+               "agent.critic_lr_decay=linear", "agent.critic_lr_final=1.0", "schedule.total_steps=14_000",
+               "schedule.eval_every=1000", "schedule.eval_episodes=3", "schedule.checkpoint_every=14_000",
+               "health.patience=2")
+    warned = train(compose(*failing, "health.on_collapse=warn"), tmp_path / "warn")
+    alerts = [json.loads(line) for line in RunDir(tmp_path / "warn").alerts.read_text().splitlines()]
+    assert any(a["kind"] == "dormant_critic" and a["step"] <= 3000 for a in alerts), alerts  # within 3 evaluations
+    assert any(a["kind"] == "collapse" for a in alerts), alerts
+    rolled_back = train(compose(*failing, "health.on_collapse=rollback"), tmp_path / "rollback")
+    assert rolled_back["health/rollbacks"] >= 1
+    assert rolled_back["eval/return_mean"] > warned["eval/return_mean"] + 300, (rolled_back, warned)

@@ -128,6 +128,8 @@ class SAC:
         self.policy_steps_when_due = cfg.policy_update_every if cfg.policy_update_catch_up else 1
         self.target_update_every = cfg.target_update_every
         self.num_updates = 0
+        # Every learning rate times this factor: health.on_collapse=rollback lowers it (1 otherwise).
+        self.lr_scale = 1.0
 
         actor_sizes = cfg.actor_hidden_sizes or cfg.hidden_sizes
         critic_sizes = cfg.critic_hidden_sizes or cfg.hidden_sizes
@@ -210,10 +212,10 @@ class SAC:
         return any(self.cfg.lr_decay_of(name) != "constant" for name in self.optimizers)
 
     def set_lr_progress(self, progress: float) -> None:
-        """Set every learning rate for a training progress in [0, 1] (by steps or by epochs)."""
+        """Set every learning rate for a training progress in [0, 1] (by steps or by epochs), times lr_scale."""
         for name, optimizer in self.optimizers.items():
-            lr = decayed_lr(getattr(self.cfg, f"{name}_lr"), getattr(self.cfg, f"{name}_lr_final"),
-                            self.cfg.lr_decay_of(name), progress)
+            lr = self.lr_scale * decayed_lr(getattr(self.cfg, f"{name}_lr"), getattr(self.cfg, f"{name}_lr_final"),
+                                            self.cfg.lr_decay_of(name), progress)
             for group in optimizer.param_groups:
                 if isinstance(group["lr"], torch.Tensor):
                     group["lr"].fill_(lr)  # in place: compiled steps and CUDA graphs read this tensor
@@ -417,6 +419,7 @@ class SAC:
             "target": self.target.state_dict(),
             "log_alpha": self.log_alpha.detach().clone(),
             "num_updates": self.num_updates,
+            "lr_scale": self.lr_scale,
             "normalizer": self.normalizer.state_dict(),
         }
         if self.value is not None:
@@ -441,5 +444,6 @@ class SAC:
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.num_updates = int(state["num_updates"])
+        self.lr_scale = float(state.get("lr_scale", 1.0))  # absent from checkpoints before health rollbacks
         for piece in (self._learn_q, self._learn_pi):
             piece.reset()  # captured CUDA graphs read the optimizers' replaced state tensors

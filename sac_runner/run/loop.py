@@ -92,6 +92,8 @@ class Trainer:
             self.progress.update(self.step)
         elapsed = self.clock.elapsed()
         health = {"health/stopped_at": self.step} if self.stopped_by_health else {}
+        if self.health is not None and self.health.rollbacks:
+            health |= {"health/rollbacks": self.health.rollbacks, "health/lr_scale": self.parts.agent.lr_scale}
         return {**self.last_eval, **health, "time/elapsed": elapsed,
                 "time/sps_overall": (self.step - first_step) / max(elapsed, 1e-9), "train/episodes": self.episode}
 
@@ -187,7 +189,7 @@ class Trainer:
     def log_training(self) -> None:
         agent, buffer = self.parts.agent, self.parts.buffer
         sps, elapsed = self.clock.window()
-        if agent.decays_lr:
+        if agent.decays_lr or agent.lr_scale != 1.0:  # decaying, or lowered by a rollback
             self.metrics.update({f"train/{n}_lr": torch.tensor(lr) for n, lr in agent.learning_rates().items()})
         compiling = {"time/compile_s": agent.compile_seconds} if agent.compile_mode != "off" else {}
         self.tracker.log(self.step, {**{k: v.item() for k, v in self.metrics.items()}, "time/sps": sps,
@@ -235,14 +237,19 @@ class Trainer:
 
     def act_on_collapse(self, alert: Alert) -> None:
         """health.on_collapse: warn, roll back to the best agent (buffer and step kept), or stop the run."""
-        action, best = self.run.health.on_collapse, f"checkpoints/best.pt, step {self.best_step}"
+        health, best = self.run.health, f"checkpoints/best.pt, step {self.best_step}"
+        action = health.on_collapse
         if action == "rollback" and self.run_dir.best_checkpoint.exists():
             agent = self.parts.agent
-            num_updates = agent.num_updates  # the update counter goes on with the step (delays, resets)
+            # The update counter goes on with the step (delays, resets); the learning rates go down.
+            num_updates, lr_scale = agent.num_updates, agent.lr_scale * health.rollback_lr_factor
             agent.load_state_dict(load_checkpoint(self.run_dir.best_checkpoint, map_location=agent.device)["agent"])
-            agent.num_updates = num_updates
+            agent.num_updates, agent.lr_scale = num_updates, lr_scale
+            agent.set_lr_progress(self.cadence.lr_progress(self.step))
             self.health.rolled_back()
-            then = f"rolled back to the best agent ({best}), buffer and step kept (health.on_collapse=rollback)"
+            then = (f"rolled back to the best agent ({best}), buffer and step kept, learning rates now "
+                    f"x{lr_scale:g} of the configured ones (health.on_collapse=rollback, "
+                    f"health.rollback_lr_factor={health.rollback_lr_factor:g})")
         elif action == "stop":
             self.stopped_by_health = True
             then = f"the run stops here (health.on_collapse=stop); its best agent is kept ({best})"

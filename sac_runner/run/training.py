@@ -111,6 +111,9 @@ def print_summary(final: dict[str, float], run_dir: RunDir, tracker: Tracker) ->
         "episodes": int(final["train/episodes"]),
         **({"stopped": f"at step {final['health/stopped_at']} by health.on_collapse=stop (alerts: "
                        f"{run_dir.alerts.relative_to(run_dir.path)})"} if "health/stopped_at" in final else {}),
+        **({"rolled back": f"{final['health/rollbacks']} time{'s' if final['health/rollbacks'] > 1 else ''} by "
+                           f"health.on_collapse=rollback, learning rates now x{final['health/lr_scale']:g} (alerts: "
+                           f"{run_dir.alerts.relative_to(run_dir.path)})"} if "health/rollbacks" in final else {}),
         "wall time": f"{final['time/elapsed']:.0f} s ({final['time/sps_overall']:.0f} steps/s)",
         "run directory": str(run_dir.path),
         "checkpoint": str(run_dir.latest_checkpoint),
