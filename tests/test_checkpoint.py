@@ -20,7 +20,7 @@ from sac_runner.run.builders import make_parts, warm_start
 from sac_runner.run.checkpoint import load_checkpoint
 from sac_runner.run.resumed_config import resumed_config
 from sac_runner.run.training import train
-from tests.harness import TINY, cli, start_cli, tiny_config, train_tiny
+from tests.harness import TINY, cli, loop_but_its_clock, start_cli, tiny_config, train_tiny
 
 
 def _agent_tensors(checkpoint: dict) -> dict[str, torch.Tensor]:
@@ -70,7 +70,7 @@ def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, variant):
     assert ta.keys() == tb.keys()
     different = [k for k in ta if not torch.equal(ta[k], tb[k])]
     assert not different, different
-    assert a["loop"] == b["loop"]
+    assert loop_but_its_clock(a) == loop_but_its_clock(b)
     assert _steps(split) == _steps(whole)  # appended in place, the record after the checkpoint dropped
 
 
@@ -90,6 +90,18 @@ def test_resume_of_a_finished_run_says_how_to_extend_it(tmp_path):
     train_tiny(tmp_path)
     with pytest.raises(ConfigError, match="nothing to resume.*raise schedule.total_steps"):
         train(tiny_config(f"resume={tmp_path}"), tmp_path, overrides=[f"resume={tmp_path}"])
+
+
+def test_a_resumed_run_counts_its_training_time_on_from_the_checkpoint(tmp_path):
+    # sac-report's wall clock per run and time to a threshold read time/elapsed: a resume must not restart it.
+    train_tiny(tmp_path, stop_at=170)
+    before = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["loop"]["elapsed"]
+    assert before > 0
+    final = train(tiny_config(f"resume={tmp_path}"), tmp_path, overrides=[f"resume={tmp_path}"])
+    resumed = [r["time/elapsed"] for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
+               if r["step"] > 170 and "time/elapsed" in r]
+    assert resumed and min(resumed) > before and final["time/elapsed"] >= max(resumed)
+    assert load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["loop"]["elapsed"] > before
 
 
 def test_resume_continues_the_same_wandb_run(tmp_path, capsys):

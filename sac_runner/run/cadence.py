@@ -61,21 +61,28 @@ class Cadence:
 
 
 class Throughput:
-    """Environment steps per second since the last log line, and time since the start."""
+    """Environment steps per second since the last log line, and the run's training time: this process's
+    plus `before`, the seconds its earlier segments trained (a resumed run)."""
 
-    def __init__(self) -> None:
+    def __init__(self, before: float = 0.0) -> None:
         self.started = self.window_start = time.perf_counter()
+        self.before = before
         self.window_steps = 0
 
     def tick(self, transitions: int = 1) -> None:
         self.window_steps += transitions
 
     def window(self) -> tuple[float, float]:
-        """(steps/s in the window now closed, seconds since the start)."""
+        """(steps/s in the window now closed, the run's training seconds)."""
         now = time.perf_counter()
         sps = self.window_steps / (now - self.window_start)
         self.window_start, self.window_steps = now, 0
-        return sps, now - self.started
+        return sps, self.before + now - self.started
 
     def elapsed(self) -> float:
+        """The run's training seconds, earlier segments included."""
+        return self.before + self.segment()
+
+    def segment(self) -> float:
+        """Seconds this process has trained."""
         return time.perf_counter() - self.started

@@ -60,13 +60,14 @@ class Trainer:
         self.metrics: dict[str, torch.Tensor] = {}  # the latest update's, logged every log_every steps
         self.health = HealthMonitor(run.health, run.seed) if run.health.enabled else None
         self.stopped_by_health = False  # health.on_collapse=stop ended the run
+        self.clock = Throughput()  # a resumed run starts it again, counting the seconds it trained before
 
     # ---- the loop -------------------------------------------------------------------------------------
     def train(self, tracker: Tracker, stop: StopOnSignals | None = None) -> dict[str, float]:
         self.tracker, self.wandb_run_id = tracker, tracker.run_id
         if self.obs is None:  # a new run (a resumed one has replayed its current episodes)
             self.start_episodes()
-        self.clock, first_step, total = Throughput(), self.step, self.cadence.total_steps
+        self.clock, first_step, total = Throughput(self.clock.before), self.step, self.cadence.total_steps
         with TrainingProgress(total, enabled=self.run.logging.progress, start=self.step) as self.progress:
             while not self.cadence.is_last(self.step):
                 before = self.step
@@ -90,12 +91,12 @@ class Trainer:
                     self.progress.update(self.step)
                 self.share_cpus()
             self.progress.update(self.step)
-        elapsed = self.clock.elapsed()
         health = {"health/stopped_at": self.step} if self.stopped_by_health else {}
         if self.health is not None and self.health.rollbacks:
             health |= {"health/rollbacks": self.health.rollbacks, "health/lr_scale": self.parts.agent.lr_scale}
-        return {**self.last_eval, **health, "time/elapsed": elapsed,
-                "time/sps_overall": (self.step - first_step) / max(elapsed, 1e-9), "train/episodes": self.episode}
+        return {**self.last_eval, **health, "time/elapsed": self.clock.elapsed(),
+                "time/sps_overall": (self.step - first_step) / max(self.clock.segment(), 1e-9),
+                "train/episodes": self.episode}
 
     @property
     def num_envs(self) -> int:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from sac_runner.errors import ConfigError
+from sac_runner.run.cadence import Throughput
 from sac_runner.run.checkpoint import load_buffer_state
 from sac_runner.run.exact_resume import capture_rng, restore_rng
 from sac_runner.run.nan_guard import NonFiniteUpdate
@@ -34,7 +35,7 @@ def checkpoint_payload(trainer: Trainer) -> dict:
         "discrete": spaces.discrete, "agent": trainer.parts.agent.state_dict(),
         "loop": {"step": trainer.step, "episode": trainer.episode, "best_eval": trainer.best_eval,
                  "best_step": trainer.best_step, "last_eval": trainer.last_eval, "evaluations": trainer.evaluations,
-                 "env_failures": trainer.env_failures,
+                 "env_failures": trainer.env_failures, "elapsed": trainer.clock.elapsed(),
                  "health": None if trainer.health is None else trainer.health.state_dict()},
         "episode_replay": episode_state(trainer), "obs": torch.as_tensor(trainer.obs),
         "rng": capture_rng(trainer.parts.env), "wandb_run_id": trainer.wandb_run_id,
@@ -66,6 +67,7 @@ def restore(trainer: Trainer, checkpoint: dict, path: Path) -> None:
     trainer.best_step = loop.get("best_step", 0)  # checkpoints before best.pt held its own agent: 0
     trainer.evaluations = loop["evaluations"]
     trainer.env_failures = loop.get("env_failures", 0)
+    trainer.clock = Throughput(loop.get("elapsed", 0.0))  # time/elapsed goes on (older checkpoints: from 0)
     if trainer.health is not None and loop.get("health") is not None:  # none in older checkpoints, or with health off then
         trainer.health.load_state_dict(loop["health"])
     if isinstance(trainer.parts.env, VectorEnvs):
