@@ -136,6 +136,14 @@ def test_an_alert_comes_after_patience_evaluations_past_its_threshold_once_and_a
     assert "rising" not in raised[7][0].text  # 0.7, 0.9, 0.8
 
 
+def test_no_overestimation_alert_while_the_bias_falls_as_an_untrained_critic_catches_up():
+    # Pendulum's first evaluations at 1000-step spacing: Q still near 0 against returns of -300..-440.
+    monitor = HealthMonitor(HealthConfig(patience=2), seed=0)
+    raised = [monitor.check(step, _health(bias=bias), learns_alpha=True)
+              for step, bias in enumerate([1.0, 0.94, 0.86, 0.84, 0.9])]
+    assert [len(alerts) for alerts in raised] == [0, 0, 0, 0, 1]  # raised once it stops falling (0.9 >= 0.84)
+
+
 def test_dormant_and_entropy_alerts_name_the_network_and_the_fix():
     monitor = HealthMonitor(HealthConfig(patience=1), seed=0)
     alerts = monitor.check(10, _health(dormant=0.45, entropy=-3.5), learns_alpha=False)

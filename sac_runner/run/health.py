@@ -134,7 +134,9 @@ class HealthMonitor:
         cfg, alerts = self.cfg, []
         relative = metrics.get("health/value_bias_relative", math.nan)
         n = cfg.patience
-        if self._watch("overestimation", relative > cfg.value_bias_max, relative):
+        # Not while it falls: an untrained critic (Q near 0 against negative returns) reads as +100% and
+        # shrinks as it catches up with the returns.
+        if self._watch("overestimation", relative > cfg.value_bias_max, relative, unless_falling=True):
             alerts.append(Alert(step, "overestimation", "critic overestimates", (
                 f"value bias {_percent(relative)} of the return scale for {_evaluations(n)}"
                 f"{_trend(self.streaks['overestimation'])}: the critic overestimates; try a lower agent.critic_lr or "
@@ -158,14 +160,18 @@ class HealthMonitor:
         self.alert_steps += [alert.step for alert in alerts]
         return alerts
 
-    def _watch(self, kind: str, past: bool, value: float) -> bool:
-        """Count evaluations in a row past a threshold: True at the health.patience-th, once per stretch."""
+    def _watch(self, kind: str, past: bool, value: float, unless_falling: bool = False) -> bool:
+        """Count evaluations in a row past a threshold: True at the health.patience-th, once per stretch
+        (unless_falling: not while the value is below where it stood health.patience - 1 evaluations ago)."""
         if not past:
             self.streaks.pop(kind, None)
             self.raised.discard(kind)
             return False
-        self.streaks.setdefault(kind, []).append(float(value))
-        if len(self.streaks[kind]) < self.cfg.patience or kind in self.raised:
+        streak = self.streaks.setdefault(kind, [])
+        streak.append(float(value))
+        if len(streak) < self.cfg.patience or kind in self.raised:
+            return False
+        if unless_falling and streak[-1] < streak[-self.cfg.patience]:
             return False
         self.raised.add(kind)
         return True
