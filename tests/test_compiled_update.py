@@ -122,7 +122,7 @@ def test_checkpoints_move_between_compile_modes(option, device, compile_mode, ea
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("option", OPTIONS)
-def test_checkpoints_move_between_gpu_and_cpu(option):
+def test_checkpoints_move_between_gpu_and_cpu(option, eager_random_numbers):
     """A GPU agent's state resumes on the CPU and the reverse, with the same weights and a working update."""
     on_gpu = _agent(option, "cuda", "cudagraphs")
     _train_side_by_side([on_gpu, _agent(option, "cuda", "off")], range(4), "cuda")
