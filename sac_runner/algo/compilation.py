@@ -26,6 +26,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from sac_runner.config import COMPILE_MODES
+from sac_runner.errors import RunFailure
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,11 @@ for _name in ("torch._dynamo.variables.ctx_manager", "torch._dynamo.variables.to
     logging.getLogger(_name).addFilter(_HideProfilerNotes())
 
 WARMUP_CALLS = 3  # eager-compiled calls on a side stream before capture (optimizer state, cuBLAS workspaces)
+
+
+class CaptureFailed(RunFailure):
+    """CUDA refused to capture a piece as a graph. The process cannot go on with CUDA graphs or without
+    them: a failed capture leaves PyTorch's CUDA random number generator in capture mode."""
 
 
 def resolve_compile_mode(mode: str, device: torch.device) -> str:
@@ -69,7 +75,7 @@ class Accelerated:
         if mode not in ("off", "compile", "cudagraphs"):
             raise ValueError(f"unknown compile mode {mode!r}; one of {COMPILE_MODES}")
         self._fn = fn if mode == "off" else torch.compile(fn)
-        self._graphs = CudaGraphs(self._fn) if mode == "cudagraphs" else None
+        self._graphs = CudaGraphs(self._fn, name) if mode == "cudagraphs" else None
 
     def __call__(self, *args) -> Any:
         if self.mode == "off":
@@ -101,8 +107,8 @@ class CudaGraphs:
     and the non-tensor arguments). The first WARMUP_CALLS calls of a signature run normally on a side
     stream; the next one captures; later ones copy their inputs in and replay."""
 
-    def __init__(self, fn: Callable):
-        self.fn = fn
+    def __init__(self, fn: Callable, name: str = "function"):
+        self.fn, self.name = fn, name
         self.graphs: dict[tuple, _CapturedCall] = {}
         self.warmups: dict[tuple, int] = {}
 
@@ -126,7 +132,14 @@ class CudaGraphs:
                 out = self.fn(*(_contiguous_copy(a) for a in args))
             torch.cuda.current_stream().wait_stream(side)
             return out
-        self.graphs[key] = captured = _CapturedCall(self.fn, args)
+        try:
+            self.graphs[key] = captured = _CapturedCall(self.fn, args)
+        except RuntimeError as error:  # torch.AcceleratorError is one
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise CaptureFailed(f"agent.compile=cudagraphs: CUDA refused to capture the {self.name} as a graph "
+                                f"({reason}); a failed capture leaves this process's CUDA random number generator "
+                                "unusable, so the run stops; run it with agent.compile=compile (compiled, no CUDA "
+                                "graphs) or agent.compile=off") from error
         return captured.replay(args)
 
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from sac_runner.algo.compilation import CaptureFailed
 from sac_runner.algo.replay_buffer import Batch
 from sac_runner.config import RunConfig
 from sac_runner.errors import RunFailure
@@ -68,7 +70,8 @@ class Trainer:
         if self.obs is None:  # a new run (a resumed one has replayed its current episodes)
             self.start_episodes()
         self.clock, first_step, total = Throughput(self.clock.before), self.step, self.cadence.total_steps
-        with TrainingProgress(total, enabled=self.run.logging.progress, start=self.step) as self.progress:
+        with TrainingProgress(total, enabled=self.run.logging.progress, start=self.step) as self.progress, \
+                self.stop_on_failed_capture():
             while not self.cadence.is_last(self.step):
                 before = self.step
                 self.step += self.num_envs
@@ -97,6 +100,15 @@ class Trainer:
         return {**self.last_eval, **health, "time/elapsed": self.clock.elapsed(),
                 "time/sps_overall": (self.step - first_step) / max(self.clock.segment(), 1e-9),
                 "train/episodes": self.episode}
+
+    @contextmanager
+    def stop_on_failed_capture(self):
+        """A CUDA graph that could not be captured ends the run with what was kept and how to go on."""
+        try:
+            yield
+        except CaptureFailed as failed:
+            raise RunFailure(f"step {self.step}: {failed}; {self._kept('the last checkpoint')}; to go on from it: "
+                             f"sac-train resume={self.run_dir.path} agent.compile=compile") from failed
 
     @property
     def num_envs(self) -> int:

@@ -136,6 +136,49 @@ def test_a_nan_reward_stops_a_run_on_the_gpu_fast_path(tmp_path, num_envs):
     assert torch.isnan(torch.load(batch_file, weights_only=True)["reward"]).any()
     assert load_checkpoint(tmp_path)["step"] == 150
 
+
+# ---- a CUDA graph CUDA refuses to capture ----------------------------------------------------------
+def test_a_refused_cuda_graph_capture_names_the_piece_and_the_compile_mode_that_avoids_it(monkeypatch):
+    from sac_runner.algo import compilation
+
+    def refuse(fn, args):
+        raise RuntimeError("CUDA error: operation would make the legacy stream depend on a capturing blocking "
+                           "stream\nSearch for `cudaErrorStreamCaptureImplicit' ...")
+
+    monkeypatch.setattr(compilation, "WARMUP_CALLS", 0)  # straight to the capture (warm-ups need CUDA streams)
+    monkeypatch.setattr(compilation, "_CapturedCall", refuse)
+    graphs = compilation.CudaGraphs(lambda x: x + 1, "critic update")
+    x = torch.zeros(3)
+    with pytest.raises(compilation.CaptureFailed) as failed:
+        graphs.run(compilation._signature((x,)), (x,))
+    assert str(failed.value) == (
+        "agent.compile=cudagraphs: CUDA refused to capture the critic update as a graph (CUDA error: operation "
+        "would make the legacy stream depend on a capturing blocking stream); a failed capture leaves this "
+        "process's CUDA random number generator unusable, so the run stops; run it with agent.compile=compile "
+        "(compiled, no CUDA graphs) or agent.compile=off")
+    assert not graphs.captured(compilation._signature((x,)))
+
+
+def test_a_refused_capture_stops_the_run_keeping_its_checkpoint_and_says_how_to_resume(tmp_path, monkeypatch):
+    from sac_runner.algo.compilation import CaptureFailed
+    from sac_runner.algo.sac import SAC
+
+    update = SAC.update
+
+    def refused_after_the_first_checkpoint(agent, batch):
+        if agent.num_updates >= 60:  # updates start at step 100: this is step 160, after the checkpoint at 150
+            raise CaptureFailed("agent.compile=cudagraphs: CUDA refused to capture the critic update as a graph")
+        return update(agent, batch)
+
+    monkeypatch.setattr(SAC, "update", refused_after_the_first_checkpoint)
+    with pytest.raises(RunFailure) as stopped:
+        train_tiny(tmp_path)
+    checkpoint = tmp_path / "checkpoints" / "step_000000150.pt"
+    assert str(stopped.value) == (
+        "step 160: agent.compile=cudagraphs: CUDA refused to capture the critic update as a graph; the last "
+        f"checkpoint {checkpoint} is kept; to go on from it: sac-train resume={tmp_path} agent.compile=compile")
+    assert load_checkpoint(tmp_path)["step"] == 150
+
 # ---- W&B failing ---------------------------------------------------------------------------------
 @pytest.fixture
 def tiny_wandb_run():
