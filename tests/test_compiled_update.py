@@ -146,3 +146,43 @@ def test_every_new_agent_compiles_even_past_dynamos_recompile_limit():
             compiled_before = counters["frames"]["ok"]
             agent.update(_batch(0, True, "cpu"))
             assert counters["frames"]["ok"] > compiled_before
+
+
+
+def test_warm_ups_and_the_capture_of_a_piece_run_on_one_stream(monkeypatch):
+    """A parameter's gradient-accumulation node keeps the stream it first ran on: warming up on another
+    stream than the capture's made CUDA refuse the capture on an H200. CUDA's streams are stood in for
+    here, so the discipline is checked on any machine."""
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    from sac_runner.algo import compilation
+
+    made, entered, captured_on = [], [], []
+
+    class Stream:
+        def __init__(self, register: bool = True):
+            if register:
+                made.append(self)
+
+        def wait_stream(self, other):
+            pass
+
+    @contextmanager
+    def on(stream):
+        entered.append(stream)
+        yield
+
+    def capture(fn, args, stream):
+        captured_on.append(stream)
+        return SimpleNamespace(replay=lambda a: fn(*a))
+
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "stream", on)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda: Stream(register=False))
+    monkeypatch.setattr(compilation, "_CapturedCall", capture)
+    graphs = compilation.CudaGraphs(lambda x: x + 1, "critic update")
+    x = torch.zeros(3)
+    outs = [graphs.run(compilation._signature((x,)), (x,)) for _ in range(compilation.WARMUP_CALLS + 2)]
+    assert all(torch.equal(out, x + 1) for out in outs)
+    assert len(made) == 1 and entered == made * compilation.WARMUP_CALLS and captured_on == made

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import torch
@@ -105,12 +106,19 @@ class Accelerated:
 class CudaGraphs:
     """Replays `fn` as a CUDA graph, one per input signature (shapes, dtypes, which arguments are None
     and the non-tensor arguments). The first WARMUP_CALLS calls of a signature run normally on a side
-    stream; the next one captures; later ones copy their inputs in and replay."""
+    stream; the next one captures on that same stream; later ones copy their inputs in and replay.
+
+    One stream for warm-ups and capture: autograd's gradient-accumulation node of a parameter can
+    outlive a call and keeps the stream it first ran on; had the warm-up run on another stream than
+    the capture, the captured backward would wait on that uncaptured stream and CUDA would refuse the
+    capture (seen on an H200 with torch 2.11). Where PyTorch offers it, such a stale stream is also
+    redirected to the capturing one during the capture (`set_override_stale_capture_stream`)."""
 
     def __init__(self, fn: Callable, name: str = "function"):
         self.fn, self.name = fn, name
         self.graphs: dict[tuple, _CapturedCall] = {}
         self.warmups: dict[tuple, int] = {}
+        self.stream: torch.cuda.Stream | None = None  # made at the first call: only on a CUDA machine
 
     def captured(self, key: tuple) -> bool:
         return key in self.graphs
@@ -126,14 +134,15 @@ class CudaGraphs:
         done = self.warmups.get(key, 0)
         if done < WARMUP_CALLS:
             self.warmups[key] = done + 1
-            side = torch.cuda.Stream()
+            side = self._side_stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):  # contiguous, as the captured inputs will be: compiled for those
                 out = self.fn(*(_contiguous_copy(a) for a in args))
             torch.cuda.current_stream().wait_stream(side)
             return out
         try:
-            self.graphs[key] = captured = _CapturedCall(self.fn, args)
+            with _stale_streams_follow_the_capture():
+                self.graphs[key] = captured = _CapturedCall(self.fn, args, self._side_stream())
         except RuntimeError as error:  # torch.AcceleratorError is one
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise CaptureFailed(f"agent.compile=cudagraphs: CUDA refused to capture the {self.name} as a graph "
@@ -142,12 +151,33 @@ class CudaGraphs:
                                 "graphs) or agent.compile=off") from error
         return captured.replay(args)
 
+    def _side_stream(self) -> torch.cuda.Stream:
+        if self.stream is None:
+            self.stream = torch.cuda.Stream()
+        return self.stream
+
+
+@contextmanager
+def _stale_streams_follow_the_capture():
+    """During a capture, autograd redirects a node's stale non-capturing stream to the capturing one
+    (PyTorch 2.13 has the switch; without it, nothing changes)."""
+    switch = getattr(torch.autograd.graph, "set_override_stale_capture_stream", None)
+    if switch is None:
+        yield
+        return
+    before = bool(getattr(torch._C, "_override_stale_capture_stream", lambda: False)())
+    switch(True)
+    try:
+        yield
+    finally:
+        switch(before)
+
 
 class _CapturedCall:
-    def __init__(self, fn: Callable, args: tuple):
+    def __init__(self, fn: Callable, args: tuple, stream: torch.cuda.Stream | None = None):
         self.inputs = [_contiguous_copy(a) for a in args]
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        with torch.cuda.graph(self.graph, stream=stream):
             out = fn(*self.inputs)
         self.outputs, self.spec = pytree.tree_flatten(out)
 

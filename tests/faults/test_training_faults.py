@@ -141,13 +141,15 @@ def test_a_nan_reward_stops_a_run_on_the_gpu_fast_path(tmp_path, num_envs):
 def test_a_refused_cuda_graph_capture_names_the_piece_and_the_compile_mode_that_avoids_it(monkeypatch):
     from sac_runner.algo import compilation
 
-    def refuse(fn, args):
+    def refuse(fn, args, stream):
+        assert stream == "the warm-ups' stream"
         raise RuntimeError("CUDA error: operation would make the legacy stream depend on a capturing blocking "
                            "stream\nSearch for `cudaErrorStreamCaptureImplicit' ...")
 
-    monkeypatch.setattr(compilation, "WARMUP_CALLS", 0)  # straight to the capture (warm-ups need CUDA streams)
+    monkeypatch.setattr(compilation, "WARMUP_CALLS", 0)  # straight to the capture
     monkeypatch.setattr(compilation, "_CapturedCall", refuse)
     graphs = compilation.CudaGraphs(lambda x: x + 1, "critic update")
+    graphs.stream = "the warm-ups' stream"  # made on a CUDA machine only
     x = torch.zeros(3)
     with pytest.raises(compilation.CaptureFailed) as failed:
         graphs.run(compilation._signature((x,)), (x,))
