@@ -13,14 +13,23 @@
 #    reference, checkpoints between GPU and CPU, the device copy of the buffer, Pendulum and CartPole
 #    learning on the fast path);
 # 3. the benchmark: sac-runner (1 and 8 environments; agent.compile off, compile, cudagraphs) against
-#    SB3 on HalfCheetah-v5, on the GPU (scripts/bench.py --device cuda).
+#    SB3 on HalfCheetah-v5, on the GPU (scripts/bench.py --device cuda $BENCH_ARGS);
+# 4. with CHECKS naming crossq: the README's paper-sized CrossQ run (HalfCheetah-v5, $CROSSQ_STEPS
+#    steps, default 300000: about 10 minutes on an H200), started first and trained beside the tests;
+#    its metrics.jsonl and log come back in $OUT.
+# CHECKS picks the steps (default "tests bench"; e.g. CHECKS="tests crossq" on a short lease).
 # Each step writes its output to a file, so a step that fails leaves the others' results.
-# Duration on an H100/H200 class machine: about 10 minutes (ALTERNATIONS=1).
+# Duration on an H100/H200 class machine: about 2 minutes of tests (4 pytest workers), about 10 of
+# benchmark (ALTERNATIONS=1).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/gpu-check}
 WHEELS=${WHEELS:-.whl}
 ALTERNATIONS=${ALTERNATIONS:-1}
+CHECKS=${CHECKS:-tests bench}
+BENCH_ARGS=${BENCH_ARGS:---num-envs 1 8}
+CROSSQ_STEPS=${CROSSQ_STEPS:-300000}
+wants() { [[ " $CHECKS " == *" $1 "* ]]; }
 mkdir -p "$OUT"
 # MUJOCO_GL is left as it is: nothing here renders, and MUJOCO_GL=egl without libEGL fails `import mujoco`.
 export PYTHONUNBUFFERED=1 WANDB_MODE=offline WANDB_SILENT=true
@@ -47,16 +56,41 @@ EOF
 cat "$OUT/machine.txt"
 command -v nvidia-smi >/dev/null && nvidia-smi >>"$OUT/machine.txt" 2>&1
 
-echo "GPU tests -> $OUT/gpu-tests.txt"
-skip=()  # the sweep tests import wandb at collection and hold no gpu test: an offline set-up may lack it
-"$PYTHON" -c "import wandb" 2>/dev/null || skip=(--ignore=tests/test_sweeps.py)
-"$PYTHON" -m pytest -m gpu -p no:cacheprovider -q -ra --durations=10 "${skip[@]}" tests 2>&1 | tee "$OUT/gpu-tests.txt" | tail -5
-tests=${PIPESTATUS[0]}
+tests=0 bench=0 crossq=0
+CROSSQ_RUN=outputs/gpu-check-crossq
+if wants crossq; then
+    echo "CrossQ, HalfCheetah-v5, $CROSSQ_STEPS steps -> $OUT/crossq.log, $OUT/crossq-metrics.jsonl"
+    rm -rf "$CROSSQ_RUN"
+    "$PYTHON" -m sac_runner.cli.train env=halfcheetah agent=crossq seed=0 "schedule.total_steps=$CROSSQ_STEPS" \
+        schedule.eval_every=25000 schedule.eval_episodes=5 logging=disabled logging.progress=false \
+        "hydra.run.dir=$CROSSQ_RUN" >"$OUT/crossq.log" 2>&1 &
+    crossq_pid=$!
+fi
 
-echo "benchmark -> $OUT/bench.txt, $OUT/bench.json"
-"$PYTHON" scripts/bench.py --device cuda --num-envs 1 8 --alternations "$ALTERNATIONS" --json "$OUT/bench.json" \
-    2>&1 | tee "$OUT/bench.txt"
-bench=${PIPESTATUS[0]}
+if wants tests; then
+    echo "GPU tests -> $OUT/gpu-tests.txt"
+    skip=()  # the sweep tests import wandb at collection and hold no gpu test: an offline set-up may lack it
+    "$PYTHON" -c "import wandb" 2>/dev/null || skip=(--ignore=tests/test_sweeps.py)
+    workers=()
+    "$PYTHON" -c "import xdist" 2>/dev/null && workers=(-n "${TEST_WORKERS:-4}")
+    "$PYTHON" -m pytest -m gpu -p no:cacheprovider -q -ra --durations=10 "${workers[@]}" "${skip[@]}" tests 2>&1 \
+        | tee "$OUT/gpu-tests.txt" | tail -5
+    tests=${PIPESTATUS[0]}
+fi
 
-echo "gpu_check: tests exit $tests, benchmark exit $bench; results in $OUT"
-exit $(( tests != 0 || bench != 0 ))
+if wants bench; then
+    echo "benchmark -> $OUT/bench.txt, $OUT/bench.json"
+    # shellcheck disable=SC2086  # BENCH_ARGS is a list of arguments
+    "$PYTHON" scripts/bench.py --device cuda $BENCH_ARGS --alternations "$ALTERNATIONS" --json "$OUT/bench.json" \
+        2>&1 | tee "$OUT/bench.txt"
+    bench=${PIPESTATUS[0]}
+fi
+
+if wants crossq; then
+    wait "$crossq_pid"; crossq=$?
+    cp "$CROSSQ_RUN/metrics.jsonl" "$OUT/crossq-metrics.jsonl" 2>/dev/null
+    grep -E "eval return|wall time" "$OUT/crossq.log"
+fi
+
+echo "gpu_check ($CHECKS): tests exit $tests, benchmark exit $bench, crossq exit $crossq; results in $OUT"
+exit $(( tests != 0 || bench != 0 || crossq != 0 ))
