@@ -15,8 +15,9 @@
 # 3. the benchmark: sac-runner (1 and 8 environments; agent.compile off, compile, cudagraphs) against
 #    SB3 on HalfCheetah-v5, on the GPU (scripts/bench.py --device cuda $BENCH_ARGS);
 # 4. with CHECKS naming crossq: the README's paper-sized CrossQ run (HalfCheetah-v5, $CROSSQ_STEPS
-#    steps, default 300000: about 10 minutes on an H200), started first and trained beside the tests;
-#    its metrics.jsonl and log come back in $OUT.
+#    steps, default 300000: about 10 minutes on an H200), one per seed in $CROSSQ_SEEDS (default 0,
+#    all at once on the one GPU), started first and trained beside the tests; each seed's log and
+#    sac-report's results.md over them come back in $OUT.
 # CHECKS picks the steps (default "tests bench"; e.g. CHECKS="tests crossq" on a short lease).
 # Each step writes its output to a file, so a step that fails leaves the others' results.
 # Duration on an H100/H200 class machine: about 2 minutes of tests (4 pytest workers), about 10 of
@@ -29,6 +30,7 @@ ALTERNATIONS=${ALTERNATIONS:-1}
 CHECKS=${CHECKS:-tests bench}
 BENCH_ARGS=${BENCH_ARGS:---num-envs 1 8}
 CROSSQ_STEPS=${CROSSQ_STEPS:-300000}
+CROSSQ_SEEDS=${CROSSQ_SEEDS:-0}
 wants() { [[ " $CHECKS " == *" $1 "* ]]; }
 mkdir -p "$OUT"
 # MUJOCO_GL is left as it is: nothing here renders, and MUJOCO_GL=egl without libEGL fails `import mujoco`.
@@ -58,13 +60,16 @@ command -v nvidia-smi >/dev/null && nvidia-smi >>"$OUT/machine.txt" 2>&1
 
 tests=0 bench=0 crossq=0
 CROSSQ_RUN=outputs/gpu-check-crossq
+crossq_pids=()
 if wants crossq; then
-    echo "CrossQ, HalfCheetah-v5, $CROSSQ_STEPS steps -> $OUT/crossq.log, $OUT/crossq-metrics.jsonl"
     rm -rf "$CROSSQ_RUN"
-    "$PYTHON" -m sac_runner.cli.train env=halfcheetah agent=crossq seed=0 "schedule.total_steps=$CROSSQ_STEPS" \
-        schedule.eval_every=25000 schedule.eval_episodes=5 logging=disabled logging.progress=false \
-        "hydra.run.dir=$CROSSQ_RUN" >"$OUT/crossq.log" 2>&1 &
-    crossq_pid=$!
+    for seed in $CROSSQ_SEEDS; do
+        echo "CrossQ, HalfCheetah-v5, seed $seed, $CROSSQ_STEPS steps -> $OUT/crossq-$seed.log"
+        "$PYTHON" -m sac_runner.cli.train env=halfcheetah agent=crossq "seed=$seed" "schedule.total_steps=$CROSSQ_STEPS" \
+            schedule.eval_every=25000 schedule.eval_episodes=5 logging=disabled logging.progress=false \
+            "hydra.run.dir=$CROSSQ_RUN/$seed" >"$OUT/crossq-$seed.log" 2>&1 &
+        crossq_pids+=($!)
+    done
 fi
 
 if wants tests; then
@@ -87,9 +92,10 @@ if wants bench; then
 fi
 
 if wants crossq; then
-    wait "$crossq_pid"; crossq=$?
-    cp "$CROSSQ_RUN/metrics.jsonl" "$OUT/crossq-metrics.jsonl" 2>/dev/null
-    grep -E "eval return|wall time" "$OUT/crossq.log"
+    for pid in "${crossq_pids[@]}"; do wait "$pid" || crossq=1; done
+    grep -E "eval return|wall time" "$OUT"/crossq-*.log
+    "$PYTHON" -m sac_runner.cli.report "$CROSSQ_RUN" --threshold HalfCheetah-v5=4000 >/dev/null 2>&1 \
+        && cp "$CROSSQ_RUN/report/results.md" "$OUT/crossq-results.md"
 fi
 
 echo "gpu_check ($CHECKS): tests exit $tests, benchmark exit $bench, crossq exit $crossq; results in $OUT"
