@@ -148,7 +148,6 @@ def test_every_new_agent_compiles_even_past_dynamos_recompile_limit():
             assert counters["frames"]["ok"] > compiled_before
 
 
-
 def test_warm_ups_and_the_capture_of_a_piece_run_on_one_stream(monkeypatch):
     """A parameter's gradient-accumulation node keeps the stream it first ran on: warming up on another
     stream than the capture's made CUDA refuse the capture on an H200. CUDA's streams are stood in for

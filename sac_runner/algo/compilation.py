@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any, Callable
 
 import torch
@@ -118,7 +119,6 @@ class CudaGraphs:
         self.fn, self.name = fn, name
         self.graphs: dict[tuple, _CapturedCall] = {}
         self.warmups: dict[tuple, int] = {}
-        self.stream: torch.cuda.Stream | None = None  # made at the first call: only on a CUDA machine
 
     def captured(self, key: tuple) -> bool:
         return key in self.graphs
@@ -134,7 +134,7 @@ class CudaGraphs:
         done = self.warmups.get(key, 0)
         if done < WARMUP_CALLS:
             self.warmups[key] = done + 1
-            side = self._side_stream()
+            side = self.stream
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):  # contiguous, as the captured inputs will be: compiled for those
                 out = self.fn(*(_contiguous_copy(a) for a in args))
@@ -142,7 +142,7 @@ class CudaGraphs:
             return out
         try:
             with _stale_streams_follow_the_capture():
-                self.graphs[key] = captured = _CapturedCall(self.fn, args, self._side_stream())
+                self.graphs[key] = captured = _CapturedCall(self.fn, args, self.stream)
         except RuntimeError as error:  # torch.AcceleratorError is one
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise CaptureFailed(f"agent.compile=cudagraphs: CUDA refused to capture the {self.name} as a graph "
@@ -151,10 +151,10 @@ class CudaGraphs:
                                 "graphs) or agent.compile=off") from error
         return captured.replay(args)
 
-    def _side_stream(self) -> torch.cuda.Stream:
-        if self.stream is None:
-            self.stream = torch.cuda.Stream()
-        return self.stream
+    @cached_property
+    def stream(self) -> torch.cuda.Stream:
+        """The side stream of the warm-ups and the capture, made at the first call (on a CUDA machine only)."""
+        return torch.cuda.Stream()
 
 
 @contextmanager
@@ -174,7 +174,7 @@ def _stale_streams_follow_the_capture():
 
 
 class _CapturedCall:
-    def __init__(self, fn: Callable, args: tuple, stream: torch.cuda.Stream | None = None):
+    def __init__(self, fn: Callable, args: tuple, stream: torch.cuda.Stream):
         self.inputs = [_contiguous_copy(a) for a in args]
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph, stream=stream):
