@@ -157,6 +157,16 @@ def test_a_run_from_before_keys_moved_counts_as_a_seed_of_the_same_configuration
     assert row["seeds"] == 2
 
 
+def test_seeds_of_one_configuration_are_named_by_its_overrides_not_default(tmp_path):
+    for seed in (0, 1):
+        fake_run(tmp_path / "runs" / str(seed), ["agent=crossq", "schedule.total_steps=2000", f"seed={seed}"],
+                 "HalfCheetah-v5", seed, [-1, 300])
+    result = report([tmp_path / "runs"], tmp_path / "rep")
+    (row,) = result["rows"]
+    assert row["configuration"] == "agent=crossq schedule.total_steps=2000" and result["common"] == []
+    assert "Common to every run" not in (tmp_path / "rep" / "results.md").read_text()
+
+
 def test_time_to_threshold_by_hand(tmp_path):
     """The first evaluation where the mean over seeds reaches the threshold, and the seeds' mean time there."""
     sweep = tmp_path / "sweep"

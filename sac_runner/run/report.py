@@ -124,8 +124,11 @@ def configuration_overrides(overrides: list[str]) -> tuple[str, ...]:
 
 def name_configurations(runs: list[Run]) -> list[str]:
     """Name each run's configuration by the overrides that differ between runs; returns those common
-    to all (stated once in the table rather than in every label)."""
+    to all (stated once in the table rather than in every label). Runs of one configuration (seeds of
+    `agent=crossq`) are named by its overrides: "default" is only the configuration of no override."""
     common = set.intersection(*(set(r.overrides) for r in runs))
+    if all(set(r.overrides) == common for r in runs):
+        common = set()
     for run in runs:
         run.configuration = " ".join(o for o in run.overrides if o not in common) or "default"
     return [o for o in runs[0].overrides if o in common]
