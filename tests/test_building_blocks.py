@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from sac_runner.algo.layers import BatchRenorm, EnsembleLayerNorm, batch_statistics
+from sac_runner.algo import layers
+from sac_runner.algo.layers import BatchRenorm, EnsembleLayerNorm, SparseDropout, batch_statistics
 from sac_runner.algo.replay_buffer import Batch
 from sac_runner.algo.networks import CriticEnsemble, ResidualBlock, SimbaMLP, project_to_unit_norm
 from sac_runner.algo.sac import SAC, soft_bellman_target, soft_value
@@ -92,6 +93,56 @@ def _batch(seed: int = 0) -> Batch:
     g = torch.Generator().manual_seed(seed)
     return Batch(torch.randn(B, OBS, generator=g) + 2.0, torch.rand(B, ACT, generator=g) * 2 - 1,
                  torch.randn(B, generator=g), torch.randn(B, OBS, generator=g) - 1.0, torch.zeros(B))
+
+
+# ---- Dropout drawn from its gaps: nn.Dropout's distribution ---------------------------------------------
+
+def _masks(p: float, draws: int, units: int = 40) -> torch.Tensor:
+    """`draws` masks of `units` units, one call each (each call starts its Bernoulli process afresh)."""
+    torch.manual_seed(0)
+    layer = SparseDropout(p)
+    ones = torch.ones(units)
+    return torch.stack([layer(ones) for _ in range(draws)])
+
+
+def _assert_bernoulli(masks: torch.Tensor, p: float):
+    draws, units = masks.shape
+    dropped = masks == 0
+    assert torch.all(dropped | (masks == 1 / (1 - p)))  # kept units scaled as nn.Dropout scales them
+    frequency, sigma = dropped.double().mean(0), math.sqrt(p * (1 - p) / draws)
+    assert torch.all((frequency - p).abs() < 5 * sigma), frequency  # every unit, the first one too
+    both = (dropped[:, :-1] & dropped[:, 1:]).double().mean(0)  # neighbours are independent: p^2
+    assert torch.all((both - p * p).abs() < 5 * math.sqrt(p * p * (1 - p * p) / draws)), both
+    counts = dropped.sum(1).double()
+    assert counts.var().item() == pytest.approx(units * p * (1 - p), rel=0.1)  # Binomial(units, p)
+
+
+def test_sparse_dropout_draws_each_unit_independently_with_probability_p():
+    _assert_bernoulli(_masks(0.1, 20_000), 0.1)
+    _assert_bernoulli(_masks(0.01, 20_000, units=400), 0.01)
+    one_long_process = _masks(0.1, 1, units=800_000).view(20_000, 40)
+    _assert_bernoulli(one_long_process, 0.1)
+
+
+def test_sparse_dropout_continues_where_its_gaps_fell_short(monkeypatch):
+    monkeypatch.setattr(layers, "_gaps_to_draw", lambda units, p: 1)  # a round per dropped unit
+    _assert_bernoulli(_masks(0.1, 5_000), 0.1)
+
+
+def test_sparse_dropout_passes_gradients_through_its_mask_and_is_nn_dropout_elsewhere():
+    x = torch.randn(64, 8, requires_grad=True)
+    layer = SparseDropout(0.1)
+    y = layer(x)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, (y / x).detach())
+    layer.eval()
+    assert layer(x) is x
+    layer.train()
+    for p in (0.0, layers.SPARSE_BELOW, 0.5):  # no draw, or nn.Dropout's own
+        torch.manual_seed(1)
+        ours = SparseDropout(p)(x)
+        torch.manual_seed(1)
+        torch.testing.assert_close(ours, torch.nn.Dropout(p)(x))
 
 
 def _crossq(**options) -> SAC:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sac_runner.algo.layers import BatchRenorm, EnsembleLayerNorm
+from sac_runner.algo.layers import BatchRenorm, EnsembleLayerNorm, SparseDropout
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
@@ -107,7 +107,7 @@ def mlp(in_dim: int, hidden_sizes: list[int], out_dim: int, activation: str = "r
         layers.append(body.pre_norm(in_dim))
         if width is None:
             break
-        layers += [nn.Linear(in_dim, width), nn.Dropout(body.dropout) if body.dropout else None,
+        layers += [nn.Linear(in_dim, width), SparseDropout(body.dropout) if body.dropout else None,
                    body.post_norm(width), ACTIVATIONS[activation]()]
         in_dim = width
     layers.append(nn.Linear(in_dim, out_dim))
@@ -193,7 +193,7 @@ class EnsembleMLP(nn.Module):
             self.pre_norms = nn.ModuleList(body.pre_norm(i, num_members) for i in sizes[:-1])
         if body.norm == "layer":
             self.post_norms = nn.ModuleList(body.post_norm(o, num_members) for o in hidden_sizes)
-        self.dropout = nn.Dropout(body.dropout) if body.dropout else None
+        self.dropout = SparseDropout(body.dropout) if body.dropout else None
 
     def hidden_linears(self) -> list[EnsembleLinear]:
         return list(self.layers)[:-1]
