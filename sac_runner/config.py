@@ -76,6 +76,7 @@ OPTIMIZED = ("actor", "critic", "alpha", "value")
 ACTION_SPACES = ("auto", "continuous", "discrete")
 COMPILE_MODES = ("auto", "off", "compile", "cudagraphs")
 NORMS = ("none", "layer", "batch_renorm")
+ACTOR_Q = ("min", "mean")
 ARCHITECTURES = ("mlp", "simba")
 
 
@@ -148,6 +149,9 @@ class AgentConfig:
     batch_renorm_momentum: float = 0.01    # running statistics' rate (PyTorch's convention: 1 - decay)
     batch_renorm_warmup: int = 100_000     # gradient steps of plain batch normalization before renormalizing
     critic_dropout: float = 0.0            # dropout after each hidden Linear of the critics (DroQ: 0.01)
+    # What the actor's loss maximizes of the critics' Q_i(s, a): min (SAC) or mean (REDQ and DroQ,
+    # Hiraoka et al., 2022, Algorithm 2 line 10). The critics' target keeps the min either way.
+    actor_q: str = "min"
     # false: no target networks; the bootstrap uses the online critics (or V) with gradients stopped.
     target_network: bool = True
     # Adam's (beta1, beta2) for every network and alpha (CrossQ: beta1 = 0.5).
@@ -234,6 +238,8 @@ class AgentConfig:
                  f"must be in (0, 1], got {self.batch_renorm_momentum}", "set agent.batch_renorm_momentum=0.01")
         _require(self.batch_renorm_warmup >= 0, "agent.batch_renorm_warmup",
                  f"must be non-negative, got {self.batch_renorm_warmup}", "set agent.batch_renorm_warmup=100000")
+        _require(self.actor_q in ACTOR_Q, "agent.actor_q", f"must be one of {', '.join(ACTOR_Q)}, got '{self.actor_q}'",
+                 "set agent.actor_q=min (SAC) or mean (DroQ)")
         _require(0 <= self.critic_dropout < 1, "agent.critic_dropout", f"must be in [0, 1), got {self.critic_dropout}",
                  "set agent.critic_dropout=0 (or DroQ's 0.01)")
         _require(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas), "agent.adam_betas",

@@ -12,6 +12,7 @@ import torch
 
 from sac_runner.algo import layers
 from sac_runner.algo.layers import BatchRenorm, EnsembleLayerNorm, SparseDropout, batch_statistics
+from sac_runner.algo.discrete_sac import DiscreteSAC
 from sac_runner.algo.replay_buffer import Batch
 from sac_runner.algo.networks import CriticEnsemble, ResidualBlock, SimbaMLP, project_to_unit_norm
 from sac_runner.algo.sac import SAC, soft_bellman_target, soft_value
@@ -150,6 +151,27 @@ def _crossq(**options) -> SAC:
     cfg = AgentConfig(hidden_sizes=[16], critic_norm="batch_renorm", actor_norm="batch_renorm", target_network=False,
                       batch_renorm_momentum=0.5, **options)
     return SAC(OBS, ACT, cfg, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("actor_q", ["min", "mean"])
+def test_the_actor_maximizes_the_min_or_the_mean_of_the_critics(actor_q):
+    def reduce(q: torch.Tensor) -> torch.Tensor:  # q[0], q[1]: the two critics
+        return torch.minimum(q[0], q[1]) if actor_q == "min" else (q[0] + q[1]) / 2
+
+    obs, alpha = torch.randn(B, OBS), torch.tensor(0.2)
+    torch.manual_seed(0)
+    agent = SAC(OBS, ACT, AgentConfig(hidden_sizes=[16], actor_q=actor_q), torch.device("cpu"))
+    torch.manual_seed(1)
+    loss, _ = agent._actor_loss(obs, alpha)
+    torch.manual_seed(1)
+    action, log_prob = agent.actor.sample(obs)
+    torch.testing.assert_close(loss, (alpha * log_prob - reduce(agent.critic(obs, action))).mean())
+
+    torch.manual_seed(0)
+    discrete = DiscreteSAC(OBS, 4, AgentConfig(hidden_sizes=[16], actor_q=actor_q), torch.device("cpu"))
+    loss, _ = discrete._actor_loss(obs, alpha)
+    prob, log_prob = discrete.actor.probabilities(obs)
+    torch.testing.assert_close(loss, (prob * (alpha * log_prob - reduce(discrete.critic(obs)))).sum(-1).mean())
 
 
 def test_the_joint_forward_pass_normalizes_current_and_next_pairs_with_one_statistic():

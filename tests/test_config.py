@@ -80,6 +80,7 @@ def test_alpha_accepts_auto_or_a_number():
     ("agent.critic_norm=batch_renorm", "agent.critic_norm"),  # with target networks: CrossQ drops them
     ("agent.actor_norm=group", "agent.actor_norm"),
     ("agent.critic_dropout=1", "agent.critic_dropout"),
+    ("agent.actor_q=max", "agent.actor_q"),
     ("agent.adam_betas=[0.5]", "agent.adam_betas"),
     ("agent.batch_renorm_momentum=0", "agent.batch_renorm_momentum"),
     ("agent.reset_every=-1", "agent.reset_every"),

@@ -9,7 +9,7 @@ from torch import nn
 
 from sac_runner.algo.layers import batch_statistics
 from sac_runner.algo.networks import CategoricalActor, DiscreteCriticEnsemble
-from sac_runner.algo.sac import SAC
+from sac_runner.algo.sac import SAC, critics_for_the_actor
 
 
 def discrete_soft_value(q: torch.Tensor, prob: torch.Tensor, log_prob: torch.Tensor,
@@ -86,10 +86,11 @@ class DiscreteSAC(SAC):
         return _taken(q_all, action), discrete_soft_value(next_q.detach(), next_prob, next_log_prob, alpha)
 
     def _actor_loss(self, obs: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """J_pi = E_s[sum_a pi(a|s) (alpha * log pi(a|s) - min_i Q_i(s, a))]; and E_pi[log pi] = -entropy
-        (detached), which the temperature's step uses in place of a sampled log pi."""
+        """J_pi = E_s[sum_a pi(a|s) (alpha * log pi(a|s) - min_i Q_i(s, a))] (mean_i with
+        agent.actor_q=mean); and E_pi[log pi] = -entropy (detached), which the temperature's step uses
+        in place of a sampled log pi."""
         with torch.no_grad():
-            min_q = self.critic(obs).min(dim=0).values                    # (B, |A|)
+            q = critics_for_the_actor(self.critic(obs), self.cfg.actor_q)  # (B, |A|)
         prob, log_prob = self.actor.probabilities(obs)
-        actor_loss = (prob * (alpha * log_prob - min_q)).sum(-1).mean()
+        actor_loss = (prob * (alpha * log_prob - q)).sum(-1).mean()
         return actor_loss, (prob * log_prob).sum(-1).detach()

@@ -60,6 +60,12 @@ def soft_value(q: torch.Tensor, log_prob: torch.Tensor, alpha: torch.Tensor) -> 
     return q.min(dim=0).values - alpha * log_prob
 
 
+def critics_for_the_actor(q: torch.Tensor, actor_q: str) -> torch.Tensor:
+    """What the actor's loss maximizes of the critics' Q_i, q of shape (num_critics, ...): their min
+    (SAC) or their mean (agent.actor_q=mean: REDQ, DroQ)."""
+    return q.min(dim=0).values if actor_q == "min" else q.mean(dim=0)
+
+
 def soft_bellman_target(reward: torch.Tensor, terminated: torch.Tensor, next_value: torch.Tensor,
                         gamma: float | torch.Tensor) -> torch.Tensor:
     """y = r + gamma * (1 - terminated) * V(s'), with V(s') the soft value under the target critics (2019)
@@ -339,10 +345,11 @@ class SAC:
         return q, soft_value(next_q.detach(), next_log_prob, alpha)
 
     def _actor_loss(self, obs: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """J_pi = E[alpha * log pi(a|s) - min_i Q_i(s, a)] with a ~ pi reparameterised; and log pi (detached)."""
+        """J_pi = E[alpha * log pi(a|s) - min_i Q_i(s, a)] with a ~ pi reparameterised (mean_i with
+        agent.actor_q=mean); and log pi (detached)."""
         action, log_prob = self.actor.sample(obs)
         with frozen(self.critic):
-            q_pi = self.critic(obs, action).min(dim=0).values
+            q_pi = critics_for_the_actor(self.critic(obs, action), self.cfg.actor_q)
         return (alpha * log_prob - q_pi).mean(), log_prob.detach()
 
     # ---- the steps both action types share -------------------------------------------------------
