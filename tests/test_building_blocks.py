@@ -322,6 +322,7 @@ def test_each_preset_trains_a_few_hundred_steps_and_saves_its_normalization(tmp_
     else:
         assert "net.post_norms.0.weight" in saved["critic"]
         assert [m.p for m in run.parts.agent.critic.modules() if isinstance(m, torch.nn.Dropout)] == [0.01]
+        assert run.parts.agent.cfg.actor_q == "mean"  # the paper's actor loss (Algorithm 2, line 10)
 
 
 def test_crossq_on_discrete_actions_trains(tmp_path):
