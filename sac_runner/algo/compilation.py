@@ -7,8 +7,8 @@
     cudagraphs  compiled, then captured as CUDA graphs and replayed: one launch replaces the hundreds
                 of kernel launches of a gradient step, which bound a small network's update on a GPU.
                 Needs a CUDA device.
-    auto        cudagraphs on a CUDA device, off on the CPU (on CPU the update is bound by its matrix
-                products, and compiling measured no faster: see README).
+    auto        cudagraphs on a CUDA device, off on the CPU (compiled, the update measured slower
+                there: Inductor's CPU kernels store the ReLUs' backward masks slowly; see README).
 
 A CUDA graph replays fixed memory: its inputs are copied into tensors captured once, its outputs are
 the same tensors every replay (read them before the next call), and the optimizers it steps must keep
