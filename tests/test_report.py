@@ -167,6 +167,15 @@ def test_seeds_of_one_configuration_are_named_by_its_overrides_not_default(tmp_p
     assert "Common to every run" not in (tmp_path / "rep" / "results.md").read_text()
 
 
+
+def test_rows_of_one_environment_stay_together_across_sweep_directories(tmp_path):
+    for k, env in enumerate(("Hopper-v5", "Walker2d-v5")):
+        fake_run(tmp_path / "sweep" / str(k), ["agent=sac", f"env={env}", "seed=0"], env, 0, [1, 2])
+        fake_run(tmp_path / "droq" / str(k), ["agent=droq", f"env={env}", "seed=0"], env, 0, [3, 4])
+    rows = report([tmp_path / "sweep", tmp_path / "droq"], tmp_path / "rep")["rows"]
+    assert [(row["env"], row["configuration"]) for row in rows] == [
+        ("Hopper-v5", "agent=sac"), ("Hopper-v5", "agent=droq"), ("Walker2d-v5", "agent=sac"), ("Walker2d-v5", "agent=droq")]
+
 def test_time_to_threshold_by_hand(tmp_path):
     """The first evaluation where the mean over seeds reaches the threshold, and the seeds' mean time there."""
     sweep = tmp_path / "sweep"

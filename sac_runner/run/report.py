@@ -202,10 +202,13 @@ def _total_steps(config) -> int | None:
 
 
 def group_runs(runs: list[Run]) -> list[Group]:
+    """The seeds of each (environment, configuration), an environment's groups together (runs from
+    several sweep directories: the second directory's rows join their environment's, not the end)."""
     groups: dict[tuple[str, str], Group] = {}
     for run in runs:
         groups.setdefault((run.env, run.configuration), Group(run.env, run.configuration)).runs.append(run)
-    return list(groups.values())
+    env_order = {env: k for k, env in enumerate(dict.fromkeys(run.env for run in runs))}
+    return sorted(groups.values(), key=lambda group: env_order[group.env])  # stable: first seen first
 
 
 # ---- outputs ------------------------------------------------------------------------------------------
