@@ -80,6 +80,27 @@ def test_a_failed_job_is_reported_with_its_overrides_and_the_others_finish(tmp_p
     assert "Traceback" not in result.stdout + result.stderr
 
 
+
+def test_a_sweep_run_again_trains_only_what_is_left(tmp_path):
+    """The sweep's command run again (after Ctrl-C, or with a longer schedule): finished jobs are not
+    trained again nor marked failed, and their last evaluation stays; unfinished jobs resume."""
+    sweep_dir = tmp_path / "sweep"
+    assert sweep(sweep_dir, "seed=0,1", "schedule.total_steps=150").returncode == 0
+    before = {job: RunDir(job).metrics.read_text() for job in job_dirs(sweep_dir)}
+
+    again = sweep(sweep_dir, "seed=0,1", "schedule.total_steps=150")
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "2 of 2 jobs finished" in again.stdout
+    for job, metrics in before.items():
+        assert not failure_file(job).exists()
+        assert RunDir(job).metrics.read_text() == metrics  # nothing trained, nothing logged twice
+        assert "finished before, at step 150" in (job / "train.log").read_text()
+
+    longer = sweep(sweep_dir, "seed=0,1", "schedule.total_steps=300")
+    assert longer.returncode == 0, longer.stdout[-2000:] + longer.stderr[-2000:]
+    for job in before:
+        assert metric_steps(job)[-1] == 300 and "resumed " in (job / "train.log").read_text()
+
 def test_joblib_runs_jobs_side_by_side_with_the_cores_shared(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = sweep(sweep_dir, "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
@@ -156,7 +177,7 @@ def test_a_preempted_submitit_job_checkpoints_requeues_and_resumes(tmp_path):
     (job,) = job_dirs(sweep_dir)
     log_text = (job / "train.log").read_text()
     assert "SIGUSR2 received: saving a checkpoint" in log_text
-    assert "the job was requeued): resuming it" in log_text
+    assert "(the job was requeued, or the sweep started again): resuming it" in log_text
     submitit_log = "".join(p.read_text() for p in (sweep_dir / ".submitit").glob("*/*_log.*"))
     assert "Requeued job" in submitit_log
     resumed_at = [int(line.split(" at step ")[1].split()[0]) for line in log_text.splitlines() if "resumed " in line]

@@ -30,8 +30,8 @@ def main(cfg: DictConfig) -> float:
     if job is None:
         return sweep_objective(train(cfg, run_dir, overrides), cfg.sweep_objective)
     configure_job(cfg, job, run_dir)
-    return run_job(lambda: sweep_objective(train(cfg, run_dir, overrides, job.parallel_jobs), cfg.sweep_objective),
-                   job, run_dir)
+    return run_job(lambda: sweep_objective(train(cfg, run_dir, overrides, job.parallel_jobs, sweep_job=job.label),
+                                           cfg.sweep_objective), job, run_dir)
 
 
 def sweep_objective(final: dict[str, float], which: str) -> float:

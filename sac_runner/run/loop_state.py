@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from sac_runner.errors import ConfigError
 from sac_runner.run.cadence import Throughput
 from sac_runner.run.checkpoint import load_buffer_state
 from sac_runner.run.exact_resume import capture_rng, restore_rng
@@ -51,10 +50,7 @@ def episode_state(trainer: Trainer) -> dict:
 
 def restore(trainer: Trainer, checkpoint: dict, path: Path) -> None:
     """Continue from `checkpoint`: agent, buffer, counters, the current episode, then the RNGs."""
-    loop = checkpoint["loop"]
-    if loop["step"] >= trainer.cadence.total_steps:
-        raise ConfigError(f"nothing to resume: {path} is at step {loop['step']}, the run's last step; "
-                          f"raise schedule.total_steps to train it longer")
+    loop = checkpoint["loop"]  # a finished run never gets here (training.already_finished)
     trainer.parts.agent.load_state_dict(checkpoint["agent"])
     buffer_state = load_buffer_state(path, checkpoint)
     if buffer_state is not None:

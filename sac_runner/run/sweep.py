@@ -6,8 +6,9 @@
 - Failures: a job that fails writes `failure.txt` (its overrides and the error) into its directory,
   logs one line, and returns NaN to the sweeper (Optuna records a failed trial); the other jobs go on,
   and `SweepSummary` lists the failed jobs when the sweep ends and exits non-zero.
-- Requeue: a job started again in a directory that already holds its checkpoint (Slurm requeued it
-  after a preemption or time-out) resumes from that checkpoint.
+- Started again: a job whose directory already holds its checkpoint (Slurm requeued it after a
+  preemption or time-out, or the sweep was stopped and its command run again) resumes from that
+  checkpoint; a job that had finished is not trained again, and its last evaluation goes to the sweeper.
 """
 
 from __future__ import annotations
@@ -69,14 +70,16 @@ def jobs_side_by_side(hydra_cfg: Any) -> int:
 
 
 def configure_job(cfg: DictConfig, job: SweepJob, run_dir: Path) -> None:
-    """W&B group and name for the job; resume its own checkpoint if the job was started again."""
+    """W&B group and name for the job; resume its own checkpoint if the job was started again (requeued,
+    or the sweep's command run again)."""
     with open_dict(cfg):
         if cfg.logging.group is None:
             cfg.logging.group = job.sweep_dir.name
         if cfg.logging.get("name") is None:
             cfg.logging.name = f"{job.num}: {' '.join(job.experiment_overrides)}".rstrip(": ")
         if not cfg.get("resume") and RunDir(run_dir).latest_checkpoint.exists():
-            log.info("%s: its directory holds a checkpoint (the job was requeued): resuming it", job.label)
+            log.info("%s: its directory holds a checkpoint (the job was requeued, or the sweep started again): "
+                     "resuming it", job.label)
             cfg.resume = str(run_dir)
 
 

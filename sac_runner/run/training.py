@@ -26,13 +26,17 @@ log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
-          parallel_jobs: int = 1) -> dict[str, float]:
+          parallel_jobs: int = 1, sweep_job: str | None = None) -> dict[str, float]:
     """Train one SAC agent as `cfg` says (or continue the run `resume=` names); return the final evaluation.
 
     `overrides` are the command line's (Hydra's task overrides); with resume= only harmless ones apply.
     `parallel_jobs` is how many runs share this machine's cores (a local parallel sweep).
+    `sweep_job` names the sweep job this run is (None for a single run): a sweep started again resumes
+    its stopped jobs and returns the finished ones' last evaluation without training them again.
     """
     start = new_or_resumed(cfg, overrides or [])
+    if start.finished:
+        return already_finished(start, sweep_job)
     run_dir = RunDir(run_dir)
     if start.checkpoint is None:
         refuse_to_overwrite(run_dir)
@@ -54,7 +58,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
         finally:
             parts.close()
     if stop.requested:  # after the W&B run has finished cleanly: it is paused, not failed
-        pause(stop, trainer)
+        pause(stop, trainer, sweep_job)
     return final
 
 
@@ -71,6 +75,11 @@ class Start:
     def wandb_run_id(self) -> str | None:
         return self.checkpoint.get("wandb_run_id") if self.checkpoint else None
 
+    @property
+    def finished(self) -> bool:
+        """A resumed run whose checkpoint is at its last step (schedule.total_steps as resumed)."""
+        return self.checkpoint is not None and self.checkpoint["loop"]["step"] >= self.run.schedule.steps
+
 
 def new_or_resumed(cfg: DictConfig, overrides: list[str]) -> Start:
     """A new run's config, or (resume=) the checkpoint's own config with the harmless overrides applied."""
@@ -80,6 +89,19 @@ def new_or_resumed(cfg: DictConfig, overrides: list[str]) -> Start:
         checkpoint = load_checkpoint(path)
         cfg = resumed_config(cfg, checkpoint["config"], overrides, source=str(path))
     return Start(to_run_config(cfg), OmegaConf.to_container(cfg, resolve=True), checkpoint, path)
+
+
+def already_finished(start: Start, sweep_job: str | None) -> dict[str, float]:
+    """A finished run is not trained again: resume= of one is refused with the way to extend it; a
+    finished job of a sweep started again returns its last evaluation (what the sweeper records)."""
+    step = start.checkpoint["loop"]["step"]
+    if sweep_job is None:
+        raise ConfigError(f"nothing to resume: {start.checkpoint_path} is at step {step}, the run's last step; "
+                          "raise schedule.total_steps to train it longer")
+    final = {**start.checkpoint["loop"]["last_eval"], "time/elapsed": start.checkpoint["loop"].get("elapsed", 0.0)}
+    log.info("%s finished before, at step %d (%s): not trained again; its last evaluation: %.1f", sweep_job,
+             step, start.checkpoint_path, final["eval/return_mean"])
+    return final
 
 
 def refuse_to_overwrite(run_dir: RunDir) -> None:
@@ -124,10 +146,15 @@ def print_summary(final: dict[str, float], run_dir: RunDir, tracker: Tracker) ->
     console.print(key_value_table("sac-train summary", rows))
 
 
-def pause(stop: StopOnSignals, trainer: Trainer) -> None:
+def pause(stop: StopOnSignals, trainer: Trainer, sweep_job: str | None = None) -> None:
     """A signal stopped the run after its checkpoint: say how it continues, hand over, exit 128 + signal."""
-    then = ("the job scheduler requeues the job, which resumes from it" if stop.scheduler_takes_over
-            else f"continue with: sac-train resume={trainer.run_dir.path}")
+    if stop.scheduler_takes_over:
+        then = "the job scheduler requeues the job, which resumes from it"
+    elif sweep_job is not None:
+        then = (f"continue the sweep with the same sac-train -m command (its jobs resume), or this job alone with: "
+                f"sac-train resume={trainer.run_dir.path}")
+    else:
+        then = f"continue with: sac-train resume={trainer.run_dir.path}"
     console.print(f"[bold]{stop.signal_name}[/bold]: stopped at step {trainer.step} of "
                   f"{trainer.cadence.total_steps} and saved {trainer.last_checkpoint}; {then}")
     stop.hand_over()
