@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from sac_runner.run.checkpoint import load_checkpoint
 from sac_runner.run.run_dir import RunDir
 from sac_runner.run.sweep import job_dirs, overrides_of
 from tests.harness import TINY, cli, metric_records, start_cli
@@ -81,25 +82,39 @@ def test_a_failed_job_is_reported_with_its_overrides_and_the_others_finish(tmp_p
 
 
 
-def test_a_sweep_run_again_trains_only_what_is_left(tmp_path):
-    """The sweep's command run again (after Ctrl-C, or with a longer schedule): finished jobs are not
-    trained again nor marked failed, and their last evaluation stays; unfinished jobs resume."""
+def test_a_sweep_stopped_with_ctrl_c_continues_with_its_own_command(tmp_path):
+    """Ctrl-C stops the running job after a checkpoint and says how to go on; the sweep's command run
+    again resumes that job and starts the next; run once more, it trains nothing: finished jobs are not
+    trained again nor marked failed, and their metrics stay as they were."""
     sweep_dir = tmp_path / "sweep"
-    assert sweep(sweep_dir, "seed=0,1", "schedule.total_steps=150").returncode == 0
-    before = {job: RunDir(job).metrics.read_text() for job in job_dirs(sweep_dir)}
+    stopped = start_cli("sac-train", tmp_path, "-m", *TINY, f"hydra.sweep.dir={sweep_dir}", "seed=0,1",
+                        "schedule.total_steps=100000", "schedule.checkpoint_every=100000")
+    first = sweep_dir / "0"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(metric_records(first)) < 4:
+        time.sleep(0.2)
+    stopped.send_signal(signal.SIGINT)
+    out, err = stopped.communicate(timeout=120)
+    assert stopped.returncode == 128 + signal.SIGINT, err[-2000:]
+    assert "continue the sweep with the same sac-train -m command" in " ".join(out.split())
+    stopped_at = load_checkpoint(first / "checkpoints" / "latest.pt")["step"]
+    assert not (sweep_dir / "1").exists()  # the second job never started
 
-    again = sweep(sweep_dir, "seed=0,1", "schedule.total_steps=150")
+    total = f"schedule.total_steps={stopped_at + 150}"
+    again = sweep(sweep_dir, "seed=0,1", total)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert "2 of 2 jobs finished" in again.stdout
+    assert f"resumed {first} at step {stopped_at}" in (first / "train.log").read_text()
+    assert all(metric_steps(job)[-1] == stopped_at + 150 for job in job_dirs(sweep_dir))
+    before = {job: RunDir(job).metrics.read_text() for job in job_dirs(sweep_dir)}
+
+    once_more = sweep(sweep_dir, "seed=0,1", total)
+    assert once_more.returncode == 0, once_more.stdout[-2000:] + once_more.stderr[-2000:]
+    assert "2 of 2 jobs finished" in once_more.stdout
     for job, metrics in before.items():
         assert not failure_file(job).exists()
         assert RunDir(job).metrics.read_text() == metrics  # nothing trained, nothing logged twice
-        assert "finished before, at step 150" in (job / "train.log").read_text()
-
-    longer = sweep(sweep_dir, "seed=0,1", "schedule.total_steps=300")
-    assert longer.returncode == 0, longer.stdout[-2000:] + longer.stderr[-2000:]
-    for job in before:
-        assert metric_steps(job)[-1] == 300 and "resumed " in (job / "train.log").read_text()
+        assert f"finished before, at step {stopped_at + 150}" in (job / "train.log").read_text()
 
 def test_joblib_runs_jobs_side_by_side_with_the_cores_shared(tmp_path):
     sweep_dir = tmp_path / "sweep"
