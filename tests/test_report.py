@@ -102,6 +102,19 @@ def test_report_groups_seeds_by_configuration_and_leaves_out_bad_runs(tmp_path):
     assert "| HalfCheetah-v5 | default | 1 | 900.0 | - | 900.0 | 900.0 | 900.0 | ? |" in table
 
 
+
+def test_a_failed_job_is_left_out_unless_its_run_had_finished(tmp_path):
+    # A job that failed part-way is left out with its error; a finished run whose directory got a
+    # failure.txt from a later attempt (the sweep started again with other values) is still reported.
+    for n, returns in ((0, [1, 2]), (1, [3])):
+        run_dir = RunDir(fake_run(tmp_path / "sweep" / str(n), [f"seed={n}"], "Pendulum-v1", n, returns, total=2000))
+        run_dir.failure.write_text("overrides: seed=1\nerror: resume: seed would change the experiment\n")
+    result = report([tmp_path / "sweep"], tmp_path / "rep")
+    (row,) = result["rows"]
+    assert row["seeds"] == 1 and row["final"]["mean"] == 2.0 and row["unfinished"] == []
+    assert {path.name: why for path, why in result["skipped"]} == {
+        "1": "failed (resume: seed would change the experiment)"}
+
 def test_a_run_still_training_is_reported_as_running(tmp_path, monkeypatch):
     import os
 

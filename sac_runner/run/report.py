@@ -137,12 +137,10 @@ def name_configurations(runs: list[Run]) -> list[str]:
 def read_run(path: Path) -> tuple[Run | None, str | None]:
     """The run, or None and why it is left out."""
     run_dir = RunDir(path)
-    if run_dir.failure.exists():
-        lines = run_dir.failure.read_text(encoding="utf-8").splitlines()
-        return None, f"failed ({lines[1].removeprefix('error: ') if len(lines) > 1 else 'see ' + run_dir.failure.name})"
+    failed = failure_of(run_dir)
     metrics = run_dir.metrics
     if not metrics.exists():
-        return None, f"no {metrics.name}"
+        return None, failed or f"no {metrics.name}"
     config = OmegaConf.load(run_dir.config)
     evaluations, elapsed, health = [], float("nan"), []
     for number, line in enumerate(metrics.read_text(encoding="utf-8").splitlines(), 1):
@@ -151,15 +149,17 @@ def read_run(path: Path) -> tuple[Run | None, str | None]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            return None, f"{metrics.name} line {number} is not JSON (a crashed write?)"
+            return None, failed or f"{metrics.name} line {number} is not JSON (a crashed write?)"
         elapsed = record.get("time/elapsed", elapsed)  # on the evaluation's record, or the last log's before it
         if record.get(RETURN_KEY) is not None:
             evaluations.append((record[STEP_KEY], record[RETURN_KEY], elapsed))
             health.append([_number(record.get(key)) for key in HEALTH_KEYS])
     if not evaluations:
-        return None, "no evaluation recorded"
+        return None, failed or "no evaluation recorded"
     total = _total_steps(config)
     last = evaluations[-1][0]
+    if failed and (total is None or last < total):  # a finished run's failure.txt is a later attempt's
+        return None, failed
     status = ""
     if total is not None and last < total:
         state = "running" if path.resolve() in running_run_dirs() else "incomplete"
@@ -170,6 +170,15 @@ def read_run(path: Path) -> tuple[Run | None, str | None]:
     return Run(path, str(config.env.id), configuration_overrides(overrides_of(path)), int(config.seed),
                np.array(steps), np.array(returns, dtype=float), np.array(seconds, dtype=float), status=status,
                health=measured, alerts=read_alerts(run_dir)), None
+
+
+def failure_of(run_dir: RunDir) -> str | None:
+    """Why the run's job failed (its failure.txt), or None. A sweep started again with other values
+    writes its refusal into the directory of a run that had finished: that run is still reported."""
+    if not run_dir.failure.exists():
+        return None
+    lines = run_dir.failure.read_text(encoding="utf-8").splitlines()
+    return f"failed ({lines[1].removeprefix('error: ') if len(lines) > 1 else 'see ' + run_dir.failure.name})"
 
 
 def _number(value) -> float:
