@@ -49,7 +49,6 @@ def test_cartpole_discrete_sac_learns(tmp_path):
     assert final["eval/return_mean"] >= 400, final
 
 
-
 def test_crossq_beats_sac_on_pendulum_at_a_small_budget(tmp_path):
     # agent=crossq_small (Batch Renorm critics and actor, no target network, lr 1e-3, Adam beta1 0.5,
     # the actor every 3rd step) against agent=sac, both with 1000 random steps and 1000 gradient steps.

@@ -102,7 +102,6 @@ def test_report_groups_seeds_by_configuration_and_leaves_out_bad_runs(tmp_path):
     assert "| HalfCheetah-v5 | default | 1 | 900.0 | - | 900.0 | 900.0 | 900.0 | ? |" in table
 
 
-
 def test_a_failed_job_is_left_out_unless_its_run_had_finished(tmp_path):
     # A job that failed part-way is left out with its error; a finished run whose directory got a
     # failure.txt from a later attempt (the sweep started again with other values) is still reported.
@@ -178,7 +177,6 @@ def test_seeds_of_one_configuration_are_named_by_its_overrides_not_default(tmp_p
     (row,) = result["rows"]
     assert row["configuration"] == "agent=crossq schedule.total_steps=2000" and result["common"] == []
     assert "Common to every run" not in (tmp_path / "rep" / "results.md").read_text()
-
 
 
 def test_rows_of_one_environment_stay_together_across_sweep_directories(tmp_path):

@@ -81,7 +81,6 @@ def test_a_failed_job_is_reported_with_its_overrides_and_the_others_finish(tmp_p
     assert "Traceback" not in result.stdout + result.stderr
 
 
-
 def test_a_sweep_stopped_with_ctrl_c_continues_with_its_own_command(tmp_path):
     """Ctrl-C stops the running job after a checkpoint and says how to go on; the sweep's command run
     again resumes that job and starts the next; run once more, it trains nothing: finished jobs are not

@@ -158,10 +158,11 @@ def read_run(path: Path) -> tuple[Run | None, str | None]:
         return None, failed or "no evaluation recorded"
     total = _total_steps(config)
     last = evaluations[-1][0]
-    if failed and (total is None or last < total):  # a finished run's failure.txt is a later attempt's
+    finished = total is not None and last >= total
+    if failed and not finished:  # a finished run's failure.txt is a later attempt's
         return None, failed
     status = ""
-    if total is not None and last < total:
+    if total is not None and not finished:
         state = "running" if path.resolve() in running_run_dirs() else "incomplete"
         status = f"{state}: step {last} of {total}"
     steps, returns, seconds = zip(*evaluations)
