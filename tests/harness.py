@@ -128,6 +128,26 @@ def cli_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+SLOW_CHECKPOINTS = """
+import time
+import torch
+_save = torch.save
+def _save_then_wait(obj, f, *args, **kwargs):
+    _save(obj, f, *args, **kwargs)
+    time.sleep(2)
+torch.save = _save_then_wait
+"""
+
+
+def slow_checkpoints_env(tmp_path: Path) -> dict[str, str]:
+    """cli_env() in which every process's torch.save waits 2 s after writing (a checkpoint's file is then
+    written but not yet in place): through a sitecustomize module, so that a sweep's workers have it too."""
+    hook = tmp_path / "slow_checkpoints"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SLOW_CHECKPOINTS)
+    return cli_env(PYTHONPATH=f"{hook}{os.pathsep}{REPO}")
+
+
 def cli(command: str, cwd: Path, *args: str, timeout: int = 300, env: dict[str, str] | None = None,
         **run: Any) -> subprocess.CompletedProcess:
     """Run `command` (sac-train, sac-eval, sac-export, sac-report) to its end (`run`: more of

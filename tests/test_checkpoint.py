@@ -20,7 +20,7 @@ from sac_runner.run.builders import make_parts, warm_start
 from sac_runner.run.checkpoint import load_checkpoint
 from sac_runner.run.resumed_config import resumed_config
 from sac_runner.run.training import train
-from tests.harness import TINY, cli, loop_but_its_clock, start_cli, tiny_config, train_tiny
+from tests.harness import TINY, cli, loop_but_its_clock, slow_checkpoints_env, start_cli, tiny_config, train_tiny
 
 
 def _agent_tensors(checkpoint: dict) -> dict[str, torch.Tensor]:
@@ -244,6 +244,26 @@ def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(tmp_path, signal_num
     steps = _steps(run_dir)
     assert steps == sorted(steps) and steps[-1] == stopped_at + 50
     assert list((run_dir / ".hydra").glob("resumed_*/config.yaml"))  # the original .hydra/ is kept
+
+
+def test_a_second_ctrl_c_while_the_checkpoint_is_written_stops_at_once_with_one_line(tmp_path):
+    """The second Ctrl-C lands while the stop checkpoint is being written (each save here waits 2 s
+    before its file is moved into place): one line, exit 130, no partial file left, latest.pt intact."""
+    run_dir = tmp_path / "run"
+    process = start_cli("sac-train", tmp_path, *TINY, "schedule.total_steps=100000", "schedule.checkpoint_every=100",
+                        f"hydra.run.dir={run_dir}", env=slow_checkpoints_env(tmp_path))
+    latest = run_dir / "checkpoints" / "latest.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline and not latest.exists():
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    time.sleep(1.5)  # past the moment a repeated signal counts as the same request
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-3000:]
+    assert err.strip().startswith("error: interrupted: stopped at once") and len(err.strip().splitlines()) == 1, err
+    assert not list(latest.parent.glob("*.tmp"))
+    assert load_checkpoint(latest)["step"] >= 100
 
 
 def test_resume_with_a_changed_env_is_one_clear_line(tmp_path):

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from sac_runner.run.checkpoint import load_checkpoint
 from sac_runner.run.run_dir import RunDir
 from sac_runner.run.sweep import job_dirs, overrides_of
-from tests.harness import TINY, cli, metric_records, start_cli
+from tests.harness import TINY, cli, metric_records, slow_checkpoints_env, start_cli
 from tests.wandb_records import run_record
 
 WANDB = ("logging=wandb", "logging.mode=offline")
@@ -114,6 +114,49 @@ def test_a_sweep_stopped_with_ctrl_c_continues_with_its_own_command(tmp_path):
         assert not failure_file(job).exists()
         assert RunDir(job).metrics.read_text() == metrics  # nothing trained, nothing logged twice
         assert f"finished before, at step {stopped_at + 150}" in (job / "train.log").read_text()
+
+
+@pytest.mark.parametrize("signalled", ["process group", "launcher alone"])
+def test_ctrl_c_on_a_joblib_sweep_keeps_every_running_jobs_checkpoint(tmp_path, signalled):
+    """Ctrl-C (SIGINT to the process group) or SIGINT to the launcher alone (`pkill -INT -f sac-train`),
+    while two jobs run side by side and a third waits: both running jobs save their stop checkpoint
+    although each file takes 2 s (the launcher used to kill its workers at once), the third job does not
+    start, and the sweep ends with one line saying how it continues; that command finishes all three."""
+    env = slow_checkpoints_env(tmp_path)
+    sweep_dir = tmp_path / "sweep"
+    command = ("-m", *TINY, f"hydra.sweep.dir={sweep_dir}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+               "seed=0,1,2", "schedule.checkpoint_every=100000")
+    running = start_cli("sac-train", tmp_path, *command, "schedule.total_steps=100000", env=env,
+                        start_new_session=True)
+    jobs = [sweep_dir / "0", sweep_dir / "1"]
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and min(len(metric_records(job)) for job in jobs) < 3:
+        time.sleep(0.2)
+    reached = [metric_steps(job)[-1] for job in jobs]
+    if signalled == "process group":
+        os.killpg(running.pid, signal.SIGINT)
+    else:
+        running.send_signal(signal.SIGINT)
+    out, err = running.communicate(timeout=120)
+    assert running.returncode == 128 + signal.SIGINT, err[-3000:]
+    assert "Traceback" not in out + err, (out + err)[-3000:]
+    assert (f"sweep {sweep_dir} stopped by SIGINT: its running jobs saved their checkpoints; continue it with the "
+            "same sac-train -m command") in " ".join(out.split())
+    stopped_at = [load_checkpoint(job / "checkpoints" / "latest.pt")["step"] for job in jobs]
+    assert all(stop >= step for stop, step in zip(stopped_at, reached)), (stopped_at, reached)
+    assert not (sweep_dir / "2").exists()  # queued when the signal came: not started
+    assert not list(sweep_dir.rglob("*.tmp"))
+    if signalled == "launcher alone":
+        return  # what follows does not depend on how the signal came
+
+    total = max(stopped_at) + 100
+    again = cli("sac-train", tmp_path, *command, f"schedule.total_steps={total}")  # saves at full speed
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "3 of 3 jobs finished" in again.stdout
+    for job, stop in zip(jobs, stopped_at):
+        assert f"resumed {job} at step {stop}" in (job / "train.log").read_text()
+    assert all(metric_steps(job)[-1] == total for job in job_dirs(sweep_dir))
+
 
 def test_joblib_runs_jobs_side_by_side_with_the_cores_shared(tmp_path):
     sweep_dir = tmp_path / "sweep"

@@ -33,6 +33,7 @@ from sac_runner.run.run_dir import HYDRA
 
 EXIT_USER_ERROR = 2
 EXIT_RUN_FAILURE = 1
+EXIT_INTERRUPTED = 128 + 2  # as a shell reports a program that SIGINT ended
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.ENOTDIR)
 
 
@@ -141,6 +142,10 @@ def one_line_config_errors(hydra_main):
             if previous == "1":
                 raise
             _fail_on_write_error(error)
+        except KeyboardInterrupt:  # a second Ctrl-C, or one before a run could stop at a checkpoint
+            _fail("interrupted: stopped at once; what was written before is intact (a run continues from its "
+                  "last checkpoint: sac-train resume=<run dir>; a sweep with the same sac-train -m command)",
+                  EXIT_INTERRUPTED)
         finally:
             if previous is None:
                 os.environ.pop("HYDRA_FULL_ERROR", None)

@@ -77,6 +77,9 @@ def save_checkpoint(run_dir: RunDir, step: int, payload: dict[str, Any], buffer_
         _point(run_dir.latest_checkpoint, path)
     except (OSError, RuntimeError) as error:  # torch's archive writer reports a failed write as RuntimeError
         raise _write_failed(run_dir, path, error) from error
+    except KeyboardInterrupt:  # stopped at once (a second Ctrl-C) while writing: the previous one stays
+        _remove_partial_files(path.parent)
+        raise
     _prune(run_dir, path, keep_last)
     return path
 

@@ -9,12 +9,17 @@
 - Started again: a job whose directory already holds its checkpoint (Slurm requeued it after a
   preemption or time-out, or the sweep was stopped and its command run again) resumes from that
   checkpoint; a job that had finished is not trained again, and its last evaluation goes to the sweeper.
+- Stopped: Ctrl-C (SIGINT or SIGTERM) stops every running job after its checkpoint. On a parallel
+  launcher the launcher waits for them (signals.LauncherWaitsForJobs), the jobs still queued do not
+  start, and the sweep ends with one line saying how it continues (the same command).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
+import shutil
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +30,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sac_runner.run.console import console
 from sac_runner.run.hardware import usable_cores
-from sac_runner.run.run_dir import RunDir
+from sac_runner.run.run_dir import HYDRA, RunDir
+from sac_runner.run.signals import LauncherWaitsForJobs, record_stop_signals, stop_received
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +90,24 @@ def configure_job(cfg: DictConfig, job: SweepJob, run_dir: Path) -> None:
 
 
 def run_job(train_job: Callable[[], float], job: SweepJob, run_dir: Path) -> float:
-    """Run one job; a failure is recorded in its directory and returned to the sweeper as NaN."""
+    """Run one job; a failure is recorded in its directory and returned to the sweeper as NaN.
+
+    In a parallel launcher's worker process, a job stopped by a signal (checkpoint saved) returns NaN
+    too rather than exiting, so that the launcher waits for the other running jobs' checkpoints instead
+    of killing their workers; the jobs queued after the signal do not start."""
+    in_worker = multiprocessing.parent_process() is not None
+    if in_worker:
+        record_stop_signals()
+        if stop_received() is not None:
+            return not_started(job, run_dir)
     failure = RunDir(run_dir).failure
     failure.unlink(missing_ok=True)  # from an earlier attempt of a requeued job
     try:
         return train_job()
+    except SystemExit:
+        if in_worker and stop_received() is not None:
+            return math.nan  # stopped by the signal after its checkpoint, which it logged
+        raise
     except Exception as error:  # noqa: BLE001 - every failure is reported, none stops the sweep
         one_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -96,6 +115,15 @@ def run_job(train_job: Callable[[], float], job: SweepJob, run_dir: Path) -> flo
                                             f"{traceback.format_exc()}", encoding="utf-8")
         log.error("%s failed: %s (details in %s)", job.label, one_line, failure)
         return math.nan
+
+
+def not_started(job: SweepJob, run_dir: Path) -> float:
+    """A job that reached a worker after the sweep was stopped: it does not start, and the directory
+    Hydra has just made for it goes (unless an earlier attempt left a run or a failure there)."""
+    log.info("%s: not started, the sweep was stopped", job.label)
+    if all(p.name == HYDRA.name or p.suffix == ".log" for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return math.nan
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -106,19 +134,37 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 class SweepSummary(Callback):
     """At the end of a multirun: how many jobs finished, and each failed job with its overrides.
-    Exits with status 1 when a job failed, so scripts and CI notice."""
+    Exits with status 1 when a job failed, so scripts and CI notice. A parallel sweep stopped by a
+    signal says how it continues and exits with 128 + the signal's number, as a single run does."""
+
+    def __init__(self) -> None:
+        self.launcher: LauncherWaitsForJobs | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.launcher.get("n_jobs") not in (None, 1):
+            self.launcher = LauncherWaitsForJobs().install()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         jobs = job_dirs(sweep_dir)
         failed = [d for d in jobs if RunDir(d).failure.exists()]
-        console.print(f"sweep {sweep_dir}: {len(jobs) - len(failed)} of {len(jobs)} jobs finished"
-                      + (f", {len(failed)} failed:" if failed else ""), soft_wrap=True)
+        stopped_by = self.launcher.signal_name if self.launcher else None
+        if self.launcher:
+            self.launcher.restore()
+        if stopped_by:
+            console.print(f"sweep {sweep_dir} stopped by {stopped_by}: its running jobs saved their checkpoints; "
+                          "continue it with the same sac-train -m command (jobs that finished are not trained "
+                          "again)" + (f"; {len(failed)} failed:" if failed else ""), soft_wrap=True)
+        else:
+            console.print(f"sweep {sweep_dir}: {len(jobs) - len(failed)} of {len(jobs)} jobs finished"
+                          + (f", {len(failed)} failed:" if failed else ""), soft_wrap=True)
         for d in failed:
             lines = RunDir(d).failure.read_text(encoding="utf-8").splitlines()
             overrides, error = lines[0].removeprefix("overrides: "), lines[1].removeprefix("error: ")
             console.print(f"  job {d.name} ({overrides}): {error}  [{RunDir(d).failure}]", markup=False,
                           highlight=False, soft_wrap=True)
+        if stopped_by:
+            raise SystemExit(128 + self.launcher.signal_number)
         if failed:
             raise SystemExit(1)
 
