@@ -47,7 +47,7 @@ def record_stop_signals() -> None:
 
 class StopOnSignals:
     """SIGINT (Ctrl-C) and SIGTERM (a cluster preempting the job) ask the loop to checkpoint and stop.
-    A second signal stops at once.
+    A second signal stops at once (the same signal again within SAME_REQUEST_S is the first one's copy).
 
     SIGUSR1/SIGUSR2 are taken over only where a job scheduler's handler is installed (submitit's, which
     requeues a Slurm job before its time limit or on preemption): the loop checkpoints and stops first,
