@@ -17,6 +17,7 @@ import difflib
 import functools
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from sac_runner.run.run_dir import HYDRA
 
 EXIT_USER_ERROR = 2
 EXIT_RUN_FAILURE = 1
-EXIT_INTERRUPTED = 128 + 2  # as a shell reports a program that SIGINT ended
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # as a shell reports a program that SIGINT ended
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.ENOTDIR)
 
 
