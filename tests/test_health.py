@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 import tests.toy_envs  # noqa: F401  (registers Countdown-v0)
@@ -26,8 +27,9 @@ from sac_runner.run.checkpoint import load_checkpoint
 from sac_runner.run.console import console
 from sac_runner.run.health import Alert, HealthMonitor
 from sac_runner.run.run_dir import RunDir
+from sac_runner.run.sweep import SweepSummary
 from sac_runner.run.training import print_summary
-from tests.harness import compose, train_tiny
+from tests.harness import compose, tiny_config, train_tiny
 
 GAMMA = 0.9
 
@@ -312,6 +314,23 @@ def test_stop_on_collapse_ends_the_run_there_with_a_checkpoint(tmp_path, monkeyp
     assert load_checkpoint(RunDir(tmp_path).latest_checkpoint)["loop"]["step"] == 400
     record = json.loads(RunDir(tmp_path).alerts.read_text().splitlines()[-1])
     assert record["kind"] == "stop" and "the run stops here (health.on_collapse=stop)" in record["text"]
+
+
+def test_a_sweep_names_its_job_stopped_by_health_and_does_not_count_it_as_finished(tmp_path, monkeypatch):
+    """The job ended by health.on_collapse=stop is listed with where and why it stopped; the sweep does
+    not fail for it (the run did what it was told)."""
+    _collapse_at_400(monkeypatch)
+    job = tmp_path / "sweep" / "0"
+    train_tiny(job, *SHORT, "health.on_collapse=stop")
+    RunDir(job).config.parent.mkdir()
+    OmegaConf.save(tiny_config(*SHORT, "health.on_collapse=stop"), RunDir(job).config)  # as Hydra writes them
+    OmegaConf.save(OmegaConf.create(["seed=0", "health.on_collapse=stop"]), RunDir(job).overrides)
+    with console.capture() as captured:
+        SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(job.parent)}, "launcher": {}}}))
+    out = " ".join(captured.get().split())
+    assert "0 of 1 jobs finished, 1 stopped before their last step" in out, out
+    assert (f"job 0 (seed=0 health.on_collapse=stop): stopped at step 400 of 600 by health.on_collapse=stop "
+            f"[{RunDir(job).latest_checkpoint}]") in out, out
 
 
 def test_a_rollback_is_in_the_runs_final_record_and_its_summary(tmp_path, monkeypatch):

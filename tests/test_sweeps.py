@@ -158,6 +158,48 @@ def test_ctrl_c_on_a_joblib_sweep_keeps_every_running_jobs_checkpoint(tmp_path, 
     assert all(metric_steps(job)[-1] == total for job in job_dirs(sweep_dir))
 
 
+def loky_workers(launcher_pid: int) -> list[int]:
+    """The processes running a joblib launcher's jobs (its children started by loky's popen)."""
+    children = Path(f"/proc/{launcher_pid}/task/{launcher_pid}/children").read_text().split()
+    return [int(pid) for pid in children
+            if "popen_loky" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+
+
+def test_jobs_stopped_behind_the_launchers_back_are_counted_as_stopped_not_finished(tmp_path):
+    """SIGINT sent to a joblib sweep's workers alone (the launcher does not see it): the running jobs
+    stop after their checkpoints and the queued one does not start, as with Ctrl-C; the launcher's
+    summary says which jobs stopped where and exits 1, instead of counting them as finished."""
+    sweep_dir = tmp_path / "sweep"
+    command = ("-m", *TINY, f"hydra.sweep.dir={sweep_dir}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+               "seed=0,1,2", "schedule.checkpoint_every=100000", "schedule.total_steps=100000")
+    running = start_cli("sac-train", tmp_path, *command, start_new_session=True)
+    jobs = [sweep_dir / "0", sweep_dir / "1"]
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and min(len(metric_records(job)) for job in jobs) < 3:
+        time.sleep(0.2)
+    workers = loky_workers(running.pid)
+    assert len(workers) == 2, workers
+    for pid in workers:
+        os.kill(pid, signal.SIGINT)
+    out, err = running.communicate(timeout=120)
+    assert running.returncode == 1, err[-3000:]
+    out = " ".join(out.split())
+    assert (f"sweep {sweep_dir}: 0 of 2 jobs finished, 2 stopped before their last step (the same sac-train -m "
+            "command continues them)") in out, out[-3000:]
+    stopped_at = [load_checkpoint(job / "checkpoints" / "latest.pt")["step"] for job in jobs]
+    for job, step in zip(jobs, stopped_at):
+        assert (f"job {job.name} (schedule=smoke agent.hidden_sizes=[16] seed={job.name} schedule.checkpoint_every="
+                f"100000 schedule.total_steps=100000): stopped at step {step} of 100000 "
+                f"[{job / 'checkpoints' / 'latest.pt'}]") in out, out[-3000:]
+    assert not (sweep_dir / "2").exists()
+
+    total = max(stopped_at) + 100  # as the summary says, the same command continues them
+    again = cli("sac-train", tmp_path, *command[:-1], f"schedule.total_steps={total}")
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "3 of 3 jobs finished" in again.stdout and "stopped before" not in again.stdout
+    assert all(metric_steps(job)[-1] == total for job in job_dirs(sweep_dir))
+
+
 def test_joblib_runs_jobs_side_by_side_with_the_cores_shared(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = sweep(sweep_dir, "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")

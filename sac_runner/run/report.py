@@ -39,7 +39,7 @@ from sac_runner.run.hardware import RunRegistry
 from sac_runner.run.report_plot import HEALTH_PANELS, plot_health, plot_learning_curves
 from sac_runner.run.run_dir import RunDir
 from sac_runner.run.statistics import summary
-from sac_runner.run.sweep import INFRASTRUCTURE, overrides_of
+from sac_runner.run.sweep import INFRASTRUCTURE, overrides_of, planned_steps
 from sac_runner.run.tracker import STEP_KEY
 
 RETURN_KEY = "eval/return_mean"
@@ -156,7 +156,7 @@ def read_run(path: Path) -> tuple[Run | None, str | None]:
             health.append([_number(record.get(key)) for key in HEALTH_KEYS])
     if not evaluations:
         return None, failed or "no evaluation recorded"
-    total = _total_steps(config)
+    total = planned_steps(config)
     last = evaluations[-1][0]
     finished = total is not None and last >= total
     if failed and not finished:  # a finished run's failure.txt is a later attempt's
@@ -170,7 +170,7 @@ def read_run(path: Path) -> tuple[Run | None, str | None]:
         not np.isnan(v) for row in health for v in row) else {}
     return Run(path, str(config.env.id), configuration_overrides(overrides_of(path)), int(config.seed),
                np.array(steps), np.array(returns, dtype=float), np.array(seconds, dtype=float), status=status,
-               health=measured, alerts=read_alerts(run_dir)), None
+               health=measured, alerts=run_dir.alert_records()), None
 
 
 def failure_of(run_dir: RunDir) -> str | None:
@@ -186,29 +186,9 @@ def _number(value) -> float:
     return float("nan") if value is None else float(value)
 
 
-def read_alerts(run_dir: RunDir) -> list[dict]:
-    """The health alerts a run raised (alerts.jsonl; a line torn by a hard kill is skipped)."""
-    if not run_dir.alerts.exists():
-        return []
-    alerts = []
-    for line in run_dir.alerts.read_text(encoding="utf-8").splitlines():
-        try:
-            alerts.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return alerts
-
-
 def running_run_dirs() -> set[Path]:
     """The run directories of the sac-train processes alive on this machine (the run registry)."""
     return {Path(r["run_dir"]) for r in RunRegistry().live_runs() if r.get("run_dir")}
-
-
-def _total_steps(config) -> int | None:
-    schedule = config.get("schedule", {})
-    if schedule.get("epochs") is not None and schedule.get("steps_per_epoch") is not None:
-        return int(schedule.epochs) * int(schedule.steps_per_epoch)
-    return None if schedule.get("total_steps") is None else int(schedule.total_steps)
 
 
 def group_runs(runs: list[Run]) -> list[Group]:

@@ -22,6 +22,7 @@ config below `hydra.run.dir` uses the resolvers registered by `register_resolver
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -70,6 +71,12 @@ class RunDir:
     def is_step_checkpoint(path: Path) -> bool:
         return STEP_FILE.match(path.name) is not None
 
+    def checkpointed_step(self) -> int | None:
+        """The step of the newest complete checkpoint (the one latest.pt points at), or None."""
+        latest = self.latest_checkpoint
+        found = STEP_FILE.match(os.readlink(latest)) if latest.is_symlink() else None
+        return int(found.group(1)) if found else None
+
     @property
     def metrics(self) -> Path:
         return self.path / "metrics.jsonl"
@@ -78,6 +85,18 @@ class RunDir:
     def alerts(self) -> Path:
         """The health alerts the run raised, one JSON record a line (run/health.py)."""
         return self.path / "alerts.jsonl"
+
+    def alert_records(self) -> list[dict]:
+        """The health alerts the run raised, as written (a line torn by a hard kill is skipped)."""
+        if not self.alerts.exists():
+            return []
+        records = []
+        for line in self.alerts.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return records
 
     @property
     def videos(self) -> Path:

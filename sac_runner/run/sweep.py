@@ -47,9 +47,7 @@ class SweepJob:
 
     @property
     def experiment_overrides(self) -> list[str]:
-        """The overrides that shape the experiment (not where it logs, runs or how many threads it uses)."""
-        return [o for o in self.overrides if o.split("=")[0].lstrip("+~") not in INFRASTRUCTURE
-                and not o.startswith(("logging.", "logging=", "hydra"))]
+        return experiment_overrides(self.overrides)
 
     @property
     def label(self) -> str:
@@ -62,6 +60,12 @@ class SweepJob:
             return None
         return cls(Path(hydra_cfg.sweep.dir), int(hydra_cfg.job.num), list(hydra_cfg.overrides.task),
                    jobs_side_by_side(hydra_cfg))
+
+
+def experiment_overrides(overrides: list[str]) -> list[str]:
+    """The overrides that shape the experiment (not where it logs, runs or how many threads it uses)."""
+    return [o for o in overrides if o.split("=")[0].lstrip("+~") not in INFRASTRUCTURE
+            and not o.startswith(("logging.", "logging=", "hydra"))]
 
 
 def jobs_side_by_side(hydra_cfg: Any) -> int:
@@ -133,9 +137,11 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 
 class SweepSummary(Callback):
-    """At the end of a multirun: how many jobs finished, and each failed job with its overrides.
-    Exits with status 1 when a job failed, so scripts and CI notice. A parallel sweep stopped by a
-    signal says how it continues and exits with 128 + the signal's number, as a single run does."""
+    """At the end of a multirun: how many jobs finished, each failed job with its overrides, and each
+    job that stopped before its last step (a signal sent to its worker alone, health.on_collapse=stop).
+    Exits with status 1 when a job failed or was stopped, so scripts and CI notice. A parallel sweep
+    stopped by a signal says how it continues and exits with 128 + the signal's number, as a single
+    run does."""
 
     def __init__(self) -> None:
         self.launcher: LauncherWaitsForJobs | None = None
@@ -148,6 +154,7 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         jobs = job_dirs(sweep_dir)
         failed = [d for d in jobs if RunDir(d).failure.exists()]
+        stopped = {d: why for d in jobs if d not in failed and (why := stopped_early(d))}
         stopped_by = self.launcher.signal_name if self.launcher else None
         if self.launcher:
             self.launcher.restore()
@@ -156,17 +163,59 @@ class SweepSummary(Callback):
                           "continue it with the same sac-train -m command (jobs that finished are not trained "
                           "again)" + (f"; {len(failed)} failed:" if failed else ""), soft_wrap=True)
         else:
-            console.print(f"sweep {sweep_dir}: {len(jobs) - len(failed)} of {len(jobs)} jobs finished"
+            finished = len(jobs) - len(failed) - len(stopped)
+            console.print(f"sweep {sweep_dir}: {finished} of {len(jobs)} jobs finished"
+                          + (f", {len(stopped)} stopped before their last step (the same sac-train -m command "
+                             "continues them)" if stopped else "")
                           + (f", {len(failed)} failed:" if failed else ""), soft_wrap=True)
+            for d, why in stopped.items():
+                _job_line(d, " ".join(experiment_overrides(overrides_of(d))), str(why), RunDir(d).latest_checkpoint)
         for d in failed:
             lines = RunDir(d).failure.read_text(encoding="utf-8").splitlines()
             overrides, error = lines[0].removeprefix("overrides: "), lines[1].removeprefix("error: ")
-            console.print(f"  job {d.name} ({overrides}): {error}  [{RunDir(d).failure}]", markup=False,
-                          highlight=False, soft_wrap=True)
+            _job_line(d, overrides, error, RunDir(d).failure)
         if stopped_by:
             raise SystemExit(128 + self.launcher.signal_number)
-        if failed:
+        if failed or any(not why.by_health for why in stopped.values()):
             raise SystemExit(1)
+
+
+def _job_line(job_dir: Path, overrides: str, what: str, where: Path) -> None:
+    console.print(f"  job {job_dir.name} ({overrides}): {what}  [{where}]", markup=False,
+                  highlight=False, soft_wrap=True)
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """A job that ended before its last step without failing: a signal sent to its worker alone (the
+    launcher did not see it), a hard kill, or health.on_collapse=stop."""
+
+    step: int | None  # its newest checkpoint's (None: none yet)
+    total: int
+    by_health: bool
+
+    def __str__(self) -> str:
+        if self.step is None:
+            return f"stopped before its first checkpoint, of {self.total} steps"
+        return f"stopped at step {self.step} of {self.total}" + (" by health.on_collapse=stop" if self.by_health else "")
+
+
+def stopped_early(job_dir: Path) -> EarlyStop | None:
+    """How a job that has not failed ended before its last step, or None if it reached it."""
+    run_dir = RunDir(job_dir)
+    total = planned_steps(OmegaConf.load(run_dir.config)) if run_dir.is_run() else None
+    step = run_dir.checkpointed_step()
+    if total is None or (step is not None and step >= total):
+        return None
+    return EarlyStop(step, total, any(alert.get("kind") == "stop" for alert in run_dir.alert_records()))
+
+
+def planned_steps(config: DictConfig) -> int | None:
+    """The environment steps a run's config asks for (schedule.total_steps, or epochs x steps_per_epoch)."""
+    schedule = config.get("schedule", {})
+    if schedule.get("epochs") is not None and schedule.get("steps_per_epoch") is not None:
+        return int(schedule.epochs) * int(schedule.steps_per_epoch)
+    return None if schedule.get("total_steps") is None else int(schedule.total_steps)
 
 
 def overrides_of(run_dir: Path) -> list[str]:
