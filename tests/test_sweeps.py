@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from omegaconf import OmegaConf
 from sac_runner.run.checkpoint import load_checkpoint
 from sac_runner.run.run_dir import RunDir
 from sac_runner.run.sweep import job_dirs, overrides_of
-from tests.harness import TINY, cli, metric_records, slow_checkpoints_env, start_cli
+from tests.harness import REPO, TINY, cli, cli_env, metric_records, slow_checkpoints_env, start_cli
 from tests.wandb_records import run_record
 
 WANDB = ("logging=wandb", "logging.mode=offline")
@@ -63,6 +64,16 @@ def test_a_2x2_multirun_makes_four_jobs_in_one_wandb_group(tmp_path):
     assert "Common to every run: `schedule=smoke agent.hidden_sizes=[16]`." in table
     assert (sweep_dir / "report" / "learning_curves.png").stat().st_size > 10_000
     assert (sweep_dir / "report" / "learning_curves.svg").exists()
+
+    # Their text records kept apart (scripts/keep_run_records.py) give sac-report the same table.
+    kept = tmp_path / "kept" / "lr_sweep"
+    copied = subprocess.run([sys.executable, str(REPO / "scripts" / "keep_run_records.py"), str(sweep_dir), str(kept)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120, env=cli_env())
+    assert copied.returncode == 0 and f"kept the records of 4 runs in {kept}" in copied.stdout, copied.stderr
+    assert not list(kept.rglob("*.pt")) and not list(kept.rglob("wandb"))
+    assert cli("sac-report", tmp_path, str(kept), "--out", str(tmp_path / "again")).returncode == 0
+    rows = lambda path: [line for line in path.read_text().splitlines() if line.startswith("|")]  # noqa: E731
+    assert rows(tmp_path / "again" / "results.md") == rows(sweep_dir / "report" / "results.md")
 
 
 def test_a_failed_job_is_reported_with_its_overrides_and_the_others_finish(tmp_path):
