@@ -19,11 +19,9 @@ from pathlib import Path
 from sac_runner.run.report import find_run_dirs
 from sac_runner.run.run_dir import RunDir
 
-LOG = "train.log"
-
 
 def records_of(run: RunDir) -> list[Path]:
-    return [p for p in (run.config, run.overrides, run.metrics, run.alerts, run.path / LOG) if p.exists()]
+    return [p for p in (run.config, run.overrides, run.metrics, run.alerts, run.log) if p.exists()]
 
 
 def keep(source: Path, destination: Path) -> int:

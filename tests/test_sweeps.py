@@ -70,7 +70,10 @@ def test_a_2x2_multirun_makes_four_jobs_in_one_wandb_group(tmp_path):
     copied = subprocess.run([sys.executable, str(REPO / "scripts" / "keep_run_records.py"), str(sweep_dir), str(kept)],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120, env=cli_env())
     assert copied.returncode == 0 and f"kept the records of 4 runs in {kept}" in copied.stdout, copied.stderr
-    assert not list(kept.rglob("*.pt")) and not list(kept.rglob("wandb"))
+    records = {".hydra/config.yaml", ".hydra/overrides.yaml", "metrics.jsonl", "alerts.jsonl", "train.log"}
+    for job in jobs:  # each job's records, and nothing else (no checkpoints, no W&B files)
+        copied_files = {p.relative_to(kept / job.name).as_posix() for p in (kept / job.name).rglob("*") if p.is_file()}
+        assert copied_files == {name for name in records if (job / name).exists()} and "train.log" in copied_files
     assert cli("sac-report", tmp_path, str(kept), "--out", str(tmp_path / "again")).returncode == 0
     rows = lambda path: [line for line in path.read_text().splitlines() if line.startswith("|")]  # noqa: E731
     assert rows(tmp_path / "again" / "results.md") == rows(sweep_dir / "report" / "results.md")

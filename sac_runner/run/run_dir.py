@@ -71,6 +71,11 @@ class RunDir:
     def is_step_checkpoint(path: Path) -> bool:
         return STEP_FILE.match(path.name) is not None
 
+    @property
+    def log(self) -> Path:
+        """Hydra's job log: named after sac-train's module (cli/train.py)."""
+        return self.path / "train.log"
+
     def checkpointed_step(self) -> int | None:
         """The step of the newest complete checkpoint (the one latest.pt points at), or None."""
         latest = self.latest_checkpoint
