@@ -86,8 +86,8 @@ def run_sac_runner(env_id: str, warmup: int, measure: int, device: str, num_envs
 
     def timed_update(batch):  # note the wall clock at the first updates at or after the measured steps
         for mark in (RANDOM_STEPS + warmup, total):
-            if trainer.step >= mark and mark not in marks:
-                marks[mark] = (trainer.step, time.perf_counter())
+            if trainer.state.step >= mark and mark not in marks:
+                marks[mark] = (trainer.state.step, time.perf_counter())
         return update(batch)
 
     parts.agent.update = timed_update

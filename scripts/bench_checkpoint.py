@@ -20,7 +20,9 @@ import torch
 
 from sac_runner.algo.replay_buffer import ReplayBuffer
 from sac_runner.config import BufferConfig
-from sac_runner.run.checkpoint import load_buffer_state, load_checkpoint, save_checkpoint
+from sac_runner.run.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from sac_runner.run.envs import Spaces
+from sac_runner.run.loop_state import LoopState
 from sac_runner.run.run_dir import RunDir
 
 
@@ -34,7 +36,7 @@ def filled_buffer(transitions: int, obs_dim: int = 17, action_dim: int = 6, epis
     buffer.starts_transition[:] = True
     buffer.starts_transition[episode::episode + 1] = False  # the final-observation slot of each episode
     buffer.size = int(buffer.starts_transition.sum())
-    buffer.slots_used, buffer.head = transitions, 0
+    buffer.slots_used[:], buffer.head[:] = transitions, 0  # one stream, every slot written
     return buffer
 
 
@@ -45,15 +47,19 @@ def main() -> None:
     args = parser.parse_args()
     run_dir = args.dir or Path(tempfile.mkdtemp(prefix="sac-bench-ckpt-"))
     buffer = filled_buffer(args.transitions)
-    payload = {"config": {}, "agent": {"weights": torch.zeros(200_000)}}
+
+    def checkpoint(step: int) -> Checkpoint:  # an agent of about the default run's size
+        return Checkpoint(config={}, spaces=Spaces(17, 6, False), agent={"weights": torch.zeros(200_000)},
+                          loop=LoopState(step=step), health=None, episodes={"episodes": []},
+                          obs=np.zeros((1, 17), np.float32), rng={}, wandb_run_id=None, step=step)
 
     writes, reads = [], []
     for step in (1, 2, 3):
         start = time.perf_counter()
-        path = save_checkpoint(RunDir(run_dir), step, payload, buffer.state_dict(), keep_last=1)
+        path = save_checkpoint(RunDir(run_dir), checkpoint(step), buffer.state_dict(), keep_last=1)
         writes.append(time.perf_counter() - start)
         start = time.perf_counter()
-        state = load_buffer_state(path, load_checkpoint(path))
+        state = load_checkpoint(path).load_buffer()
         reads.append(time.perf_counter() - start)
         assert state["size"] == buffer.size
     size = RunDir.buffer_file_of(path).stat().st_size / 2**20

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sac_runner.config import RunConfig, register_configs, to_run_config
 from sac_runner.run.builders import Parts, make_parts, seed_everything
+from sac_runner.run.checkpoint import Checkpoint
 from sac_runner.run.loop import Trainer
 from sac_runner.run.run_dir import RunDir, register_resolvers
 from sac_runner.run.tracker import Tracker
@@ -84,7 +85,7 @@ class StopAt:
 
     @property
     def requested(self) -> bool:
-        return self.trainer.step >= self.step
+        return self.trainer.state.step >= self.step
 
 
 def train_tiny(run_dir: Path, *overrides: str, stop_at: int | None = None) -> TinyRun:
@@ -101,9 +102,9 @@ def train_tiny(run_dir: Path, *overrides: str, stop_at: int | None = None) -> Ti
     return TinyRun(run, parts, final, metric_records(run_dir), trainer)
 
 
-def loop_but_its_clock(checkpoint: dict) -> dict:
+def loop_but_its_clock(checkpoint: Checkpoint) -> dict:
     """A checkpoint's loop state without the seconds trained, which no two runs share."""
-    return {key: value for key, value in checkpoint["loop"].items() if key != "elapsed"}
+    return {key: value for key, value in checkpoint.loop.state_dict().items() if key != "elapsed"}
 
 
 def metric_records(run_dir: Path) -> list[dict]:

@@ -295,7 +295,7 @@ def test_simba_networks_with_weight_norm_train_and_save_unit_norm_weights(tmp_pa
                      "agent.critic_hidden_sizes=[32,32]", "agent.actor_hidden_sizes=[16]", "env.normalize_obs=true",
                      "agent.weight_norm=[critic]", *SHORT)
     assert np.isfinite(run.final["eval/return_mean"]) and run.parts.agent.num_updates >= 200
-    saved = load_checkpoint(tmp_path)["agent"]["critic"]
+    saved = load_checkpoint(tmp_path).agent["critic"]
     for name in ("net.embed.weight", "net.blocks.0.expand.weight", "net.blocks.1.contract.weight"):
         members, _, units = saved[name].shape
         torch.testing.assert_close(torch.linalg.vector_norm(saved[name], dim=1), torch.ones(members, units), msg=name)
@@ -315,7 +315,7 @@ SHORT = ("schedule.total_steps=300", "schedule.start_steps=100", "schedule.updat
 def test_each_preset_trains_a_few_hundred_steps_and_saves_its_normalization(tmp_path, preset, narrow):
     run = train_tiny(tmp_path, f"agent={preset}", *narrow, *SHORT)
     assert np.isfinite(run.final["eval/return_mean"]) and run.parts.agent.num_updates >= 200
-    saved = load_checkpoint(tmp_path)["agent"]
+    saved = load_checkpoint(tmp_path).agent
     if preset.startswith("crossq"):  # the running statistics are saved with the networks
         assert saved["critic"]["net.pre_norms.0.running_mean"].abs().sum() > 0
         assert saved["actor"]["net.0.batches"].item() > 0

@@ -17,13 +17,13 @@ from omegaconf import OmegaConf
 from sac_runner.config import ConfigError, to_run_config
 from sac_runner.errors import CheckpointError
 from sac_runner.run.builders import make_parts, warm_start
-from sac_runner.run.checkpoint import load_checkpoint
+from sac_runner.run.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from sac_runner.run.resumed_config import resumed_config
 from sac_runner.run.training import train
 from tests.harness import TINY, cli, loop_but_its_clock, slow_checkpoints_env, start_cli, tiny_config, train_tiny
 
 
-def _agent_tensors(checkpoint: dict) -> dict[str, torch.Tensor]:
+def _agent_tensors(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
     flat = {}
 
     def walk(prefix, value):
@@ -35,7 +35,7 @@ def _agent_tensors(checkpoint: dict) -> dict[str, torch.Tensor]:
         elif isinstance(value, (list, tuple)):
             for i, v in enumerate(value):
                 walk(f"{prefix}.{i}", v)
-    walk("agent", checkpoint["agent"])
+    walk("agent", checkpoint.agent)
     return flat
 
 
@@ -58,14 +58,14 @@ def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, variant):
     train_tiny(whole, *variant)
     # Stop at step 170: mid-episode for Pendulum (200-step episodes), so the episode must be replayed.
     stopped = train_tiny(split, *variant, stop_at=170).trainer
-    assert stopped.step == 170 and (split / "checkpoints" / "step_000000170.pt").exists()
+    assert stopped.state.step == 170 and (split / "checkpoints" / "step_000000170.pt").exists()
     with open(split / "metrics.jsonl", "a") as f:  # as if the process died after logging past its checkpoint
         f.write(json.dumps({"step": 175, "train/episode_return": -1.0}) + "\n")
 
     train(tiny_config(f"resume={split}"), split, overrides=[f"resume={split}"])
 
     a, b = load_checkpoint(whole / "checkpoints" / "latest.pt"), load_checkpoint(split / "checkpoints" / "latest.pt")
-    assert a["step"] == b["step"] == 300
+    assert a.step == b.step == 300
     ta, tb = _agent_tensors(a), _agent_tensors(b)
     assert ta.keys() == tb.keys()
     different = [k for k in ta if not torch.equal(ta[k], tb[k])]
@@ -95,19 +95,19 @@ def test_resume_of_a_finished_run_says_how_to_extend_it(tmp_path):
 def test_a_resumed_run_counts_its_training_time_on_from_the_checkpoint(tmp_path):
     # sac-report's wall clock per run and time to a threshold read time/elapsed: a resume must not restart it.
     train_tiny(tmp_path, stop_at=170)
-    before = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["loop"]["elapsed"]
+    before = load_checkpoint(tmp_path / "checkpoints" / "latest.pt").loop.elapsed
     assert before > 0
     final = train(tiny_config(f"resume={tmp_path}"), tmp_path, overrides=[f"resume={tmp_path}"])
     resumed = [r["time/elapsed"] for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
                if r["step"] > 170 and "time/elapsed" in r]
     assert resumed and min(resumed) > before and final["time/elapsed"] >= max(resumed)
-    assert load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["loop"]["elapsed"] > before
+    assert load_checkpoint(tmp_path / "checkpoints" / "latest.pt").loop.elapsed > before
 
 
 def test_resume_continues_the_same_wandb_run(tmp_path, capsys):
     offline = ("logging=wandb", "logging.mode=offline")
     train_tiny(tmp_path, *offline, stop_at=120)
-    first_id = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["wandb_run_id"]
+    first_id = load_checkpoint(tmp_path / "checkpoints" / "latest.pt").wandb_run_id
     assert first_id
     capsys.readouterr()
     train(tiny_config(*offline, f"resume={tmp_path}"), tmp_path, overrides=[f"resume={tmp_path}"])
@@ -117,7 +117,7 @@ def test_resume_continues_the_same_wandb_run(tmp_path, capsys):
     # The summary's sync command names both segments, oldest first.
     sync = next(line for line in capsys.readouterr().out.splitlines() if "wandb sync" in line)
     assert f"wandb sync {runs[0]} {runs[1]}" in sync, sync
-    assert load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["wandb_run_id"] == first_id
+    assert load_checkpoint(tmp_path / "checkpoints" / "latest.pt").wandb_run_id == first_id
 
 
 # ---- retention and atomicity --------------------------------------------------------------------------
@@ -150,11 +150,11 @@ def test_best_pt_is_the_agent_of_the_best_evaluation_even_between_checkpoints(tm
     if objective == "minimize":  # the lowest return comes before learning starts, between checkpoints
         assert best_step % 150 != 0
     best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
-    assert best["best"] == {"step": best_step, "return": evals[best_step]} and best["step"] == best_step
+    assert best.best == {"step": best_step, "return": evals[best_step]} and best.step == best_step
     last = records[-1] if "eval/best_step" in records[-1] else [r for r in records if "eval/best_step" in r][-1]
     assert last["eval/best_step"] == best_step and last["eval/best_return_mean"] == evals[best_step]
     trained = load_trained(str(tmp_path / "checkpoints" / "best.pt"), torch.device("cpu"))
-    assert trained.best == best["best"]
+    assert trained.best == best.best
     replay = evaluate(trained.agent, trained.env, 2, seed=trained.run.seed + EVAL_SEED_OFFSET)
     assert replay.summary()["eval/return_mean"] == pytest.approx(evals[best_step], rel=1e-6)
 
@@ -173,7 +173,7 @@ def test_checkpoint_holds_everything_a_run_needs(tmp_path):
 def test_save_buffer_false_writes_no_buffer(tmp_path):
     train_tiny(tmp_path, "checkpoint.save_buffer=false")
     assert not list((tmp_path / "checkpoints").glob("*.buffer.pt"))
-    assert load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["buffer_file"] is None
+    assert load_checkpoint(tmp_path / "checkpoints" / "latest.pt").buffer_file is None
 
 
 def test_killing_the_writer_mid_checkpoint_leaves_the_previous_one_loadable(tmp_path):
@@ -182,21 +182,27 @@ def test_killing_the_writer_mid_checkpoint_leaves_the_previous_one_loadable(tmp_
         import os, signal, torch
         from pathlib import Path
         import sac_runner.run.checkpoint as ck
+        from sac_runner.run.envs import Spaces
+        from sac_runner.run.loop_state import LoopState
         from sac_runner.run.run_dir import RunDir
         run_dir = RunDir(Path({str(tmp_path)!r}))
-        ck.save_checkpoint(run_dir, 1, {{"weights": torch.ones(1000)}})
+        def checkpoint(step, weights):
+            return ck.Checkpoint(config={{}}, spaces=Spaces(3, 1, False), agent={{"weights": weights}},
+                                 loop=LoopState(step=step), health=None, episodes={{"episodes": []}},
+                                 obs=torch.zeros(1, 3).numpy(), rng={{}}, wandb_run_id=None, step=step)
+        ck.save_checkpoint(run_dir, checkpoint(1, torch.ones(1000)))
         real_save = torch.save
         def dying_save(obj, f, *a, **k):
             f.write(b"PK\\x03\\x04 half of a zip archive")
             f.flush()
             os.kill(os.getpid(), signal.SIGKILL)
         ck.torch.save = dying_save
-        ck.save_checkpoint(run_dir, 2, {{"weights": torch.zeros(1000)}})
+        ck.save_checkpoint(run_dir, checkpoint(2, torch.zeros(1000)))
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True)
     assert result.returncode == -signal.SIGKILL
     data = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")
-    assert data["step"] == 1 and torch.equal(data["weights"], torch.ones(1000))
+    assert data.step == 1 and torch.equal(data.agent["weights"], torch.ones(1000))
     assert not (tmp_path / "checkpoints" / "step_000000002.pt").exists()
 
 
@@ -232,15 +238,14 @@ def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(tmp_path, signal_num
     assert process.returncode == 128 + signal_number, err
     assert f"continue with: sac-train resume={run_dir}" in " ".join(out.split())
     assert "Traceback" not in err
-    data = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
-    stopped_at = data["step"]
+    stopped_at = load_checkpoint(run_dir / "checkpoints" / "latest.pt").step
     assert 0 < stopped_at < 100000
 
     # Resume in place for 50 more steps: same directory, metrics continue without gaps or repeats.
     result = cli("sac-train", tmp_path, f"resume={run_dir}", f"schedule.total_steps={stopped_at + 50}",
                  "logging.progress=false")
     assert result.returncode == 0, result.stderr
-    assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["step"] == stopped_at + 50
+    assert load_checkpoint(run_dir / "checkpoints" / "latest.pt").step == stopped_at + 50
     steps = _steps(run_dir)
     assert steps == sorted(steps) and steps[-1] == stopped_at + 50
     assert list((run_dir / ".hydra").glob("resumed_*/config.yaml"))  # the original .hydra/ is kept
@@ -263,7 +268,7 @@ def test_a_second_ctrl_c_while_the_checkpoint_is_written_stops_at_once_with_one_
     assert process.returncode == 130, err[-3000:]
     assert err.strip().startswith("error: interrupted: stopped at once") and len(err.strip().splitlines()) == 1, err
     assert not list(latest.parent.glob("*.tmp"))
-    assert load_checkpoint(latest)["step"] >= 100
+    assert load_checkpoint(latest).step >= 100
 
 
 def test_resume_with_a_changed_env_is_one_clear_line(tmp_path):
@@ -279,7 +284,7 @@ def test_resume_with_a_changed_env_is_one_clear_line(tmp_path):
 def test_warm_start_copies_the_networks_and_starts_fresh_otherwise(tmp_path):
     source = tmp_path / "source"
     train_tiny(source)
-    saved = load_checkpoint(source / "checkpoints" / "latest.pt")["agent"]
+    saved = load_checkpoint(source / "checkpoints" / "latest.pt").agent
     run = to_run_config(tiny_config(f"init_from={source}"))
     parts = make_parts(run)
     warm_start(parts.agent, parts.spaces, run.init_from)
@@ -310,20 +315,24 @@ OLD_RUN_AS_TODAY = ("buffer.capacity=1000", "threads=1", "agent.policy_update_ev
 
 
 def test_a_checkpoint_written_before_keys_moved_loads_in_todays_layout():
-    checkpoint = load_checkpoint(OLD_RUN)
-    assert checkpoint["version"] == 2
-    agent, schedule = checkpoint["config"]["agent"], checkpoint["config"]["schedule"]
+    assert _version_on_disk(resolve_checkpoint_path(OLD_RUN)) == 2
+    config = load_checkpoint(OLD_RUN).config
+    agent, schedule = config["agent"], config["schedule"]
     assert (agent["policy_update_every"], agent["target_update_every"], agent["policy_update_catch_up"]) == (2, 2, True)
-    assert checkpoint["config"]["nan_guard"] is True and checkpoint["config"]["init_from"] is None
+    assert config["nan_guard"] is True and config["init_from"] is None
     assert not {"policy_update_every", "target_update_every", "policy_update_catch_up"} & set(schedule)
     assert not {"nan_guard", "init_from"} & set(agent)
-    assert to_run_config(OmegaConf.merge(tiny_config(), checkpoint["config"])).agent.policy_update_every == 2
+    assert to_run_config(OmegaConf.merge(tiny_config(), config)).agent.policy_update_every == 2
+
+
+def _version_on_disk(path: Path) -> int:
+    return torch.load(path, weights_only=True)["version"]
 
 
 def old_run_written_here(tmp_path: Path) -> Path:
     """OLD_RUN with the state of its step-200 checkpoint (networks, optimizers, replay buffer, random
-    generators, loop) taken from the same 200-step run made here by today's sac-runner, and its version-2
-    config as written. The committed run was trained on another CPU, whose floating-point rounding differs
+    generators, loop) taken from the same 200-step run made here by today's sac-runner, in the layout of
+    version 2 (its config as written; one environment's episode and observation kept alone). The committed run was trained on another CPU, whose floating-point rounding differs
     from this one's in the last bit (torch picks its kernels by instruction set), so only a state computed
     on this machine can be compared bit for bit."""
     here = tmp_path / "here"
@@ -333,7 +342,8 @@ def old_run_written_here(tmp_path: Path) -> Path:
     written = old / "checkpoints" / "step_000000200.pt"
     as_written = torch.load(written, weights_only=True)
     state_here = torch.load(here / "checkpoints" / "step_000000200.pt", weights_only=True)
-    torch.save({**state_here, "version": as_written["version"], "config": as_written["config"]}, written)
+    torch.save({**state_here, "version": as_written["version"], "config": as_written["config"],
+                "episode_replay": state_here["episode_replay"]["episodes"][0], "obs": state_here["obs"][0]}, written)
     shutil.copyfile(here / "checkpoints" / "step_000000200.buffer.pt", old / "checkpoints" / "step_000000200.buffer.pt")
     return old
 
@@ -342,18 +352,18 @@ def test_a_run_written_before_keys_moved_resumes_exactly_as_todays_run(tmp_path)
     """Resumed from its step-200 checkpoint (version 2) to step 400, the old run ends bit for bit where
     today's sac-runner ends the same experiment run in one go."""
     old = old_run_written_here(tmp_path)
-    assert load_checkpoint(old)["version"] == 2
+    assert _version_on_disk(old / "checkpoints" / "step_000000200.pt") == 2
     train(tiny_config(f"resume={old}", "schedule.total_steps=400"), old,
           overrides=[f"resume={old}", "schedule.total_steps=400"])
     whole = train_tiny(tmp_path / "whole", *OLD_RUN_AS_TODAY, "schedule.total_steps=400")
     resumed, today = load_checkpoint(old), load_checkpoint(tmp_path / "whole")
-    assert resumed["version"] == today["version"] == 3 and resumed["step"] == today["step"] == 400
+    assert _version_on_disk(resumed.path) == _version_on_disk(today.path) == 4 and resumed.step == today.step == 400
     ta, tb = _agent_tensors(resumed), _agent_tensors(today)
     assert ta.keys() == tb.keys()
     assert not [k for k in ta if not torch.equal(ta[k], tb[k])]
-    assert resumed["loop"]["last_eval"] == today["loop"]["last_eval"]
-    assert whole.final["eval/return_mean"] == today["loop"]["last_eval"]["eval/return_mean"]
-    assert resumed["config"]["agent"]["policy_update_every"] == 2
+    assert resumed.loop.last_eval == today.loop.last_eval
+    assert whole.final["eval/return_mean"] == today.loop.last_eval["eval/return_mean"]
+    assert resumed.config["agent"]["policy_update_every"] == 2
 
 
 def test_the_best_agent_of_a_run_written_before_keys_moved_evaluates():
@@ -368,8 +378,8 @@ def test_the_best_agent_of_a_run_written_before_keys_moved_evaluates():
 def test_a_run_resumes_on_the_other_device(tmp_path, first, then):
     """A run checkpointed on the GPU fast path (agent.compile and buffer.device auto: CUDA graphs, the
     buffer's device copy) resumes on the CPU, and the reverse, to its end."""
-    assert train_tiny(tmp_path, f"device={first}", stop_at=170).trainer.step == 170
+    assert train_tiny(tmp_path, f"device={first}", stop_at=170).trainer.state.step == 170
     train(tiny_config(f"resume={tmp_path}", f"device={then}"), tmp_path, overrides=[f"resume={tmp_path}", f"device={then}"])
     resumed = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")
-    assert resumed["step"] == 300 and resumed["config"]["device"] == then
-    assert all(torch.isfinite(p).all() for p in resumed["agent"]["actor"].values())
+    assert resumed.step == 300 and resumed.config["device"] == then
+    assert all(torch.isfinite(p).all() for p in resumed.agent["actor"].values())

@@ -262,8 +262,8 @@ def test_rollback_restores_the_best_agent_keeps_the_buffer_and_the_step_and_lowe
     run = train_tiny(tmp_path, *SHORT, "health.on_collapse=rollback", "health.rollback_lr_factor=0.25",
                      "agent.critic_lr=1e-3", "agent.actor_lr=2e-3")
     trainer, agent = run.trainer, run.parts.agent
-    best = load_checkpoint(RunDir(tmp_path).best_checkpoint)["agent"]
-    step, updates, stored = trainer.step, agent.num_updates, len(run.parts.buffer)
+    best = load_checkpoint(RunDir(tmp_path).best_checkpoint).agent
+    step, updates, stored = trainer.state.step, agent.num_updates, len(run.parts.buffer)
     with torch.no_grad():  # the agent since its best evaluation: other weights, other Adam moments, other alpha
         for network in (agent.actor, agent.critic, agent.target):
             for p in network.parameters():
@@ -278,7 +278,7 @@ def test_rollback_restores_the_best_agent_keeps_the_buffer_and_the_step_and_lowe
     assert torch.equal(agent.log_alpha.detach(), best["log_alpha"])
     restored = agent.critic_optimizer.state_dict()["state"][0]["exp_avg"]
     assert torch.equal(restored, best["critic_optimizer"]["state"][0]["exp_avg"])
-    assert (trainer.step, agent.num_updates, len(run.parts.buffer)) == (step, updates, stored)
+    assert (trainer.state.step, agent.num_updates, len(run.parts.buffer)) == (step, updates, stored)
     assert trainer.health.rollbacks == 1
     assert agent.learning_rates() == pytest.approx({"actor": 5e-4, "critic": 2.5e-4, "alpha": 0.25 * 3e-4})
     record = json.loads(RunDir(tmp_path).alerts.read_text().splitlines()[-1])
@@ -310,8 +310,8 @@ def _collapse_at_400(monkeypatch) -> None:
 def test_stop_on_collapse_ends_the_run_there_with_a_checkpoint(tmp_path, monkeypatch):
     _collapse_at_400(monkeypatch)
     run = train_tiny(tmp_path, *SHORT, "health.on_collapse=stop")
-    assert run.trainer.step == 400 and run.final["health/stopped_at"] == 400
-    assert load_checkpoint(RunDir(tmp_path).latest_checkpoint)["loop"]["step"] == 400
+    assert run.trainer.state.step == 400 and run.final["health/stopped_at"] == 400
+    assert load_checkpoint(RunDir(tmp_path).latest_checkpoint).loop.step == 400
     record = json.loads(RunDir(tmp_path).alerts.read_text().splitlines()[-1])
     assert record["kind"] == "stop" and "the run stops here (health.on_collapse=stop)" in record["text"]
 
@@ -336,7 +336,7 @@ def test_a_sweep_names_its_job_stopped_by_health_and_does_not_count_it_as_finish
 def test_a_rollback_is_in_the_runs_final_record_and_its_summary(tmp_path, monkeypatch):
     _collapse_at_400(monkeypatch)
     run = train_tiny(tmp_path, *SHORT, "health.on_collapse=rollback")
-    assert run.trainer.step == 600 and (run.final["health/rollbacks"], run.final["health/lr_scale"]) == (1, 0.5)
+    assert run.trainer.state.step == 600 and (run.final["health/rollbacks"], run.final["health/lr_scale"]) == (1, 0.5)
     tracker = SimpleNamespace(metrics_path=RunDir(tmp_path).metrics, offline_segments=[])  # logging=disabled
     with console.capture() as captured:
         print_summary(run.final, RunDir(tmp_path), tracker)

@@ -110,7 +110,7 @@ def test_a_sweep_stopped_with_ctrl_c_continues_with_its_own_command(tmp_path):
     out, err = stopped.communicate(timeout=120)
     assert stopped.returncode == 128 + signal.SIGINT, err[-2000:]
     assert "continue the sweep with the same sac-train -m command" in " ".join(out.split())
-    stopped_at = load_checkpoint(first / "checkpoints" / "latest.pt")["step"]
+    stopped_at = load_checkpoint(first / "checkpoints" / "latest.pt").step
     assert not (sweep_dir / "1").exists()  # the second job never started
 
     total = f"schedule.total_steps={stopped_at + 150}"
@@ -156,7 +156,7 @@ def test_ctrl_c_on_a_joblib_sweep_keeps_every_running_jobs_checkpoint(tmp_path, 
     assert "Traceback" not in out + err, (out + err)[-3000:]
     assert (f"sweep {sweep_dir} stopped by SIGINT: its running jobs saved their checkpoints; continue it with the "
             "same sac-train -m command") in " ".join(out.split())
-    stopped_at = [load_checkpoint(job / "checkpoints" / "latest.pt")["step"] for job in jobs]
+    stopped_at = [load_checkpoint(job / "checkpoints" / "latest.pt").step for job in jobs]
     assert all(stop >= step for stop, step in zip(stopped_at, reached)), (stopped_at, reached)
     assert not (sweep_dir / "2").exists()  # queued when the signal came: not started
     assert not list(sweep_dir.rglob("*.tmp"))
@@ -200,7 +200,7 @@ def test_jobs_stopped_behind_the_launchers_back_are_counted_as_stopped_not_finis
     out = " ".join(out.split())
     assert (f"sweep {sweep_dir}: 0 of 2 jobs finished, 2 stopped before their last step (the same sac-train -m "
             "command continues them)") in out, out[-3000:]
-    stopped_at = [load_checkpoint(job / "checkpoints" / "latest.pt")["step"] for job in jobs]
+    stopped_at = [load_checkpoint(job / "checkpoints" / "latest.pt").step for job in jobs]
     for job, step in zip(jobs, stopped_at):
         assert (f"job {job.name} (schedule=smoke agent.hidden_sizes=[16] seed={job.name} schedule.checkpoint_every="
                 f"100000 schedule.total_steps=100000): stopped at step {step} of 100000 "

@@ -82,7 +82,7 @@ def test_total_steps_counts_transitions_and_the_update_to_data_ratio_holds(tmp_p
     run = train_tiny(tmp_path / "a", "env.num_envs=4", "schedule.total_steps=100", "schedule.update_after=60",
                      "schedule.update_every=10", "schedule.gradient_steps=3")
     assert len(updates) == 3 * 5  # at 60, 70, 80, 90, 100 transitions: as with one environment
-    assert run.trainer.step == 100 and len(run.parts.buffer) == 100
+    assert run.trainer.state.step == 100 and len(run.parts.buffer) == 100
     updates.clear()
     train_tiny(tmp_path / "b", "env.num_envs=4", "schedule.total_steps=100", "schedule.update_after=1")
     assert len(updates) == 100  # one gradient step per transition: 4 per vector step
@@ -116,7 +116,7 @@ def test_an_environment_that_raises_rebuilds_them_all(tmp_path, monkeypatch):
                      "+env.kwargs.raise_times=2", "schedule.total_steps=150", "schedule.eval_episodes=1")
     failures = [r for r in run.records if "train/env_failures" in r]
     assert [(r["step"], r["train/env_failures"]) for r in failures] == [(60, 1), (120, 2)]
-    assert run.trainer.step == 150 and run.trainer.episode >= 4  # 2 x 2 broken episodes, then 50-step ones
+    assert run.trainer.state.step == 150 and run.trainer.state.episode >= 4  # 2 x 2 broken episodes, then 50-step ones
     assert run.parts.buffer.episode_end.sum() >= 4
 
 
@@ -124,25 +124,25 @@ def test_resume_with_four_environments_is_bitwise_identical(tmp_path):
     variant = ("env.num_envs=4", "buffer=prioritized", "buffer.n_step=3", "env.normalize_obs=true")
     whole = train_tiny(tmp_path / "whole", *variant)
     stopped = train_tiny(tmp_path / "split", *variant, stop_at=170).trainer
-    assert stopped.step == 172  # mid-episode in every environment
+    assert stopped.state.step == 172  # mid-episode in every environment
     split = tmp_path / "split"
     train(tiny_config(*variant, f"resume={split}"), split, overrides=[f"resume={split}"])
     a, b = load_checkpoint(tmp_path / "whole"), load_checkpoint(split)
-    assert a["step"] == b["step"] == whole.trainer.step == 300
-    for name, tensor in a["agent"]["actor"].items():
-        assert torch.equal(tensor, b["agent"]["actor"][name]), name
-    for name, tensor in a["agent"]["critic"].items():
-        assert torch.equal(tensor, b["agent"]["critic"][name]), name
+    assert a.step == b.step == whole.trainer.state.step == 300
+    for name, tensor in a.agent["actor"].items():
+        assert torch.equal(tensor, b.agent["actor"][name]), name
+    for name, tensor in a.agent["critic"].items():
+        assert torch.equal(tensor, b.agent["critic"][name]), name
     assert loop_but_its_clock(a) == loop_but_its_clock(b)
 
 
 def test_async_environments_train_and_resume_with_new_episodes(tmp_path, caplog):
     variant = ("env.num_envs=2", "env.vectorization=async")
     run = train_tiny(tmp_path, *variant, stop_at=160)
-    assert run.trainer.step == 160
+    assert run.trainer.state.step == 160
     with caplog.at_level("WARNING"):
         final = train(tiny_config(*variant, f"resume={tmp_path}"), tmp_path, overrides=[f"resume={tmp_path}"])
-    assert np.isfinite(final["eval/return_mean"]) and load_checkpoint(tmp_path)["step"] == 300
+    assert np.isfinite(final["eval/return_mean"]) and load_checkpoint(tmp_path).step == 300
     assert any("starts new episodes" in r.getMessage() for r in caplog.records)
 
 

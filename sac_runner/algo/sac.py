@@ -454,3 +454,11 @@ class SAC:
         self.lr_scale = float(state.get("lr_scale", 1.0))  # absent from checkpoints before health rollbacks
         for piece in (self._learn_q, self._learn_pi):
             piece.reset()  # captured CUDA graphs read the optimizers' replaced state tensors
+
+    def roll_back_to(self, state: dict, lr_factor: float) -> None:
+        """health.on_collapse=rollback: the networks, optimizers and alpha of an earlier `state`. The update
+        counter goes on (policy delays and resets follow the step) and every learning rate is multiplied
+        by lr_factor: restored unchanged, an agent tends to walk into the same failure."""
+        num_updates, lr_scale = self.num_updates, self.lr_scale * lr_factor
+        self.load_state_dict(state)
+        self.num_updates, self.lr_scale = num_updates, lr_scale

@@ -18,7 +18,7 @@ from sac_runner.algo.replay_buffer import ReplayBuffer, buffer_bytes, n_step_dis
 from sac_runner.algo.sac import SAC
 from sac_runner.config import RunConfig
 from sac_runner.errors import CheckpointError, ConfigError
-from sac_runner.run.checkpoint import load_checkpoint, resolve_checkpoint_path
+from sac_runner.run.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from sac_runner.run.envs import Spaces, env_spaces, make_env
 from sac_runner.run.hardware import available_memory, resolve_device
 from sac_runner.run.vector_env import VectorEnvs
@@ -108,7 +108,7 @@ def _bytes(n: float) -> str:
 class Parts:
     """The objects one run is made of."""
 
-    env: gym.Env | VectorEnvs  # env.num_envs > 1: the environments stepped together
+    env: VectorEnvs            # the env.num_envs training environments (one is a vector of one)
     eval_env: gym.Env
     agent: SAC
     buffer: ReplayBuffer
@@ -121,13 +121,8 @@ class Parts:
 
 def make_parts(run: RunConfig) -> Parts:
     device = resolve_device(run.device)
-    if run.env.num_envs > 1:
-        eval_env = make_env(run.env)  # first: an environment that cannot be built fails here, in one line
-        env, spaces = VectorEnvs(run.env, seed=run.seed), env_spaces(eval_env)
-    else:
-        env = make_env(run.env, seed=run.seed)
-        eval_env = make_env(run.env)
-        spaces = env_spaces(env)
+    eval_env = make_env(run.env)  # first: an environment that cannot be built fails here, in one line
+    env, spaces = VectorEnvs(run.env, seed=run.seed), env_spaces(eval_env)
     agent = make_agent(run, spaces, device)
     return Parts(env, eval_env, agent, make_replay_buffer(run, spaces, device), spaces)
 
@@ -136,17 +131,17 @@ def warm_start(agent: SAC, spaces: Spaces, source: str) -> None:
     """Copy a trained agent's networks (and observation statistics) into a new run's agent (init_from=)."""
     path = resolve_checkpoint_path(source)
     checkpoint = load_checkpoint(path)
-    saved = Spaces.of_checkpoint(checkpoint)
+    saved = checkpoint.spaces
     if saved != spaces:
         raise CheckpointError(f"init_from={source} was trained with {saved.describe()}, but this environment "
                               f"has {spaces.obs_dim} and {spaces.action_dim}; warm-start from a run on the same spaces")
     try:
-        agent.load_networks(checkpoint["agent"])
+        agent.load_networks(checkpoint.agent)
     except (RuntimeError, KeyError) as error:
         raise CheckpointError(f"init_from={source} has networks of another shape than this run's "
                               f"({str(error).splitlines()[0]}); use the same agent.hidden_sizes, num_critics and "
                               "value_network as that run") from error
-    log.info("warm start: networks from %s (step %d)", path, checkpoint["step"])
+    log.info("warm start: networks from %s (step %d)", path, checkpoint.step)
 
 
 # ---- a trained agent, for sac-eval and sac-export ------------------------------------------------------
@@ -162,12 +157,12 @@ class Trained:
     best: dict | None = None  # best.pt: {"step", "return"} of the evaluation it was saved at
 
 
-def run_config_of(checkpoint: dict, path: Path) -> RunConfig:
+def run_config_of(checkpoint: Checkpoint) -> RunConfig:
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), checkpoint["config"])
+        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), checkpoint.config)
         return OmegaConf.to_object(merged)
     except Exception as error:
-        raise CheckpointError(f"{path} holds a config this sac-runner cannot read ({error}); "
+        raise CheckpointError(f"{checkpoint.path} holds a config this sac-runner cannot read ({error}); "
                               "use the sac-runner release that wrote it") from error
 
 
@@ -176,20 +171,20 @@ def load_trained(source: str, device: torch.device, env_seed: int | None = None,
     """The checkpoint's agent and its environment (or `env_id`, which must have the same spaces)."""
     path = resolve_checkpoint_path(source)
     checkpoint = load_checkpoint(path)
-    run = run_config_of(checkpoint, path)
+    run = run_config_of(checkpoint)
     if env_id and env_id != run.env.id:
         run.env = replace(run.env, id=env_id, kwargs={})
     run.agent = replace(run.agent, compile="off")  # a few episodes: not worth compiling, and any device will do
     env = make_env(run.env, seed=env_seed, render_mode=render_mode)
     spaces = env_spaces(env)
-    saved = Spaces.of_checkpoint(checkpoint)
+    saved = checkpoint.spaces
     if spaces != saved:
         env.close()
         raise CheckpointError(f"{path} was trained with {saved.describe()}, but {run.env.id} has "
                               f"{spaces.obs_dim} and {spaces.action_dim}; evaluate it on an environment "
                               "with the same spaces (or leave env_id unset)")
     agent = make_agent(run, spaces, device)
-    agent.actor.load_state_dict(checkpoint["agent"]["actor"])
-    agent.normalizer.load_state_dict(checkpoint["agent"]["normalizer"])
+    agent.actor.load_state_dict(checkpoint.agent["actor"])
+    agent.normalizer.load_state_dict(checkpoint.agent["normalizer"])
     agent.actor.eval()
-    return Trained(path, int(checkpoint["step"]), run, env, spaces, agent, checkpoint.get("best"))
+    return Trained(path, checkpoint.step, run, env, spaces, agent, checkpoint.best)

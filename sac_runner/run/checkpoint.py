@@ -1,21 +1,24 @@
 """Checkpoints: plain state dicts, tensors and the resolved config, written atomically.
 
 A checkpoint is a dict of tensors, numbers, strings and containers only, so it loads with
-`torch.load(weights_only=True)`, which never executes pickled code. Where the files lie in a run
-directory is RunDir's business (run_dir.py); what they hold:
+`torch.load(weights_only=True)`, which never executes pickled code. `Checkpoint` is its typed record:
+this module alone reads and writes the raw keys; everyone else asks the record for fields. Where the
+files lie in a run directory is RunDir's business (run_dir.py); what they hold:
 
-    checkpoints/step_<N>.pt         {"format": "sac-runner", "version": 3, "step": N, "config": {...},
+    checkpoints/step_<N>.pt         {"format": "sac-runner", "version": 4, "step": N, "config": {...},
                                      "obs_dim", "action_dim" (|A| when discrete), "discrete",
                                      "agent": {networks, targets, optimizers, log_alpha, normalizer, ...},
-                                     "loop": {step, episode, best_eval, last_eval}, "rng": {...},
-                                     "episode_replay": {...}, "obs", "wandb_run_id", "buffer_file"}
+                                     "loop": {LoopState's fields, "health": {...}}, "rng": {...},
+                                     "episode_replay": {"episodes": [one per environment]},
+                                     "obs" (num_envs, ...), "wandb_run_id", "buffer_file"}
     checkpoints/step_<N>.buffer.pt  the replay buffer's arrays (newest checkpoint only)
     checkpoints/latest.pt -> step_<N>.pt, the newest complete checkpoint
     checkpoints/best.pt   the agent of the best evaluation so far, written at each new best (whether or
                           not a step checkpoint falls on it), with "best": {"step", "return"}; no buffer
 
-Version 3 differs from version 2 only in its config's layout (keys that moved to the group that owns
-them, config.MOVED_KEYS): a version-2 checkpoint loads with its config upgraded, and resumes.
+Older versions load and resume: version 3 kept a run of one environment as a single episode and a
+single observation (today one environment is a vector of one); version 2 also had the config layout
+before keys moved to the group that owns them (config.MOVED_KEYS), upgraded when loaded.
 
 Loading first checks every record of the archive against the CRC-32 checksum the zip format stores
 (torch.load alone accepts flipped bytes in tensor data), so a corrupted file is refused, not used.
@@ -31,19 +34,70 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from sac_runner.config import upgrade_saved_config
 from sac_runner.errors import CheckpointError, CheckpointWriteError
+from sac_runner.run.envs import Spaces
+from sac_runner.run.loop_state import LoopState
 from sac_runner.run.run_dir import RunDir, resolve_latest
 
 FORMAT = "sac-runner"
-VERSION = 3
-READABLE_VERSIONS = (2, 3)  # 2: the config layout before keys moved (upgraded when loaded)
+VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)  # 3: one environment's episode kept alone; 2: also the config before keys moved
 _buffer_file = RunDir.buffer_file_of
+
+
+@dataclass
+class Checkpoint:
+    """What one checkpoint file holds, typed."""
+
+    config: dict[str, Any]        # the resolved run config, in today's layout
+    spaces: Spaces                # what the agent was built for
+    agent: dict[str, Any]         # SAC.state_dict()
+    loop: LoopState
+    health: dict[str, Any] | None  # HealthMonitor.state_dict() (None with health.enabled=false)
+    episodes: dict[str, Any]      # how to rebuild the environments' current episodes (VectorEnvs.state_dict())
+    obs: np.ndarray               # the environments' current observations, one row each
+    rng: dict[str, Any]           # exact_resume.capture_rng
+    wandb_run_id: str | None
+    step: int                     # the loop's step when written (best.pt: the best evaluation's)
+    best: dict[str, Any] | None = None  # best.pt only: {"step", "return"} of its evaluation
+    path: Path | None = None      # the file it was read from
+    buffer_file: str | None = None  # the replay buffer saved beside it (its name), if any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "step": self.step, "config": self.config,
+                "obs_dim": self.spaces.obs_dim, "action_dim": self.spaces.action_dim,
+                "discrete": self.spaces.discrete, "agent": self.agent,
+                "loop": {**self.loop.state_dict(), "health": self.health}, "episode_replay": self.episodes,
+                "obs": torch.as_tensor(self.obs), "rng": self.rng, "wandb_run_id": self.wandb_run_id,
+                "buffer_file": self.buffer_file, **({"best": self.best} if self.best is not None else {})}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: Path) -> "Checkpoint":
+        loop_state = dict(data["loop"])
+        health = loop_state.pop("health", None)
+        loop = LoopState()
+        loop.load_state_dict(loop_state)
+        episodes, obs = data["episode_replay"], data["obs"].numpy()
+        if "episodes" not in episodes:  # before version 4: one environment, kept alone
+            episodes, obs = {"episodes": [episodes]}, obs[None]
+        spaces = Spaces(int(data["obs_dim"]), int(data["action_dim"]), bool(data["discrete"]))
+        return cls(data["config"], spaces, data["agent"], loop, health, episodes, obs, data["rng"],
+                   data.get("wandb_run_id"), int(data["step"]), data.get("best"), path, data.get("buffer_file"))
+
+    def load_buffer(self) -> dict[str, Any] | None:
+        """The replay buffer saved with this checkpoint, or None if it was not saved or has been pruned."""
+        if self.buffer_file is None or self.path is None:
+            return None
+        path = self.path.resolve().parent / self.buffer_file
+        return _safe_load(path, "cpu") if path.exists() else None
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -63,17 +117,17 @@ def _point(link: Path, target: Path) -> None:
     os.replace(tmp, link)
 
 
-def save_checkpoint(run_dir: RunDir, step: int, payload: dict[str, Any], buffer_state: dict[str, Any] | None = None,
+def save_checkpoint(run_dir: RunDir, checkpoint: Checkpoint, buffer_state: dict[str, Any] | None = None,
                     *, keep_last: int = 0) -> Path:
     """Write the step checkpoint (and its buffer), point latest.pt at it, prune old ones."""
-    path = run_dir.step_checkpoint(step)
+    path = run_dir.step_checkpoint(checkpoint.step)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_partial_files(path.parent)  # left by a process killed while writing
         if buffer_state is not None:
             atomic_torch_save(buffer_state, _buffer_file(path))
-        atomic_torch_save({"format": FORMAT, "version": VERSION, "step": step, **payload,
-                           "buffer_file": _buffer_file(path).name if buffer_state is not None else None}, path)
+        buffer_file = _buffer_file(path).name if buffer_state is not None else None
+        atomic_torch_save(replace(checkpoint, buffer_file=buffer_file).to_dict(), path)
         _point(run_dir.latest_checkpoint, path)
     except (OSError, RuntimeError) as error:  # torch's archive writer reports a failed write as RuntimeError
         raise _write_failed(run_dir, path, error) from error
@@ -84,13 +138,14 @@ def save_checkpoint(run_dir: RunDir, step: int, payload: dict[str, Any], buffer_
     return path
 
 
-def save_best(run_dir: RunDir, payload: dict[str, Any], step: int, best_return: float) -> Path:
-    """best.pt, written whole (tmp, fsync, rename) over the previous best."""
+def save_best(run_dir: RunDir, checkpoint: Checkpoint, best_return: float) -> Path:
+    """best.pt (the agent of the evaluation at checkpoint.step), written whole (tmp, fsync, rename) over
+    the previous best."""
     path = run_dir.best_checkpoint
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save({"format": FORMAT, "version": VERSION, "step": step, **payload, "buffer_file": None,
-                           "best": {"step": step, "return": best_return}}, path)
+        best = {"step": checkpoint.step, "return": best_return}
+        atomic_torch_save(replace(checkpoint, best=best, buffer_file=None).to_dict(), path)
     except (OSError, RuntimeError) as error:
         raise _write_failed(run_dir, path, error) from error
     return path
@@ -152,8 +207,8 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
     return p
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The checkpoint's contents, its config in today's layout."""
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """The checkpoint's contents, in today's layout."""
     p = resolve_checkpoint_path(path)
     data = _safe_load(p, map_location)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -162,20 +217,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{p} has checkpoint version {data.get('version')}, this sac-runner reads "
                               f"versions {' and '.join(map(str, READABLE_VERSIONS))}; use the sac-runner release "
                               "that wrote it")
-    if data["version"] < VERSION and isinstance(data.get("config"), dict):
+    if data["version"] < 3 and isinstance(data.get("config"), dict):
         data["config"] = upgrade_saved_config(data["config"])
-    return data
-
-
-def load_buffer_state(checkpoint_path: str | os.PathLike, checkpoint: dict[str, Any]) -> dict[str, Any] | None:
-    """The replay buffer saved with this checkpoint, or None if it was not saved or has been pruned."""
-    name = checkpoint.get("buffer_file")
-    if name is None:
-        return None
-    path = Path(checkpoint_path).resolve().parent / name
-    if not path.exists():
-        return None
-    return _safe_load(path, "cpu")
+    try:
+        return Checkpoint.from_dict(data, p)
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise CheckpointError(f"{p} is a sac-runner checkpoint with missing or malformed contents ({error!r}); "
+                              "use an earlier checkpoints/step_*.pt") from error
 
 
 EXPORTED = ("is a policy exported by sac-export ({kind}), not a checkpoint: run it with {how} (README: Export), "

@@ -140,11 +140,6 @@ class Spaces:
     action_dim: int  # the size of a continuous action, or the number |A| of discrete actions
     discrete: bool
 
-    @classmethod
-    def of_checkpoint(cls, checkpoint: dict) -> "Spaces":
-        """The spaces a checkpoint's agent was trained on."""
-        return cls(int(checkpoint["obs_dim"]), int(checkpoint["action_dim"]), bool(checkpoint["discrete"]))
-
     def describe(self) -> str:
         return f"observation size {self.obs_dim} and {'|A| =' if self.discrete else 'action size'} {self.action_dim}"
 

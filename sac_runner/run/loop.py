@@ -1,6 +1,7 @@
 """The training loop of one run. Each environment step (or vector step of env.num_envs environments):
-collect transitions, learn when updates are due, then log, evaluate and checkpoint when due;
-`Cadence` holds the when, the `Trainer` the what; loop_state.py what a checkpoint holds of it."""
+collect transitions, learn when updates are due, then log, evaluate and checkpoint when due.
+`Cadence` holds the when, the `Trainer` the what, `LoopState` the loop's own counters; the Trainer
+gathers every component's state into one `Checkpoint` and gives it back on resume."""
 
 from __future__ import annotations
 
@@ -20,14 +21,14 @@ from sac_runner.config import RunConfig
 from sac_runner.errors import RunFailure
 from sac_runner.run.builders import Parts
 from sac_runner.run.cadence import Cadence, Throughput
-from sac_runner.run.checkpoint import load_checkpoint, save_best, save_checkpoint
+from sac_runner.run.checkpoint import Checkpoint, load_checkpoint, save_best, save_checkpoint
 from sac_runner.run.console import TrainingProgress
 from sac_runner.run.envs import make_env
 from sac_runner.run.evaluation import EVAL_SEED_OFFSET, EvalResult, evaluate, record_episode
-from sac_runner.run.exact_resume import EpisodeRecorder
+from sac_runner.run.exact_resume import capture_rng, restore_rng
 from sac_runner.run.hardware import TorchThreads
 from sac_runner.run.health import Alert, HealthMonitor
-from sac_runner.run.loop_state import checkpoint_payload
+from sac_runner.run.loop_state import LoopState
 from sac_runner.run.nan_guard import NanGuard, NonFiniteUpdate, batch_tensors, non_finite_inputs
 from sac_runner.run.run_dir import RunDir
 from sac_runner.run.signals import StopOnSignals
@@ -38,68 +39,66 @@ log = logging.getLogger(__name__)
 
 
 class Trainer:
-    """The training loop of one run, and the state a checkpoint must hold to continue it exactly."""
+    """The training loop of one run."""
 
     def __init__(self, run: RunConfig, parts: Parts, run_dir: RunDir, resolved: dict,
                  threads: TorchThreads | None = None):
         self.run, self.parts, self.run_dir, self.resolved = run, parts, run_dir, resolved
         self.threads = threads  # re-counted now and then: other runs on this machine start and stop
         self.cadence = Cadence(run)
-        self.step = 0          # environment steps done
-        self.episode = 0       # training episodes finished
+        self.state = LoopState()
         # "Best" follows the objective: the highest return, or the lowest cost (sign = -1).
         self.sign = 1.0 if run.agent.objective == "maximize" else -1.0
-        self.best_eval = -float("inf")
-        self.best_step = 0     # the step of the best evaluation (its agent is checkpoints/best.pt)
-        self.last_eval: dict[str, float] = {}
-        self.evaluations = 0
-        self.recorder = EpisodeRecorder()
-        self.obs: np.ndarray | None = None
+        self.obs: np.ndarray | None = None  # the environments' current observations, one row each
         self.last_checkpoint: Path | None = None
         self.wandb_run_id: str | None = None
         self.nan_guard = NanGuard(parts.agent) if run.nan_guard else None
-        self.env_failures = 0  # exceptions the environment raised in step (env.max_failures)
         self.metrics: dict[str, torch.Tensor] = {}  # the latest update's, logged every log_every steps
         self.health = HealthMonitor(run.health, run.seed) if run.health.enabled else None
         self.stopped_by_health = False  # health.on_collapse=stop ended the run
-        self.clock = Throughput()  # a resumed run starts it again, counting the seconds it trained before
+        self.clock = Throughput()
 
     # ---- the loop -------------------------------------------------------------------------------------
     def train(self, tracker: Tracker, stop: StopOnSignals | None = None) -> dict[str, float]:
         self.tracker, self.wandb_run_id = tracker, tracker.run_id
         if self.obs is None:  # a new run (a resumed one has replayed its current episodes)
-            self.start_episodes()
-        self.clock, first_step, total = Throughput(self.clock.before), self.step, self.cadence.total_steps
-        with TrainingProgress(total, enabled=self.run.logging.progress, start=self.step) as self.progress, \
+            self.start_episodes(seed=self.run.seed)
+        state, total = self.state, self.cadence.total_steps
+        self.clock, first_step = Throughput(state.elapsed), state.step  # counting the seconds trained before
+        with TrainingProgress(total, enabled=self.run.logging.progress, start=state.step) as self.progress, \
                 self.stop_on_failed_capture():
-            while not self.cadence.is_last(self.step):
-                before = self.step
-                self.step += self.num_envs
+            while not self.cadence.is_last(state.step):
+                before = state.step
+                state.step += self.num_envs
                 self.collect()
-                if updates := self.cadence.update_events(before, self.step):
+                if updates := self.cadence.update_events(before, state.step):
                     self.learn(updates)
                 self.clock.tick(self.num_envs)
-                if self.cadence.logs(before, self.step):
+                if self.cadence.logs(before, state.step):
                     self.log_training()
-                if self.cadence.evaluates(before, self.step):
+                if self.cadence.evaluates(before, state.step):
                     self.evaluate()
                 stopping = stop is not None and stop.requested
-                if self.cadence.checkpoints(before, self.step) or stopping or self.stopped_by_health:
+                if self.cadence.checkpoints(before, state.step) or stopping or self.stopped_by_health:
                     self.save_checkpoint()
                 if stopping:
-                    return dict(self.last_eval)
+                    return dict(state.last_eval)
                 if self.stopped_by_health:
                     break
-                if self.cadence.refreshes_progress(before, self.step):
-                    self.progress.update(self.step)
+                if self.cadence.refreshes_progress(before, state.step):
+                    self.progress.update(state.step)
                 self.share_cpus()
-            self.progress.update(self.step)
-        health = {"health/stopped_at": self.step} if self.stopped_by_health else {}
+            self.progress.update(state.step)
+        return self.final_metrics(first_step)
+
+    def final_metrics(self, first_step: int) -> dict[str, float]:
+        """The last evaluation, health's verdict and the run's throughput: what sac-train returns."""
+        health = {"health/stopped_at": self.state.step} if self.stopped_by_health else {}
         if self.health is not None and self.health.rollbacks:
             health |= {"health/rollbacks": self.health.rollbacks, "health/lr_scale": self.parts.agent.lr_scale}
-        return {**self.last_eval, **health, "time/elapsed": self.clock.elapsed(),
-                "time/sps_overall": (self.step - first_step) / max(self.clock.segment(), 1e-9),
-                "train/episodes": self.episode}
+        return {**self.state.last_eval, **health, "time/elapsed": self.clock.elapsed(),
+                "time/sps_overall": (self.state.step - first_step) / max(self.clock.segment(), 1e-9),
+                "train/episodes": self.state.episode}
 
     @contextmanager
     def stop_on_failed_capture(self):
@@ -107,55 +106,31 @@ class Trainer:
         try:
             yield
         except CaptureFailed as failed:
-            raise RunFailure(f"step {self.step}: {failed}; {self._kept('the last checkpoint')}; to go on from it: "
+            raise RunFailure(f"step {self.state.step}: {failed}; {self._kept('the last checkpoint')}; to go on from it: "
                              f"sac-train resume={self.run_dir.path} agent.compile=compile") from failed
 
     @property
     def num_envs(self) -> int:
         return self.run.env.num_envs
 
-    def start_episodes(self) -> None:
-        if isinstance(self.parts.env, VectorEnvs):
-            self.obs = self.parts.env.reset_all(seed=self.run.seed)
-            self.parts.agent.normalizer.update(self.obs)
-        else:
-            self.start_episode(seed=self.run.seed)
+    def start_episodes(self, seed: int | None) -> None:
+        """Every environment's first episode; environment i's reset is seeded with seed + i."""
+        self.obs = self.parts.env.reset_all(seed=seed)
+        self.parts.agent.normalizer.update(self.obs)
 
     def collect(self) -> None:
-        """Act (uniform random during warm-up, then a sample from the policy), step, store."""
-        if isinstance(self.parts.env, VectorEnvs):
-            self.collect_vector()
-        else:
-            self.collect_single()
-
-    def collect_single(self) -> None:
-        env, agent = self.parts.env, self.parts.agent
-        action = env.action_space.sample() if self.cadence.acts_randomly(self.step) else agent.act(self.obs)
-        self.recorder.record(action)
-        try:
-            next_obs, reward, terminated, truncated, info = env.step(action)
-        except Exception as error:  # a broken environment: rebuilt, up to env.max_failures times
-            self.replace_broken_env(error)
-            return
-        # Only `terminated` cuts the bootstrap; a time-limit truncation is not the end of the MDP.
-        self.parts.buffer.add(self.obs, action, reward, next_obs, terminated, truncated)
-        agent.normalizer.update(next_obs)
-        self.obs = next_obs
-        if terminated or truncated:
-            self.end_episode(float(info["episode"]["r"]), int(info["episode"]["l"]))
-            self.start_episode()
-
-    def collect_vector(self) -> None:
-        """One vector step: a batched action, every environment's transition stored in its own stream;
-        an environment whose episode ended is reset after its transition is stored."""
+        """One step of every environment: a batched action (uniform random during warm-up, then sampled
+        from the policy), each environment's transition stored in its own stream of the buffer; an
+        environment whose episode ended is reset after its transition is stored."""
         envs, agent = self.parts.env, self.parts.agent
-        actions = envs.action_space.sample() if self.cadence.acts_randomly(self.step) else agent.act(self.obs)
+        actions = envs.action_space.sample() if self.cadence.acts_randomly(self.state.step) else agent.act(self.obs)
         envs.record(actions)
         try:
             next_obs, reward, terminated, truncated, info = envs.step(actions)
         except Exception as error:  # a broken environment: all rebuilt, up to env.max_failures times
             self.replace_broken_env(error)
             return
+        # Only `terminated` cuts the bootstrap; a time-limit truncation is not the end of the MDP.
         for i in range(self.num_envs):
             self.parts.buffer.add(self.obs[i], actions[i], reward[i], next_obs[i], terminated[i], truncated[i],
                                   stream=i)
@@ -167,22 +142,19 @@ class Trainer:
             agent.normalizer.update(self.obs[i])
 
     def end_episode(self, episode_return: float, length: int) -> None:
-        self.episode += 1
-        self.tracker.log(self.step, {"train/episode_return": episode_return, "train/episode": self.episode,
-                                     "train/episode_length": length})
-        self.progress.update(self.step, train_return=episode_return)
-
-    def start_episode(self, seed: int | None = None) -> None:
-        self.obs = self.recorder.reset(self.parts.env, seed=seed)
-        self.parts.agent.normalizer.update(self.obs)
+        state = self.state
+        state.episode += 1
+        self.tracker.log(state.step, {"train/episode_return": episode_return, "train/episode": state.episode,
+                                      "train/episode_length": length})
+        self.progress.update(state.step, train_return=episode_return)
 
     def learn(self, updates: int) -> None:
         """`updates` x schedule.gradient_steps gradient steps on batches from the buffer."""
         agent, buffer, s = self.parts.agent, self.parts.buffer, self.run.schedule
         if agent.decays_lr:
-            agent.set_lr_progress(self.cadence.lr_progress(self.step))
+            agent.set_lr_progress(self.cadence.lr_progress(self.state.step))
         if buffer.prioritized:
-            buffer.set_progress(self.cadence.fraction_done(self.step))
+            buffer.set_progress(self.cadence.fraction_done(self.state.step))
         # nan_guard reads its checks after each update where that costs no wait for a GPU (on a CPU; with
         # prioritized replay, whose priorities come to the host anyway), else once after the step's updates.
         read_each = agent.device.type == "cpu" or buffer.prioritized
@@ -205,30 +177,30 @@ class Trainer:
         if agent.decays_lr or agent.lr_scale != 1.0:  # decaying, or lowered by a rollback
             self.metrics.update({f"train/{n}_lr": torch.tensor(lr) for n, lr in agent.learning_rates().items()})
         compiling = {"time/compile_s": agent.compile_seconds} if agent.compile_mode != "off" else {}
-        self.tracker.log(self.step, {**{k: v.item() for k, v in self.metrics.items()}, "time/sps": sps,
+        self.tracker.log(self.state.step, {**{k: v.item() for k, v in self.metrics.items()}, "time/sps": sps,
                                      "time/elapsed": elapsed, "buffer/size": len(buffer),
                                      "buffer/bytes_per_transition": buffer.bytes_per_transition, **compiling})
-        self.progress.update(self.step, sps=sps)
+        self.progress.update(self.state.step, sps=sps)
 
     def evaluate(self) -> None:
         """Evaluation episodes; a new best is saved as best.pt; every K-th evaluation is also filmed."""
-        self.last_eval = self.run_evaluation().summary()
-        is_best = self.sign * self.last_eval["eval/return_mean"] > self.best_eval
+        self.state.last_eval = self.run_evaluation().summary()
+        is_best = self.sign * self.state.last_eval["eval/return_mean"] > self.state.best_eval
         if is_best:
-            self.best_eval, self.best_step = self.sign * self.last_eval["eval/return_mean"], self.step
-        self.last_eval["eval/best_return_mean"] = self.sign * self.best_eval
-        self.last_eval["eval/best_step"] = self.best_step
+            self.state.best_eval, self.state.best_step = self.sign * self.state.last_eval["eval/return_mean"], self.state.step
+        self.state.last_eval["eval/best_return_mean"] = self.sign * self.state.best_eval
+        self.state.last_eval["eval/best_step"] = self.state.best_step
         if is_best and self.run.checkpoint.keep_best:
             self.save_best()
         health = self.check_health() if self.health is not None else {}
-        self.tracker.log(self.step, {**self.last_eval, **health, "time/elapsed": self.clock.elapsed()})
-        self.evaluations += 1
+        self.tracker.log(self.state.step, {**self.state.last_eval, **health, "time/elapsed": self.clock.elapsed()})
+        self.state.evaluations += 1
         video_every = self.run.logging.video_every_evals
-        if video_every and self.evaluations % video_every == 0:
+        if video_every and self.state.evaluations % video_every == 0:
             self.record_video()
-        self.progress.update(self.step, eval_return=self.last_eval["eval/return_mean"])
-        log.info("step %d: eval return %.1f +- %.1f", self.step, self.last_eval["eval/return_mean"],
-                 self.last_eval["eval/return_std"])
+        self.progress.update(self.state.step, eval_return=self.state.last_eval["eval/return_mean"])
+        log.info("step %d: eval return %.1f +- %.1f", self.state.step, self.state.last_eval["eval/return_mean"],
+                 self.state.last_eval["eval/return_std"])
 
     # ---- health (run/health.py) ------------------------------------------------------------------------
     def check_health(self) -> dict[str, float]:
@@ -240,25 +212,24 @@ class Trainer:
         finally:
             _close_quietly(env)
         metrics["time/health_s"] = time.perf_counter() - started  # their cost, against the training between evaluations
-        for alert in self.health.check(self.step, metrics, agent.learns_alpha):
+        for alert in self.health.check(self.state.step, metrics, agent.learns_alpha):
             self.raise_alert(alert)
-        collapse = self.health.collapsed(self.step, self.sign * self.last_eval["eval/return_mean"], self.best_eval,
-                                         self.best_step, self.sign)
+        collapse = self.health.collapsed(self.state.step, self.sign * self.state.last_eval["eval/return_mean"], self.state.best_eval,
+                                         self.state.best_step, self.sign)
         if collapse is not None:
             self.act_on_collapse(collapse)
         return {**metrics, "health/alerts": len(self.health.alert_steps), "health/rollbacks": self.health.rollbacks}
 
     def act_on_collapse(self, alert: Alert) -> None:
         """health.on_collapse: warn, roll back to the best agent (buffer and step kept), or stop the run."""
-        health, best = self.run.health, f"checkpoints/best.pt, step {self.best_step}"
+        health, best = self.run.health, f"checkpoints/best.pt, step {self.state.best_step}"
         action = health.on_collapse
         if action == "rollback" and self.run_dir.best_checkpoint.exists():
             agent = self.parts.agent
-            # The update counter goes on with the step (delays, resets); the learning rates go down.
-            num_updates, lr_scale = agent.num_updates, agent.lr_scale * health.rollback_lr_factor
-            agent.load_state_dict(load_checkpoint(self.run_dir.best_checkpoint, map_location=agent.device)["agent"])
-            agent.num_updates, agent.lr_scale = num_updates, lr_scale
-            agent.set_lr_progress(self.cadence.lr_progress(self.step))
+            best_agent = load_checkpoint(self.run_dir.best_checkpoint, map_location=agent.device).agent
+            agent.roll_back_to(best_agent, lr_factor=health.rollback_lr_factor)
+            agent.set_lr_progress(self.cadence.lr_progress(self.state.step))
+            lr_scale = agent.lr_scale
             self.health.rolled_back()
             then = (f"rolled back to the best agent ({best}), buffer and step kept, learning rates now "
                     f"x{lr_scale:g} of the configured ones (health.on_collapse=rollback, "
@@ -278,7 +249,7 @@ class Trainer:
     def share_cpus(self) -> None:
         """threads=auto: follow the other sac-runner runs that start and stop on this machine."""
         if self.threads is not None and (choice := self.threads.refresh()) is not None:
-            log.info("step %d: now %s", self.step, choice.describe())
+            log.info("step %d: now %s", self.state.step, choice.describe())
 
     def run_evaluation(self) -> EvalResult:
         """Evaluation episodes on the evaluation environment; if it raises in step, it is rebuilt and the
@@ -296,43 +267,38 @@ class Trainer:
     def record_video(self) -> None:
         """The first evaluation episode again, rendered to videos/step_<N>-episode-0.mp4 and logged to W&B."""
         env = make_env(self.run.env, render_mode="rgb_array")
-        paths = record_episode(self.parts.agent, env, self.run_dir.videos, self.run_dir.video_prefix(self.step),
+        paths = record_episode(self.parts.agent, env, self.run_dir.videos, self.run_dir.video_prefix(self.state.step),
                                seed=self.run.seed + EVAL_SEED_OFFSET)
-        self.tracker.log_videos(self.step, "eval/video", paths)
+        self.tracker.log_videos(self.state.step, "eval/video", paths)
 
     # ---- faults ---------------------------------------------------------------------------------------
     def replace_broken_env(self, error: Exception) -> None:
         """The training environment raised in `step`: record the episode as broken, close its last
         transition like a time limit, rebuild the environment and start a new episode."""
-        self.episode += self.num_envs  # with vector envs: every environment's episode (which one raised is unknown)
+        self.state.episode += self.num_envs  # every environment's episode (which one raised is unknown)
         for stream in range(self.num_envs):
             self.parts.buffer.end_episode(stream)
-        self.count_env_failure(error, "environment", {"train/broken_episode": self.episode})
-        log.warning("episode %d recorded as broken, environment rebuilt", self.episode)
+        self.count_env_failure(error, "environment", {"train/broken_episode": self.state.episode})
+        log.warning("episode %d recorded as broken, environment rebuilt", self.state.episode)
         _close_quietly(self.parts.env)
-        seed = (self.run.seed + self.env_failures) % 2**32  # a fresh stream for the new environment's resets
-        if isinstance(self.parts.env, VectorEnvs):
-            self.parts.env = VectorEnvs(self.run.env, seed=seed)
-            self.obs = self.parts.env.reset_all(seed=seed)
-            self.parts.agent.normalizer.update(self.obs)
-        else:
-            self.parts.env = make_env(self.run.env, seed=seed)
-            self.start_episode(seed=seed)
+        seed = (self.run.seed + self.state.env_failures) % 2**32  # a fresh stream for the new environments' resets
+        self.parts.env = VectorEnvs(self.run.env, seed=seed)
+        self.start_episodes(seed=seed)
 
     def count_env_failure(self, error: Exception, which: str, record: dict) -> None:
         """One more exception from an environment's step; past env.max_failures the run stops (the last
         checkpoint stays as it was)."""
-        self.env_failures += 1
-        self.tracker.log(self.step, {**record, "train/env_failures": self.env_failures})
+        self.state.env_failures += 1
+        self.tracker.log(self.state.step, {**record, "train/env_failures": self.state.env_failures})
         what = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         allowed = self.run.env.max_failures
-        if self.env_failures > allowed:
-            raise RunFailure(f"{which} {self.run.env.id} raised in step at step {self.step} ({what}), "
-                             f"failure {self.env_failures} with env.max_failures={allowed}: training stopped; "
+        if self.state.env_failures > allowed:
+            raise RunFailure(f"{which} {self.run.env.id} raised in step at step {self.state.step} ({what}), "
+                             f"failure {self.state.env_failures} with env.max_failures={allowed}: training stopped; "
                              f"{self._kept('the last checkpoint')}; fix the environment and resume, or raise "
                              "env.max_failures")
         log.warning("%s %s raised in step at step %d (%s), failure %d of %d allowed", which, self.run.env.id,
-                    self.step, what, self.env_failures, allowed)
+                    self.state.step, what, self.state.env_failures, allowed)
 
     def check_updates(self, watched: list[tuple[torch.Tensor, dict[str, torch.Tensor], Batch]]) -> None:
         """nan_guard after this step's updates: a non-finite one stops the run before anything is saved."""
@@ -353,12 +319,12 @@ class Trainer:
     def stop_non_finite(self, fault: NonFiniteUpdate, batch: Batch | None, update_number: int | None = None) -> None:
         saved = ""
         if batch is not None:
-            path = self.run_dir.nonfinite_batch(self.step)
+            path = self.run_dir.nonfinite_batch(self.state.step)
             torch.save(batch_tensors(batch), path)
             saved = f"; the batch is in {path}"
         note = f" ({fault.batch_note})" if fault.batch_note else ""
         update_number = self.parts.agent.num_updates if update_number is None else update_number
-        raise RunFailure(f"non-finite {fault.quantity} at step {self.step} (update {update_number})"
+        raise RunFailure(f"non-finite {fault.quantity} at step {self.state.step} (update {update_number})"
                          f"{note}: training stopped and nothing was saved from that update; "
                          f"{self._kept('the last good checkpoint')}{saved}; lower the learning rates or set "
                          "agent.max_grad_norm (or fix the environment's rewards/observations), then restart or "
@@ -370,16 +336,47 @@ class Trainer:
         return f"{what} {self.last_checkpoint} is kept"
 
     # ---- checkpoints ----------------------------------------------------------------------------------
+    def checkpoint(self) -> Checkpoint:
+        """Everything it takes to continue this run exactly: the config, the agent, the loop's state, the
+        health monitor's, the environments' current episodes, the RNGs and the W&B run id."""
+        if self.nan_guard is not None:  # a checkpoint never holds a non-finite weight
+            try:
+                self.nan_guard.check_parameters()
+            except NonFiniteUpdate as fault:
+                self.stop_non_finite(fault, None)
+        state = dataclasses.replace(self.state, elapsed=self.clock.elapsed())
+        return Checkpoint(config=self.resolved, spaces=self.parts.spaces, agent=self.parts.agent.state_dict(),
+                          loop=state, health=None if self.health is None else self.health.state_dict(),
+                          episodes=self.parts.env.state_dict(), obs=self.obs, rng=capture_rng(self.parts.env),
+                          wandb_run_id=self.wandb_run_id, step=state.step)
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Continue from `checkpoint`: agent, buffer, the loop's state, health, the current episodes, then
+        the RNGs. A finished run never gets here (training.already_finished)."""
+        self.parts.agent.load_state_dict(checkpoint.agent)
+        buffer_state = checkpoint.load_buffer()
+        if buffer_state is not None:
+            self.parts.buffer.load_state_dict(buffer_state)
+        else:
+            log.warning("%s has no saved replay buffer (checkpoint.save_buffer=false, or an older checkpoint "
+                        "whose buffer was pruned): the buffer refills from scratch, so the run is not exact",
+                        checkpoint.path)
+        self.state = dataclasses.replace(checkpoint.loop)
+        if self.health is not None and checkpoint.health is not None:  # none with health off then, or older
+            self.health.load_state_dict(checkpoint.health)
+        self.obs = self.parts.env.replay(checkpoint.episodes, checkpoint.obs)
+        restore_rng(checkpoint.rng, self.parts.env)
+        self.last_checkpoint = checkpoint.path
+
     def save_checkpoint(self) -> Path:
         c = self.run.checkpoint
         buffer_state = self.parts.buffer.state_dict() if c.save_buffer else None
-        self.last_checkpoint = save_checkpoint(self.run_dir, self.step, checkpoint_payload(self), buffer_state,
-                                               keep_last=c.keep_last)
+        self.last_checkpoint = save_checkpoint(self.run_dir, self.checkpoint(), buffer_state, keep_last=c.keep_last)
         return self.last_checkpoint
 
     def save_best(self) -> None:
         """checkpoints/best.pt: the agent of this (new best) evaluation, at every new best."""
-        save_best(self.run_dir, checkpoint_payload(self), self.best_step, self.sign * self.best_eval)
+        save_best(self.run_dir, self.checkpoint(), self.sign * self.state.best_eval)
 
 
 def _close_quietly(env: gym.Env) -> None:

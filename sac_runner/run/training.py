@@ -12,11 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 from sac_runner.config import RunConfig, to_run_config
 from sac_runner.errors import ConfigError
 from sac_runner.run.builders import make_parts, seed_everything, warm_start
-from sac_runner.run.checkpoint import load_checkpoint, resolve_checkpoint_path
+from sac_runner.run.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from sac_runner.run.console import console, key_value_table
 from sac_runner.run.hardware import RunRegistry, TorchThreads
 from sac_runner.run.loop import Trainer
-from sac_runner.run.loop_state import restore
 from sac_runner.run.resumed_config import resumed_config
 from sac_runner.run.run_dir import RunDir, point_latest_at
 from sac_runner.run.signals import StopOnSignals
@@ -42,12 +41,12 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
         refuse_to_overwrite(run_dir)
     with RunRegistry(run_dir=run_dir.path) as registry:
         threads = TorchThreads(start.run.threads, parallel_jobs, registry)
-        log.info("%s", threads.choice.describe())
         seed_everything(start.run.seed)
         parts = make_parts(start.run)
         try:
             trainer = Trainer(start.run, parts, run_dir, start.resolved, threads)
             continue_or_warm_start(trainer, start)
+            log.info("%s", threads.choice.describe())  # once every check has passed: a refused run prints one line
             with Tracker(run_dir, start.run.logging, start.resolved, run_name=run_dir.path.name,
                          resume_id=start.wandb_run_id) as tracker, StopOnSignals() as stop:
                 if start.checkpoint is None:  # every check has passed: the run exists from here on
@@ -68,39 +67,38 @@ class Start:
 
     run: RunConfig
     resolved: dict                       # the resolved config: saved in checkpoints, given to W&B
-    checkpoint: dict | None = None
-    checkpoint_path: Path | None = None
+    checkpoint: Checkpoint | None = None
 
     @property
     def wandb_run_id(self) -> str | None:
-        return self.checkpoint.get("wandb_run_id") if self.checkpoint else None
+        return self.checkpoint.wandb_run_id if self.checkpoint else None
 
     @property
     def finished(self) -> bool:
         """A resumed run whose checkpoint is at its last step (schedule.total_steps as resumed)."""
-        return self.checkpoint is not None and self.checkpoint["loop"]["step"] >= self.run.schedule.steps
+        return self.checkpoint is not None and self.checkpoint.loop.step >= self.run.schedule.steps
 
 
 def new_or_resumed(cfg: DictConfig, overrides: list[str]) -> Start:
     """A new run's config, or (resume=) the checkpoint's own config with the harmless overrides applied."""
-    checkpoint, path = None, None
+    checkpoint = None
     if cfg.get("resume"):
         path = resolve_checkpoint_path(cfg.resume)
         checkpoint = load_checkpoint(path)
-        cfg = resumed_config(cfg, checkpoint["config"], overrides, source=str(path))
-    return Start(to_run_config(cfg), OmegaConf.to_container(cfg, resolve=True), checkpoint, path)
+        cfg = resumed_config(cfg, checkpoint.config, overrides, source=str(path))
+    return Start(to_run_config(cfg), OmegaConf.to_container(cfg, resolve=True), checkpoint)
 
 
 def already_finished(start: Start, sweep_job: str | None) -> dict[str, float]:
     """A finished run is not trained again: resume= of one is refused with the way to extend it; a
     finished job of a sweep started again returns its last evaluation (what the sweeper records)."""
-    step = start.checkpoint["loop"]["step"]
+    loop, path = start.checkpoint.loop, start.checkpoint.path
     if sweep_job is None:
-        raise ConfigError(f"nothing to resume: {start.checkpoint_path} is at step {step}, the run's last step; "
+        raise ConfigError(f"nothing to resume: {path} is at step {loop.step}, the run's last step; "
                           "raise schedule.total_steps to train it longer")
-    final = {**start.checkpoint["loop"]["last_eval"], "time/elapsed": start.checkpoint["loop"].get("elapsed", 0.0)}
+    final = {**loop.last_eval, "time/elapsed": loop.elapsed}
     log.info("%s finished before, at step %d (%s): not trained again; its last evaluation: %.1f", sweep_job,
-             step, start.checkpoint_path, final["eval/return_mean"])
+             loop.step, path, final["eval/return_mean"])
     return final
 
 
@@ -116,9 +114,9 @@ def refuse_to_overwrite(run_dir: RunDir) -> None:
 def continue_or_warm_start(trainer: Trainer, start: Start) -> None:
     """A resumed run continues from its checkpoint; a new one may start from another run's networks."""
     if start.checkpoint is not None:
-        restore(trainer, start.checkpoint, start.checkpoint_path)
-        dropped = truncate_metrics(trainer.run_dir, trainer.step)
-        log.info("resumed %s at step %d%s", trainer.run_dir.path, trainer.step,
+        trainer.restore(start.checkpoint)
+        dropped = truncate_metrics(trainer.run_dir, trainer.state.step)
+        log.info("resumed %s at step %d%s", trainer.run_dir.path, trainer.state.step,
                  f" ({dropped} metric records after the checkpoint dropped)" if dropped else "")
     elif start.run.init_from:
         warm_start(trainer.parts.agent, trainer.parts.spaces, start.run.init_from)
@@ -155,7 +153,7 @@ def pause(stop: StopOnSignals, trainer: Trainer, sweep_job: str | None = None) -
                 f"sac-train resume={trainer.run_dir.path}")
     else:
         then = f"continue with: sac-train resume={trainer.run_dir.path}"
-    console.print(f"[bold]{stop.signal_name}[/bold]: stopped at step {trainer.step} of "
+    console.print(f"[bold]{stop.signal_name}[/bold]: stopped at step {trainer.state.step} of "
                   f"{trainer.cadence.total_steps} and saved {trainer.last_checkpoint}; {then}")
     stop.hand_over()
     raise SystemExit(128 + stop.signal_number)

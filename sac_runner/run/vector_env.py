@@ -1,4 +1,6 @@
-"""env.num_envs > 1: environments stepped together through gymnasium.vector, acted on in one batch.
+"""The training environments: env.num_envs of them stepped together through gymnasium.vector and acted
+on in one batch. One environment is a vector of one, in this process (as CleanRL's and SB3's loops do),
+so the loop has one path for 1 .. N environments.
 
 Autoreset is off (gymnasium's AutoresetMode.DISABLED): when an environment's episode ends, the step
 returns its real final observation, the loop stores that transition, and only then is that one
@@ -6,7 +8,7 @@ environment reset. So a stored transition never crosses a reset, and terminated 
 kept per environment. Each environment is one stream of the replay buffer (its next observation is
 its next slot).
 
-With vectorization=sync the environments live in this process and an EpisodeRecorder per environment
+With vectorization=sync (always for a single environment) the environments live in this process and an EpisodeRecorder per environment
 notes each reset and action, so a checkpoint can rebuild every environment's current episode
 (bit-exact resume). With vectorization=async (one subprocess each) a resumed run starts new episodes.
 """
@@ -32,7 +34,7 @@ class VectorEnvs:
     def __init__(self, cfg: EnvConfig, seed: int | None = None):
         self.cfg, self.num_envs = cfg, cfg.num_envs
         builders = [functools.partial(make_env, cfg) for _ in range(cfg.num_envs)]
-        vector_class = SyncVectorEnv if cfg.vectorization == "sync" else AsyncVectorEnv
+        vector_class = SyncVectorEnv if cfg.vectorization == "sync" or cfg.num_envs == 1 else AsyncVectorEnv
         self.vector = vector_class(builders, autoreset_mode=AutoresetMode.DISABLED)
         if seed is not None:
             self.vector.action_space.seed(seed)

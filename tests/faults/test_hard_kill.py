@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sac_runner.run.checkpoint import load_buffer_state, load_checkpoint
+from sac_runner.run.checkpoint import load_checkpoint
 from tests.harness import TINY, cli, start_cli
 
 TOTAL, LOG_EVERY, EVAL_EVERY = 6000, 50, 1000
@@ -24,8 +24,8 @@ def every_checkpoint_loads(run_dir: Path) -> list[int]:
     steps = []
     for path in sorted((run_dir / "checkpoints").glob("step_*[0-9].pt")):
         checkpoint = load_checkpoint(path)
-        load_buffer_state(path, checkpoint)  # the newest one's buffer, if its file is there
-        steps.append(checkpoint["step"])
+        checkpoint.load_buffer()  # the newest one's buffer, if its file is there
+        steps.append(checkpoint.step)
     return steps
 
 
@@ -60,7 +60,7 @@ def test_sigkill_at_random_moments_then_resume_loses_nothing(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:] if isinstance(proc.stderr, str) else proc.stderr.read()
     assert kills >= 3, f"only {kills} kills landed while training"
 
-    assert load_checkpoint(run_dir)["step"] == TOTAL
+    assert load_checkpoint(run_dir).step == TOTAL
     assert every_checkpoint_loads(run_dir)[-1] == TOTAL
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     periodic = [r["step"] for r in records if "time/sps" in r]

@@ -81,13 +81,13 @@ def test_the_parameter_check_names_the_network():
 def test_no_checkpoint_is_written_with_a_non_finite_parameter(tmp_path):
     run = to_run_config(tiny_config())
     trainer = Trainer(run, make_parts(run), RunDir(tmp_path), {})
-    trainer.obs = np.zeros(3, np.float32)
+    trainer.obs = np.zeros((1, 3), np.float32)
     trainer.save_checkpoint()
     with torch.no_grad():
         next(trainer.parts.agent.actor.parameters()).view(-1)[0] = float("nan")
     with pytest.raises(RunFailure, match="non-finite actor parameters at step 0"):
         trainer.save_checkpoint()
-    assert load_checkpoint(tmp_path)["step"] == 0
+    assert load_checkpoint(tmp_path).step == 0
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*.pt")) == [
         "step_000000000.buffer.pt", "step_000000000.pt"]
 
@@ -117,8 +117,8 @@ def test_a_nan_reward_stops_the_run_keeps_the_last_good_checkpoint_and_saves_the
     batch = torch.load(batch_file, weights_only=True)
     assert torch.isnan(batch["reward"]).any() and batch["obs"].shape == (32, 2)
     checkpoint = load_checkpoint(run_dir)
-    assert checkpoint["step"] == 150
-    assert all(torch.isfinite(p).all() for p in checkpoint["agent"]["critic"].values())
+    assert checkpoint.step == 150
+    assert all(torch.isfinite(p).all() for p in checkpoint.agent["critic"].values())
 
 
 
@@ -134,7 +134,7 @@ def test_a_nan_reward_stops_a_run_on_the_gpu_fast_path(tmp_path, num_envs):
     (batch_file,) = tmp_path.glob("nonfinite_batch_step_*.pt")
     assert str(batch_file) in str(stopped.value)
     assert torch.isnan(torch.load(batch_file, weights_only=True)["reward"]).any()
-    assert load_checkpoint(tmp_path)["step"] == 150
+    assert load_checkpoint(tmp_path).step == 150
 
 
 # ---- a CUDA graph CUDA refuses to capture ----------------------------------------------------------
@@ -179,7 +179,7 @@ def test_a_refused_capture_stops_the_run_keeping_its_checkpoint_and_says_how_to_
     assert str(stopped.value) == (
         "step 160: agent.compile=cudagraphs: CUDA refused to capture the critic update as a graph; the last "
         f"checkpoint {checkpoint} is kept; to go on from it: sac-train resume={tmp_path} agent.compile=compile")
-    assert load_checkpoint(tmp_path)["step"] == 150
+    assert load_checkpoint(tmp_path).step == 150
 
 # ---- W&B failing ---------------------------------------------------------------------------------
 @pytest.fixture
@@ -237,7 +237,7 @@ def test_an_environment_that_raises_is_rebuilt_and_training_goes_on(tmp_path):
     assert [(r["step"], r["train/env_failures"]) for r in failures] == [(60, 1), (120, 2), (180, 3)]
     assert "raised in step at step 60 (RuntimeError: simulator crashed at its step 60)" in " ".join(proc.stdout.split())
     checkpoint = load_checkpoint(tmp_path / "run")
-    assert checkpoint["step"] == 200 and checkpoint["loop"]["env_failures"] == 3
+    assert checkpoint.step == 200 and checkpoint.loop.env_failures == 3
 
 
 def test_one_failure_more_than_allowed_stops_the_run(tmp_path):
@@ -299,11 +299,11 @@ def test_a_disk_full_during_a_checkpoint_keeps_the_previous_one_and_nothing_is_l
         f"(or fix the directory's permissions), then continue with: sac-train resume={run_dir}")
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
         "best.pt", "latest.pt", "step_000001000.buffer.pt", "step_000001000.pt"]
-    assert load_checkpoint(run_dir)["step"] == 1000
+    assert load_checkpoint(run_dir).step == 1000
     # With space again, the run resumes from there and finishes, every step logged once.
     proc = cli("sac-train", tmp_path, *args, f"resume={run_dir}")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert load_checkpoint(run_dir)["step"] == 2000
+    assert load_checkpoint(run_dir).step == 2000
     steps = [r["step"] for r in records(run_dir) if "time/sps" in r]
     assert steps == list(range(50, 2001, 50))
 
