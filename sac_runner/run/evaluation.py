@@ -1,5 +1,13 @@
 """Evaluation episodes with a fixed set of seeds, so evaluations are comparable over training; and the
-evaluation of a saved checkpoint (sac-eval), its agent rebuilt through the same builders as training."""
+evaluation of a saved checkpoint (sac-eval), its agent rebuilt through the same builders as training.
+
+Each episode is kept as an `EpisodeRecord` (return, length, and the numeric values the environment's
+`info` reports at its end, e.g. `is_success`); `EvalResult.summary` is the one place their statistics are
+computed, for the training loop's metrics (metrics.jsonl, W&B, TensorBoard, sac-report) and for sac-eval
+(eval_results.json, its table, its W&B run). A new statistic of a per-episode value is an entry in
+SUMMARY_STATISTICS (a new kind, e.g. a median, also one in STATISTICS beside it); a number the environment
+reports in `info` needs no code: its mean is summarized as eval/<key>_mean.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -21,17 +30,60 @@ from sac_runner.run.tracker import Tracker
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes use seeds disjoint from training's
 
+# The statistics the summary gives of each per-episode value, as "<prefix><value>_<statistic>": the return
+# and the length as named here, every value of the environment's info its mean. Statistics over the
+# episodes that report the value; std is the population standard deviation (np.std).
+STATISTICS = {"mean": np.mean, "std": np.std, "min": np.min, "max": np.max}
+SUMMARY_STATISTICS: dict[str, tuple[str, ...]] = {"return": ("mean", "std", "min", "max"), "length": ("mean",)}
+INFO_STATISTICS = ("mean",)
+# Info keys that are not the environment's own measurements: RecordEpisodeStatistics' return and length.
+IGNORED_INFO = frozenset({"episode"})
+
+
+def numeric_info(info: dict[str, Any]) -> dict[str, float]:
+    """The numbers in an environment's `info` (int, float, bool and numpy scalars), as floats."""
+    return {key: float(value) for key, value in info.items()
+            if key not in IGNORED_INFO and isinstance(value, (int, float, np.integer, np.floating, np.bool_))}
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """One evaluation episode: its return, its length, and the numbers its last step's `info` held."""
+    episode_return: float
+    length: int
+    info: dict[str, float] = field(default_factory=dict)
+
+    def values(self) -> dict[str, float]:
+        """Its per-episode values by name: return, length, then its info's (which cannot override them)."""
+        own = {"return": self.episode_return, "length": float(self.length)}
+        return {**own, **{name: value for name, value in self.info.items() if name not in own}}
+
+    def as_json(self) -> dict[str, Any]:
+        return {"return": self.episode_return, "length": self.length, "info": self.info}
+
 
 @dataclass
 class EvalResult:
-    returns: list[float] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
+    episodes: list[EpisodeRecord] = field(default_factory=list)
+
+    @property
+    def returns(self) -> list[float]:
+        return [episode.episode_return for episode in self.episodes]
+
+    @property
+    def lengths(self) -> list[int]:
+        return [episode.length for episode in self.episodes]
 
     def summary(self, prefix: str = "eval/") -> dict[str, float]:
-        r, n = np.asarray(self.returns), np.asarray(self.lengths)
-        return {f"{prefix}return_mean": float(r.mean()), f"{prefix}return_std": float(r.std()),
-                f"{prefix}return_min": float(r.min()), f"{prefix}return_max": float(r.max()),
-                f"{prefix}length_mean": float(n.mean())}
+        """The statistics of every per-episode value: return, length, then the info values in the order
+        the episodes first reported them (SUMMARY_STATISTICS says which)."""
+        per_value: dict[str, list[float]] = {}
+        for episode in self.episodes:
+            for name, value in episode.values().items():
+                per_value.setdefault(name, []).append(value)
+        return {f"{prefix}{name}_{statistic}": float(STATISTICS[statistic](np.asarray(values, dtype=float)))
+                for name, values in per_value.items()
+                for statistic in SUMMARY_STATISTICS.get(name, INFO_STATISTICS)}
 
 
 def evaluate(agent: SAC, env: gym.Env, episodes: int, seed: int, deterministic: bool = True) -> EvalResult:
@@ -42,12 +94,11 @@ def evaluate(agent: SAC, env: gym.Env, episodes: int, seed: int, deterministic: 
         obs, _ = env.reset(seed=(seed + i) % 2**32)
         episode_return, length, done = 0.0, 0, False
         while not done:
-            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=deterministic))
+            obs, reward, terminated, truncated, info = env.step(agent.act(obs, deterministic=deterministic))
             episode_return += float(reward)
             length += 1
             done = terminated or truncated
-        result.returns.append(episode_return)
-        result.lengths.append(length)
+        result.episodes.append(EpisodeRecord(episode_return, length, numeric_info(info)))
     return result
 
 
