@@ -23,7 +23,7 @@ from gymnasium.wrappers import RecordVideo
 
 from sac_runner.algo.sac import SAC
 from sac_runner.config import EvalConfig
-from sac_runner.run.builders import load_trained, seed_everything
+from sac_runner.run.builders import Trained, load_trained, seed_everything
 from sac_runner.run.hardware import resolve_device
 from sac_runner.run.run_dir import RunDir
 from sac_runner.run.tracker import Tracker
@@ -119,9 +119,17 @@ def record_episode(agent: SAC, env: gym.Env, folder: Path, name_prefix: str, see
     return sorted(folder.glob(f"{name_prefix}*.mp4"))
 
 
-def evaluate_checkpoint(cfg: EvalConfig, out_dir: Path) -> dict:
+@dataclass(frozen=True)
+class CheckpointEvaluation:
+    """sac-eval's evaluation of a checkpoint: `report`, what eval_results.json holds; `summary`, its
+    statistics (EvalResult.summary without a prefix, also in `report`) in the order of sac-eval's table."""
+    report: dict[str, Any]
+    summary: dict[str, float]
+
+
+def evaluate_checkpoint(cfg: EvalConfig, out_dir: Path) -> CheckpointEvaluation:
     """Rebuild the checkpoint's agent and environment, run the episodes, write eval_results.json (and
-    videos, and a W&B run when asked) into `out_dir`; returns the report."""
+    videos, and a W&B run when asked) into `out_dir`."""
     seed_everything(cfg.seed)
     trained = load_trained(cfg.checkpoint, resolve_device(cfg.device), env_seed=cfg.seed,
                            render_mode="rgb_array" if cfg.video else None, env_id=cfg.env_id)
@@ -131,26 +139,35 @@ def evaluate_checkpoint(cfg: EvalConfig, out_dir: Path) -> dict:
         result = evaluate(trained.agent, env, cfg.episodes, seed=cfg.seed, deterministic=cfg.deterministic)
     finally:
         env.close()
-
-    returns, lengths = np.asarray(result.returns), np.asarray(result.lengths)
     videos = sorted(videos_dir.glob("*.mp4")) if cfg.video else []
-    report = {
+    summary = result.summary(prefix="")
+    evaluation = CheckpointEvaluation(_report(cfg, trained, result, summary, videos), summary)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "eval_results.json").write_text(json.dumps(evaluation.report, indent=2))
+    if cfg.logging.mode != "disabled":
+        _log_evaluation(cfg, out_dir, evaluation.report, result, videos)
+    return evaluation
+
+
+def _report(cfg: EvalConfig, trained: Trained, result: EvalResult, summary: dict[str, float],
+            videos: list[Path]) -> dict[str, Any]:
+    """eval_results.json: the checkpoint and how it was evaluated, the summary, and every episode."""
+    return {
         "checkpoint": str(trained.path.resolve()), "env": trained.run.env.id, "step": trained.step,
         "episodes": cfg.episodes, "deterministic": cfg.deterministic, "seed": cfg.seed,
-        "return_mean": float(returns.mean()), "return_std": float(returns.std()),
-        "return_min": float(returns.min()), "return_max": float(returns.max()),
-        "length_mean": float(lengths.mean()), "returns": result.returns, "lengths": result.lengths,
+        **summary, "returns": result.returns, "lengths": result.lengths,
+        "episode_records": [episode.as_json() for episode in result.episodes],
         "videos": [str(v) for v in videos],
         # best.pt: the training evaluation it was saved at (step, mean return)
         "best_during_training": trained.best,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "eval_results.json").write_text(json.dumps(report, indent=2))
-    if cfg.logging.mode != "disabled":
-        config = {"checkpoint": report["checkpoint"], "env": report["env"], "train_step": report["step"],
-                  "episodes": cfg.episodes, "deterministic": cfg.deterministic, "seed": cfg.seed}
-        with Tracker(RunDir(out_dir), cfg.logging, config, run_name=f"eval-{out_dir.name}") as tracker:
-            tracker.log(report["step"], {f"eval/{k}": report[k] for k in
-                                         ("return_mean", "return_std", "return_min", "return_max", "length_mean")})
-            tracker.log_videos(report["step"], "eval/video", videos)
-    return report
+
+
+def _log_evaluation(cfg: EvalConfig, out_dir: Path, report: dict[str, Any], result: EvalResult,
+                    videos: list[Path]) -> None:
+    """The summary (under the keys training logs its evaluations with) and the videos, to a tracker run."""
+    config = {"checkpoint": report["checkpoint"], "env": report["env"], "train_step": report["step"],
+              "episodes": cfg.episodes, "deterministic": cfg.deterministic, "seed": cfg.seed}
+    with Tracker(RunDir(out_dir), cfg.logging, config, run_name=f"eval-{out_dir.name}") as tracker:
+        tracker.log(report["step"], result.summary())
+        tracker.log_videos(report["step"], "eval/video", videos)
