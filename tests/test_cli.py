@@ -144,6 +144,25 @@ def test_eval_runs_on_the_checkpoint_and_writes_json(trained):
     assert "return mean" in proc.stdout
 
 
+def test_eval_reports_what_the_environment_says_at_the_end_of_its_episodes(tmp_path):
+    # Goal-v0 (tests/toy_envs.py): episode seeds 4, 5, 6 succeed, fail, succeed; distances 4, 0, 1.
+    assert cli("sac-train", tmp_path, *TINY, "env.id=tests.toy_envs:Goal-v0", "schedule.total_steps=100",
+               "hydra.run.dir=run").returncode == 0
+    proc = cli("sac-eval", tmp_path, f"checkpoint={tmp_path / 'run'}", "episodes=3", "seed=4", "hydra.run.dir=ev")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "ev" / "eval_results.json").read_text())
+    assert report["is_success_mean"] == pytest.approx(2 / 3) and report["distance_mean"] == pytest.approx(5 / 3)
+    assert report["episode_records"] == [{"return": 1.0, "length": 2, "info": {"is_success": 1.0, "distance": 4.0}},
+                                         {"return": 1.5, "length": 3, "info": {"is_success": 0.0, "distance": 0.0}},
+                                         {"return": 0.5, "length": 1, "info": {"is_success": 1.0, "distance": 1.0}}]
+    assert report["returns"] == [1.0, 1.5, 0.5] and report["lengths"] == [2, 3, 1] and report["return_mean"] == 1.0
+    (header,) = [line for line in proc.stdout.splitlines() if line.startswith("┃")]
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("│")]
+    assert [cell.strip() for cell in header.strip("┃").split("┃")] == [
+        "return mean", "return std", "return min", "return max", "length mean", "is success mean", "distance mean"]
+    assert [cell.strip() for cell in row.strip("│").split("│")] == ["1.0", "0.408", "0.5", "1.5", "2.0", "0.667", "1.7"]
+
+
 def test_eval_accepts_a_run_directory(trained):
     cwd, run_dir, _ = trained
     proc = run("sac-eval", cwd, f"checkpoint={run_dir}", "episodes=1")

@@ -164,5 +164,6 @@ def test_discrete_sac_learns_the_best_arm(tmp_path):
 def test_discrete_sac_trains_with_replay_options_and_its_checkpoint_evaluates(tmp_path, buffer):
     _, parts, final, records, _ = train_tiny(tmp_path, "env.id=CartPole-v1", *buffer)
     assert np.isfinite([r["train/critic_loss"] for r in records if "train/critic_loss" in r]).all()
-    report = evaluate_checkpoint(EvalConfig(checkpoint=str(tmp_path), episodes=2, device="cpu"), tmp_path / "eval")
+    evaluation = evaluate_checkpoint(EvalConfig(checkpoint=str(tmp_path), episodes=2, device="cpu"), tmp_path / "eval")
+    report = evaluation.report
     assert report["env"] == "CartPole-v1" and report["return_mean"] >= 8  # CartPole pays 1 per step

@@ -103,7 +103,7 @@ def test_exported_discrete_policy_returns_the_envs_action(tmp_path, fmt):
 def test_eval_video_writes_one_mp4_per_episode(tmp_path, env):
     train_tiny(tmp_path / "run", f"env.id={env}", "env.max_episode_steps=30")
     report = evaluate_checkpoint(EvalConfig(checkpoint=str(tmp_path / "run"), episodes=2, device="cpu", video=True),
-                                 tmp_path / "eval")
+                                 tmp_path / "eval").report
     videos = sorted((tmp_path / "eval" / "videos").glob("*.mp4"))
     assert len(videos) == 2 and all(v.stat().st_size > 1000 for v in videos)
     assert report["videos"] == [str(v) for v in videos]

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import torch
 
+from sac_runner.run.evaluation import EVAL_SEED_OFFSET
 from tests.harness import tiny_config, train_tiny
 
 
@@ -53,6 +54,19 @@ def test_metrics_file_has_namespaced_keys_on_the_step_axis(tmp_path):
     assert all(k == "step" or k.split("/")[0] in {"train", "eval", "time", "buffer", "health"} for k in keys)
     steps = [r["step"] for r in records]
     assert steps == sorted(steps) and steps[-1] == 300
+
+
+def test_evaluations_log_the_means_of_what_the_environment_reports_at_the_end_of_its_episodes(tmp_path):
+    records = train_tiny(tmp_path, "env.id=Goal-v0", "schedule.eval_episodes=3", "seed=1").records
+    # Goal-v0 (tests/toy_envs.py): an even episode seed succeeds; the distance is the seed modulo 5.
+    seeds = [1 + EVAL_SEED_OFFSET + i for i in range(3)]
+    evaluations = [r for r in records if "eval/return_mean" in r]
+    assert [r["step"] for r in evaluations] == [150, 300]
+    for record in evaluations:
+        assert record["eval/is_success_mean"] == np.mean([seed % 2 == 0 for seed in seeds]) == 1 / 3
+        assert record["eval/distance_mean"] == np.mean([seed % 5 for seed in seeds]) == 2.0
+        assert record["eval/length_mean"] == np.mean([1 + seed % 3 for seed in seeds])
+        assert "eval/progress_mean" not in record and "eval/episode_mean" not in record
 
 
 def test_checkpoints_are_written_at_the_cadence_and_load_without_pickle(tmp_path):

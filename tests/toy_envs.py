@@ -101,6 +101,34 @@ class BestArm(gym.Env):
 gym.register("BestArm-v0", entry_point=BestArm, max_episode_steps=1)
 
 
+
+class Goal(gym.Env):
+    """Episodes whose outcome is set by their reset seed, so an evaluation's (its seeds known) is known by
+    hand: 1 + seed % 3 steps of reward 0.5; at the end `info` reports `is_success` (an even seed, a numpy
+    bool) and `distance` (seed % 5, a numpy float), next to values that are not numbers; during the
+    episode it reports `progress`, which the end does not."""
+
+    observation_space = spaces.Box(0.0, 3.0, (1,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode_seed = seed if seed is not None else int(self.np_random.integers(1000))
+        self.left = 1 + self.episode_seed % 3
+        return np.array([self.left], np.float32), {}
+
+    def step(self, action):
+        self.left -= 1
+        if self.left > 0:
+            return np.array([self.left], np.float32), 0.5, False, False, {"progress": 1.0}
+        info = {"is_success": np.bool_(self.episode_seed % 2 == 0), "distance": np.float32(self.episode_seed % 5),
+                "outcome": "reached", "trace": np.zeros(2)}
+        return np.array([0.0], np.float32), 0.5, True, False, info
+
+
+gym.register("Goal-v0", entry_point=Goal, max_episode_steps=10)
+
+
 # ---- environments that misbehave, for the fault suite (tests/faults). Usable from the command line
 # as env.id=tests.toy_envs:<Id> (Gymnasium imports the module first) with the repository on PYTHONPATH.
 
