@@ -20,6 +20,7 @@ from typing import Any, Optional, Union
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from sac_runner.algo.blocks import ACTIVATIONS, NORMS
 from sac_runner.errors import ConfigError
 
 
@@ -71,11 +72,9 @@ class EnvConfig:
 
 
 LR_DECAYS = ("constant", "linear", "exponential")
-ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu", "leaky_relu")
 OPTIMIZED = ("actor", "critic", "alpha", "value")
 ACTION_SPACES = ("auto", "continuous", "discrete")
 COMPILE_MODES = ("auto", "off", "compile", "cudagraphs")
-NORMS = ("none", "layer", "batch_renorm")
 ACTOR_Q = ("min", "mean")
 ARCHITECTURES = ("mlp", "simba")
 
@@ -255,13 +254,14 @@ class AgentConfig:
                  "set agent.weight_norm=[critic] (or [] for none)")
         for network in ("critic", "actor"):
             self._check_architecture(network)
-        if self.critic_norm == "batch_renorm":
+        if NORMS[self.critic_norm].batch_statistics:
             _require(not self.target_network, "agent.critic_norm",
-                     "is batch_renorm, whose joint forward pass of current and next state-actions replaces the "
+                     f"is {self.critic_norm}, whose joint forward pass of current and next state-actions replaces the "
                      "target critics (CrossQ), but agent.target_network is true",
                      "set agent.target_network=false (or use agent=crossq)")
             _require(not self.value_network, "agent.critic_norm",
-                     "is batch_renorm, which does not combine with the 2018 V network (agent.value_network=true)",
+                     f"is {self.critic_norm}, which does not combine with the 2018 V network "
+                     "(agent.value_network=true)",
                      "set agent.value_network=false or agent.critic_norm=none")
 
     def _check_architecture(self, network: str) -> None:

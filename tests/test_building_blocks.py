@@ -2,7 +2,8 @@
 target_network, adam_betas, weight_norm, critic/actor_architecture, resets) and the presets made of
 them (agent=crossq, crossq_small, droq): Batch Renormalization by hand, CrossQ's joint forward pass, the
 bootstrap without target networks, weight normalization against the plain update plus a projection,
-SimBa's residual block by hand, and each preset training a few hundred steps."""
+SimBa's residual block by hand, a normalization or activation added by one registry entry (blocks.py)
+reaching actor, critics, update, health checks and config, and each preset training a few hundred steps."""
 
 import math
 
@@ -10,14 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from sac_runner.algo import layers
+from sac_runner.algo import blocks, layers
 from sac_runner.algo.layers import BatchRenorm, EnsembleLayerNorm, SparseDropout, batch_statistics
 from sac_runner.algo.discrete_sac import DiscreteSAC
+from sac_runner.algo.health import hidden_activations
 from sac_runner.algo.replay_buffer import Batch
 from sac_runner.algo.networks import CriticEnsemble, ResidualBlock, SimbaMLP, project_to_unit_norm
 from sac_runner.algo.sac import SAC, soft_bellman_target, soft_value
 from sac_runner.config import AgentConfig
+from sac_runner.errors import ConfigError
 from sac_runner.run.checkpoint import load_checkpoint
+from sac_runner.run.health import HealthMonitor
 from tests.harness import train_tiny
 
 OBS, ACT, B = 3, 2, 8
@@ -299,6 +303,59 @@ def test_simba_networks_with_weight_norm_train_and_save_unit_norm_weights(tmp_pa
     for name in ("net.embed.weight", "net.blocks.0.expand.weight", "net.blocks.1.contract.weight"):
         members, _, units = saved[name].shape
         torch.testing.assert_close(torch.linalg.vector_norm(saved[name], dim=1), torch.ones(members, units), msg=name)
+
+
+# ---- the registry: a building block is one entry -----------------------------------------------------
+
+def _rms_norm(features: int, members: int | None, options: blocks.NormOptions) -> torch.nn.Module:
+    return torch.nn.RMSNorm(features)  # one gain shared by the members: enough to see where the entry goes
+
+
+@pytest.fixture(params=[False, True], ids=["after_linear", "before_linear_batch_statistics"])
+def rms_norm(request, monkeypatch) -> blocks.Normalization:
+    """A throwaway normalization registered as "rms" for one test (monkeypatch takes it out after)."""
+    spec = blocks.Normalization(_rms_norm, before_linear=request.param, batch_statistics=request.param)
+    monkeypatch.setitem(blocks.NORMS, "rms", spec)
+    return spec
+
+
+def _positions(modules: list[torch.nn.Module], kind: type) -> list[int]:
+    return [k for k, module in enumerate(modules) if isinstance(module, kind)]
+
+
+def test_a_normalization_registered_once_reaches_actor_critics_update_and_health_checks(rms_norm):
+    cfg = AgentConfig(hidden_sizes=[16, 16], critic_norm="rms", actor_norm="rms",
+                      target_network=not rms_norm.batch_statistics)
+    torch.manual_seed(0)
+    agent = SAC(OBS, ACT, cfg, torch.device("cpu"))
+    actor, critic = list(agent.actor.net), agent.critic.net
+    norms, linears = _positions(actor, torch.nn.RMSNorm), _positions(actor, torch.nn.Linear)
+    if rms_norm.before_linear:  # before every Linear, the output layer's too
+        assert norms == [k - 1 for k in linears]
+        assert len(critic.pre_norms) == 3 and not hasattr(critic, "post_norms")
+    else:  # after each hidden Linear, before its activation
+        assert norms == [k + 1 for k in linears[:-1]] and all(isinstance(actor[k + 1], torch.nn.ReLU) for k in norms)
+        assert len(critic.post_norms) == 2 and not hasattr(critic, "pre_norms")
+    assert len(_positions(list(critic.modules()), torch.nn.RMSNorm)) == len(norms)
+    assert agent.joint_forward == rms_norm.batch_statistics
+    assert HealthMonitor._scale_free(agent, "actor") and HealthMonitor._scale_free(agent, "critic")
+    assert torch.isfinite(agent.update(_batch()).metrics["train/critic_loss"])
+
+
+def test_the_config_takes_the_names_and_what_they_need_from_the_registry(rms_norm, monkeypatch):
+    with pytest.raises(ConfigError, match="agent.actor_norm must be one of none, layer, batch_renorm, rms, got 'rms2'"):
+        AgentConfig(actor_norm="rms2")
+    if rms_norm.batch_statistics:  # a joint forward pass: no target critics
+        with pytest.raises(ConfigError, match="agent.critic_norm is rms, whose joint forward pass"):
+            AgentConfig(critic_norm="rms")
+    monkeypatch.setitem(blocks.ACTIVATIONS, "softsign", torch.nn.Softsign)
+    torch.manual_seed(0)
+    agent = SAC(OBS, ACT, AgentConfig(hidden_sizes=[16, 16], activation="softsign"), torch.device("cpu"))
+    assert isinstance(agent.critic.net.activation, torch.nn.Softsign)
+    assert len(_positions(list(agent.actor.net), torch.nn.Softsign)) == 2
+    assert len(hidden_activations(agent.actor.net, torch.randn(B, OBS))) == 2  # the health checks see its units
+    with pytest.raises(ConfigError, match="agent.activation must be one of relu, .*, softsign, got 'swish'"):
+        AgentConfig(activation="swish")
 
 
 # ---- the presets -------------------------------------------------------------------------------------

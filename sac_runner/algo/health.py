@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sac_runner.algo.networks import ACTIVATIONS
+from sac_runner.algo.blocks import ACTIVATIONS
 
 
 def soft_returns(rewards: np.ndarray, log_probs: np.ndarray, alpha: float, gamma: float,

@@ -11,9 +11,9 @@ The critics are an ensemble evaluated in one batched product per layer: weights 
 (num_critics, in, out), so Q_1 .. Q_N cost one matmul call instead of N module calls.
 
 Every network takes a `Body`: the plain MLP of the SAC papers by default, or with the LayerNorm,
-dropout or Batch Renormalization of the 2022-2025 variants (layers.py), or SimBa's residual blocks
-(Lee et al., 2024). Weight normalization (Palenicek et al., 2025) keeps the hidden layers' weights
-at unit norm (`unit_norm_weights`, applied by the update after each optimizer step).
+dropout or Batch Renormalization of the 2022-2025 variants (layers.py, named in blocks.py's registry),
+or SimBa's residual blocks (Lee et al., 2024). Weight normalization (Palenicek et al., 2025) keeps the
+hidden layers' weights at unit norm (`unit_norm_weights`, applied by the update after each optimizer step).
 """
 
 from __future__ import annotations
@@ -25,12 +25,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sac_runner.algo.layers import BatchRenorm, EnsembleLayerNorm, SparseDropout
+from sac_runner.algo.blocks import ACTIVATIONS, NORMS, Normalization
+from sac_runner.algo.layers import EnsembleLayerNorm, SparseDropout
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
-
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU,
-               "leaky_relu": nn.LeakyReLU}
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ class Body:
         architecture=simba    Linear embedding -> residual blocks -> LayerNorm -> Linear (SimBa, Lee et al., 2024)
     """
 
-    norm: str = "none"            # none, layer or batch_renorm
+    norm: str = "none"            # a key of blocks.NORMS: none, layer or batch_renorm
     dropout: float = 0.0
     renorm_momentum: float = 0.01
     renorm_warmup: int = 100_000  # training batches of plain batch normalization before renormalizing
@@ -58,13 +56,10 @@ class Body:
             return mlp(in_dim, hidden_sizes, out_dim, activation, self)
         return EnsembleMLP(members, in_dim, hidden_sizes, out_dim, activation, self)
 
-    def pre_norm(self, width: int, members: int | None = None) -> nn.Module | None:
-        if self.norm != "batch_renorm":
-            return None
-        return BatchRenorm(width, members, momentum=self.renorm_momentum, warmup=self.renorm_warmup)
-
-    def post_norm(self, width: int, members: int | None = None) -> nn.Module | None:
-        return EnsembleLayerNorm(width, members) if self.norm == "layer" else None
+    @property
+    def normalization(self) -> Normalization:
+        """What `norm` names in the registry (blocks.NORMS): where its layers go, whether it needs batch statistics."""
+        return NORMS[self.norm]
 
 
 PLAIN = Body()
@@ -93,6 +88,37 @@ def project_to_unit_norm(weights: list[torch.Tensor]) -> None:
         weight.div_(weight.norm(dim=1, keepdim=True).clamp_min(1e-12))
 
 
+@dataclass
+class MLPLayer:
+    """One Linear layer of an MLP and what the Body puts around it, in forward order; None where it puts
+    nothing. The output layer's ends at its Linear."""
+
+    pre_norm: nn.Module | None
+    linear: nn.Module
+    dropout: nn.Module | None = None
+    post_norm: nn.Module | None = None
+    activation: nn.Module | None = None
+
+    def in_order(self) -> list[nn.Module]:
+        return [m for m in (self.pre_norm, self.linear, self.dropout, self.post_norm, self.activation) if m is not None]
+
+
+def mlp_layers(in_dim: int, hidden_sizes: list[int], out_dim: int, activation: str, body: Body = PLAIN,
+               members: int | None = None) -> list[MLPLayer]:
+    """The layer loop of every MLP, the actor's (members None: nn.Linear) and the critic ensembles'
+    (EnsembleLinear of `members`): the normalization agent.*_norm names (blocks.NORMS) goes before each
+    Linear or after each hidden one, dropout after each hidden Linear."""
+    norm = body.normalization
+    layers = []
+    for width in hidden_sizes:
+        layers.append(MLPLayer(norm.before(in_dim, members, body), linear(in_dim, width, members),
+                               SparseDropout(body.dropout) if body.dropout else None,
+                               norm.after(width, members, body), ACTIVATIONS[activation]()))
+        in_dim = width
+    layers.append(MLPLayer(norm.before(in_dim, members, body), linear(in_dim, out_dim, members)))
+    return layers
+
+
 class MLP(nn.Sequential):
     """Linear layers with what the Body adds between them; the last Linear is the output layer."""
 
@@ -102,16 +128,8 @@ class MLP(nn.Sequential):
 
 def mlp(in_dim: int, hidden_sizes: list[int], out_dim: int, activation: str = "relu",
         body: Body = PLAIN) -> MLP:
-    layers: list[nn.Module] = []
-    for width in [*hidden_sizes, None]:
-        layers.append(body.pre_norm(in_dim))
-        if width is None:
-            break
-        layers += [nn.Linear(in_dim, width), SparseDropout(body.dropout) if body.dropout else None,
-                   body.post_norm(width), ACTIVATIONS[activation]()]
-        in_dim = width
-    layers.append(nn.Linear(in_dim, out_dim))
-    return MLP(*(layer for layer in layers if layer is not None))
+    return MLP(*(module for layer in mlp_layers(in_dim, hidden_sizes, out_dim, activation, body)
+                 for module in layer.in_order()))
 
 
 class ValueNetwork(nn.Module):
@@ -185,15 +203,17 @@ class EnsembleMLP(nn.Module):
                  activation: str = "relu", body: Body = PLAIN):
         super().__init__()
         self.num_members = num_members
-        sizes = [in_dim, *hidden_sizes, out_dim]
-        self.layers = nn.ModuleList(EnsembleLinear(num_members, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
-        self.activation = ACTIVATIONS[activation]()
+        layers = mlp_layers(in_dim, hidden_sizes, out_dim, activation, body, num_members)
+        self.layers = nn.ModuleList(layer.linear for layer in layers)
+        self.activation = layers[0].activation  # stateless: one module serves every hidden layer
         # Each member normalizes with its own statistics and parameters; none of these in a plain MLP.
-        if body.norm == "batch_renorm":
-            self.pre_norms = nn.ModuleList(body.pre_norm(i, num_members) for i in sizes[:-1])
-        if body.norm == "layer":
-            self.post_norms = nn.ModuleList(body.post_norm(o, num_members) for o in hidden_sizes)
-        self.dropout = SparseDropout(body.dropout) if body.dropout else None
+        pre_norms = [layer.pre_norm for layer in layers if layer.pre_norm is not None]
+        post_norms = [layer.post_norm for layer in layers if layer.post_norm is not None]
+        if pre_norms:
+            self.pre_norms = nn.ModuleList(pre_norms)
+        if post_norms:
+            self.post_norms = nn.ModuleList(post_norms)
+        self.dropout = layers[0].dropout  # stateless too
 
     def hidden_linears(self) -> list[EnsembleLinear]:
         return list(self.layers)[:-1]

@@ -167,8 +167,9 @@ class SAC:
             self._target_params, self._bootstrap_params = list(self.target.parameters()), list(bootstrap.parameters())
         else:
             self.target, self._target_params, self._bootstrap_params = bootstrap, [], []
-        # CrossQ: Batch-Renormalized critics see current and next state-actions in one forward pass.
-        self.joint_forward = cfg.critic_norm == "batch_renorm"
+        # CrossQ: critics normalized with batch statistics (Batch Renormalization) see current and next
+        # state-actions in one forward pass.
+        self.joint_forward = self.critic_body.normalization.batch_statistics
 
         self.target_entropy = float(self._auto_target_entropy(action_dim) if cfg.target_entropy == "auto"
                                     else cfg.target_entropy)

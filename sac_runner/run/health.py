@@ -125,8 +125,8 @@ class HealthMonitor:
     def _scale_free(agent: SAC, name: str) -> bool:
         """Whether the network's hidden units are normalized after their Linear (so that lr / ||w||^2 is the
         step that matters): a norm layer, or weight normalization."""
-        norm = agent.cfg.actor_norm if name == "actor" else agent.cfg.critic_norm
-        return norm != "none" or name in agent.cfg.weight_norm
+        body = agent.actor_body if name == "actor" else agent.critic_body
+        return body.normalization.normalizes or name in agent.cfg.weight_norm
 
     # ---- alerts -------------------------------------------------------------------------------------
     def check(self, step: int, metrics: dict[str, float], learns_alpha: bool) -> list[Alert]:
