@@ -5,7 +5,8 @@
 
 Everything comes from the code, so the page cannot drift from it (tests/test_config_reference.py):
 
-- the schemas are the dataclasses of sac_runner/config.py, imported by name (SECTIONS);
+- the schemas are dataclasses imported by name from sac_runner.config (RUN_SCHEMA, its groups, which
+  are its dataclass fields, and COMMAND_SCHEMAS);
 - a key's default is its field's default (or default_factory()) from dataclasses.fields;
 - its meaning is the comment block right above the field and a comment after it on the same line
   (read with inspect.getsource and tokenize). A field without a comment of its own shares the block
@@ -15,9 +16,10 @@ Everything comes from the code, so the page cannot drift from it (tests/test_con
 - its checks are the _require(condition, "group.key", "problem", "fix") calls that __post_init__
   makes, directly or through the methods and module functions it calls, read with ast. Loops over
   tuples, f-string keys, local names and names imported from other modules are resolved by
-  evaluating the AST node in the module's namespace; the problem's literal text is kept, with what
-  the user gave (", got ...") left out. A check on another group's key (RunConfig's cross-group
-  checks) is listed under that key. A check that cannot be read is left out, never an error;
+  evaluating the AST node in the namespace of the schema's module; the problem's literal text is
+  kept, with what the user gave (", got ...") left out. A check on another group's key (RunConfig's
+  cross-group checks) is listed under that key. A check that cannot be read is left out, never an
+  error;
 - a group's options are the files conf/<group>/*.yaml, with the keys each one sets.
 """
 
@@ -146,20 +148,26 @@ class _Choices(list):
 
 
 class CheckReader:
-    """Reads the _require(...) calls a schema's __post_init__ makes, with their keys resolved."""
+    """Reads the _require(...) calls a schema's __post_init__ makes, with their keys resolved in the
+    namespace of the module that defines the schema."""
 
-    def __init__(self, module: Any) -> None:
-        self.namespace = dict(vars(module))
+    def __init__(self) -> None:
+        self.namespace: dict[str, Any] = {}
         self.functions: dict[str, ast.FunctionDef] = {}
+        self.skipped: list[str] = []
+
+    def _use_module(self, module: Any) -> None:
+        self.namespace = dict(vars(module)) if module is not None else {}
+        self.functions = {}
         try:
             tree = ast.parse(inspect.getsource(module))
             self.functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
         except (OSError, TypeError, SyntaxError):
             pass
-        self.skipped: list[str] = []
 
     def checks(self, cls: type) -> list[tuple[str, str]]:
         """(key, problem) for every check of one schema class, in the order they run."""
+        self._use_module(sys.modules.get(cls.__module__))
         methods = self._methods(cls)
         found: list[tuple[str, str]] = []
         if "__post_init__" in methods:
@@ -454,7 +462,7 @@ def _default_options() -> dict[str, str]:
 def build(module: Any = None) -> tuple[list[Section], list[str], list[str]]:
     """The page's sections, the fields without a comment, and the checks that could not be placed."""
     module = module or importlib.import_module("sac_runner.config")
-    reader = CheckReader(module)
+    reader = CheckReader()
     missing: list[str] = []
     unplaced: list[str] = []
     sections: list[Section] = []
