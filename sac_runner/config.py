@@ -1,10 +1,12 @@
-"""Typed schemas for every config group, registered in Hydra's ConfigStore.
+"""Typed schemas for every config group: plain dataclasses, importable without Hydra (a notebook can
+build `AgentConfig()` and hand it to `sac_runner.algo.sac.SAC` with torch alone).
 
-The primary config (conf/config.yaml) starts its defaults list with `run_schema`, so every group
-file merged into it is checked against these dataclasses: an unknown key or a value of the wrong
-type fails at compose time with Hydra's own message. Checks that
-a type cannot express (ranges, cross-group constraints) live in ``__post_init__`` and run when
-``to_run_config`` turns the composed DictConfig into these dataclasses, before anything is built.
+The command line's side lives elsewhere: cli/config_store.py registers these schemas in Hydra's
+ConfigStore, and the primary config (conf/config.yaml) starts its defaults list with `run_schema`, so
+every group file merged into it is checked against them: an unknown key or a value of the wrong type
+fails at compose time with Hydra's own message. Checks that a type cannot express (ranges,
+cross-group constraints) live in ``__post_init__`` and run when run/run_config.py's ``to_run_config``
+turns the composed config into these dataclasses, before anything is built.
 
 These dataclasses are the one source of defaults: a YAML option in conf/ lists only what it changes.
 The module is long on purpose (over 300 lines): every key's meaning, default and range check sit
@@ -13,12 +15,8 @@ together here, one schema per config group, and nothing else lives here.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
-
-from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
 
 from sac_runner.algo.blocks import ACTIVATIONS, NORMS
 from sac_runner.errors import ConfigError
@@ -557,77 +555,3 @@ class ExportConfig:
     def __post_init__(self) -> None:
         _require(self.format in ("torchscript", "onnx"), "format", f"must be torchscript or onnx, got '{self.format}'",
                  "set format=torchscript or format=onnx")
-
-
-def register_configs() -> None:
-    """Register the schemas the primary configs extend: `run_schema` (sac-train), `eval_schema` (sac-eval)
-    and `export_schema` (sac-export)."""
-    cs = ConfigStore.instance()
-    cs.store(name="run_schema", node=RunConfig)
-    cs.store(name="eval_schema", node=EvalConfig)
-    cs.store(name="export_schema", node=ExportConfig)
-
-
-def unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> list[str]:
-    """Keys a `+key=value` override added that the schema does not have (Hydra accepts them)."""
-    fields = {f.name: f for f in dataclasses.fields(schema)}
-    found = []
-    for key in cfg.keys():
-        if key not in fields:
-            found.append(f"{prefix}{key}")
-        elif isinstance(cfg[key], DictConfig) and dataclasses.is_dataclass(OmegaConf.get_type(cfg[key])):
-            found += unknown_keys(cfg[key], OmegaConf.get_type(cfg[key]), f"{prefix}{key}.")
-    return found
-
-
-def to_run_config(cfg: DictConfig) -> RunConfig:
-    """Turn a composed config into validated dataclasses; raises ConfigError naming the bad key."""
-    unknown = [key for key in unknown_keys(cfg, RunConfig) if key != "hydra"]
-    if unknown:
-        if unknown[0] in MOVED_KEYS:
-            raise ConfigError(moved_key_message(unknown[0]))
-        raise ConfigError(f"unknown key {unknown[0]}: sac-runner has no such setting (added with +?); "
-                          "`sac-train --cfg job` prints every key and its value")
-    run = OmegaConf.to_object(cfg)
-    assert isinstance(run, RunConfig)
-    return run
-
-
-# ---- keys that moved (sac-runner 0.2) -------------------------------------------------------------
-# Old name -> new name. A command line with an old name is refused with one line naming the new one;
-# a checkpoint written with the old layout is read through `upgrade_saved_config`.
-MOVED_KEYS = {
-    "schedule.policy_update_every": "agent.policy_update_every",    # the algorithm's cadence, not the loop's
-    "schedule.target_update_every": "agent.target_update_every",
-    "schedule.policy_update_catch_up": "agent.policy_update_catch_up",
-    "agent.nan_guard": "nan_guard",                                 # how the run is watched, not the agent
-    "agent.init_from": "init_from",                                 # where the run starts, not the agent
-}
-
-
-def moved_key_message(old: str) -> str:
-    new = MOVED_KEYS[old]
-    return f"{old} is now {new} (moved in sac-runner 0.2); write {new}=<value> instead"
-
-
-def renamed_override(override: str) -> str:
-    """An override string with a moved key renamed (`schedule.policy_update_every=2` -> `agent...=2`)."""
-    key, sep, value = override.partition("=")
-    prefix = key[:len(key) - len(key.lstrip("+~"))]
-    return f"{prefix}{MOVED_KEYS[key.lstrip('+~')]}{sep}{value}" if key.lstrip("+~") in MOVED_KEYS else override
-
-
-def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
-    """A resolved run config saved before keys moved, in today's layout (a new dict; today's is unchanged)."""
-    upgraded = {k: dict(v) if isinstance(v, dict) else v for k, v in saved.items()}
-    for old, new in MOVED_KEYS.items():
-        old_group, old_key = old.split(".")
-        group = upgraded.get(old_group)
-        if isinstance(group, dict) and old_key in group:
-            value = group.pop(old_key)
-            if "." in new:
-                new_group, new_key = new.split(".")
-                upgraded.setdefault(new_group, {})[new_key] = value
-            else:
-                upgraded[new] = value
-    return upgraded

@@ -58,7 +58,8 @@ def run_sac_runner(env_id: str, warmup: int, measure: int, device: str, num_envs
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from sac_runner.config import register_configs, to_run_config
+    from sac_runner.cli.config_store import register_configs
+    from sac_runner.run.run_config import to_run_config
     from sac_runner.run.builders import make_parts, seed_everything
     from sac_runner.run.loop import Trainer
     from sac_runner.run.run_dir import RunDir

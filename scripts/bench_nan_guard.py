@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_module
 
-from sac_runner.config import register_configs, to_run_config
+from sac_runner.cli.config_store import register_configs
+from sac_runner.run.run_config import to_run_config
 from sac_runner.run.builders import make_parts, seed_everything
 from sac_runner.run.nan_guard import NanGuard
 

@@ -22,7 +22,9 @@ from hydra import initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
-from sac_runner.config import RunConfig, register_configs, to_run_config
+from sac_runner.config import RunConfig
+from sac_runner.cli.config_store import register_configs
+from sac_runner.run.run_config import to_run_config
 from sac_runner.run.builders import Parts, make_parts, seed_everything
 from sac_runner.run.checkpoint import Checkpoint
 from sac_runner.run.loop import Trainer
@@ -170,3 +172,11 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     assert "Traceback" not in proc.stderr, proc.stderr
     assert len(lines) == 1, proc.stderr
     return lines[0]
+
+
+def refusal_line(proc: subprocess.CompletedProcess) -> str:
+    """A command refused before it started: its one error line on stderr, and nothing else (no threads
+    line, no log) on stdout."""
+    line = error_line(proc)
+    assert proc.stdout.strip() == "", proc.stdout
+    return line

@@ -14,7 +14,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from sac_runner.config import ConfigError, to_run_config
+from sac_runner.config import ConfigError
+from sac_runner.run.run_config import to_run_config
 from sac_runner.errors import CheckpointError
 from sac_runner.run.builders import make_parts, warm_start
 from sac_runner.run.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path

@@ -8,7 +8,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from sac_runner.config import ConfigError, RunConfig, to_run_config
+from sac_runner.config import ConfigError, RunConfig
+from sac_runner.run.run_config import to_run_config
 from sac_runner.run.builders import make_parts
 from tests.harness import QUIET, compose
 
@@ -196,7 +197,7 @@ def test_an_agent_preset_may_set_buffer_options():
 
 
 def test_moved_keys_are_refused_with_their_new_name():
-    from sac_runner.config import MOVED_KEYS
+    from sac_runner.run.run_config import MOVED_KEYS
 
     for old, new in MOVED_KEYS.items():
         with pytest.raises(ConfigError, match=f"{old} is now {new}"):

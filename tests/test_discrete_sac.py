@@ -10,7 +10,8 @@ from sac_runner.algo.discrete_sac import DiscreteSAC, discrete_soft_value
 from sac_runner.algo.sac import soft_bellman_target
 from sac_runner.algo.replay_buffer import Batch
 from sac_runner.algo.sac import SAC
-from sac_runner.config import AgentConfig, ConfigError, EvalConfig, to_run_config
+from sac_runner.config import AgentConfig, ConfigError, EvalConfig
+from sac_runner.run.run_config import to_run_config
 from sac_runner.run.builders import make_parts
 from sac_runner.run.evaluation import evaluate_checkpoint
 from tests.harness import tiny_config, train_tiny

@@ -22,7 +22,8 @@ from sac_runner.algo.health import (dormant_fraction, effective_learning_rate, g
 from sac_runner.algo.networks import mlp
 from sac_runner.algo.sac import SAC
 from sac_runner.algo.replay_buffer import Batch
-from sac_runner.config import AgentConfig, HealthConfig, to_run_config
+from sac_runner.config import AgentConfig, HealthConfig
+from sac_runner.run.run_config import to_run_config
 from sac_runner.run.checkpoint import load_checkpoint
 from sac_runner.run.console import console
 from sac_runner.run.health import Alert, HealthMonitor

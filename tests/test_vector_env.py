@@ -7,7 +7,8 @@ import torch
 
 from sac_runner.algo.replay_buffer import ReplayBuffer
 from sac_runner.algo.sac import SAC
-from sac_runner.config import BufferConfig, ConfigError, to_run_config
+from sac_runner.config import BufferConfig, ConfigError
+from sac_runner.run.run_config import to_run_config
 from sac_runner.run.checkpoint import load_checkpoint
 from sac_runner.run.training import train
 from tests.harness import loop_but_its_clock, tiny_config, train_tiny

@@ -12,7 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
 from sac_runner.cli.one_line_errors import hydra_command
-from sac_runner.config import EvalConfig, register_configs
+from sac_runner.config import EvalConfig
+from sac_runner.cli.config_store import register_configs
 from sac_runner.run.console import console
 from sac_runner.run.evaluation import CheckpointEvaluation, evaluate_checkpoint
 

@@ -12,7 +12,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sac_runner.cli.one_line_errors import hydra_command
-from sac_runner.config import ExportConfig, register_configs
+from sac_runner.config import ExportConfig
+from sac_runner.cli.config_store import register_configs
 from sac_runner.run.console import console, key_value_table
 from sac_runner.run.export import export_checkpoint
 

@@ -28,7 +28,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException,
                               ValidationError)
 
-from sac_runner.config import MOVED_KEYS, moved_key_message
+from sac_runner.run.run_config import MOVED_KEYS, moved_key_message
 from sac_runner.errors import USER_ERRORS, CheckpointWriteError, RunFailure
 from sac_runner.run.run_dir import HYDRA
 

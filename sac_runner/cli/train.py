@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from sac_runner.cli.one_line_errors import hydra_command
-from sac_runner.config import register_configs
+from sac_runner.cli.config_store import register_configs
 from sac_runner.run.run_dir import register_resolvers
 from sac_runner.run.sweep import SweepJob, configure_job, run_job
 from sac_runner.run.training import train

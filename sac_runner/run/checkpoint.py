@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sac_runner.config import upgrade_saved_config
+from sac_runner.run.run_config import upgrade_saved_config
 from sac_runner.errors import CheckpointError, CheckpointWriteError
 from sac_runner.run.envs import Spaces
 from sac_runner.run.loop_state import LoopState

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from sac_runner.config import renamed_override
+from sac_runner.run.run_config import renamed_override
 from sac_runner.run.hardware import RunRegistry
 from sac_runner.run.report_plot import HEALTH_PANELS, plot_health, plot_learning_curves
 from sac_runner.run.run_dir import RunDir

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from sac_runner.config import RunConfig, to_run_config
+from sac_runner.config import RunConfig
+from sac_runner.run.run_config import to_run_config
 from sac_runner.errors import ConfigError
 from sac_runner.run.builders import make_parts, seed_everything, warm_start
 from sac_runner.run.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
@@ -47,6 +48,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
             trainer = Trainer(start.run, parts, run_dir, start.resolved, threads)
             continue_or_warm_start(trainer, start)
             log.info("%s", threads.choice.describe())  # once every check has passed: a refused run prints one line
+            log.info("run directory: %s (%s)", run_dir.path, parts.agent.device)
             with Tracker(run_dir, start.run.logging, start.resolved, run_name=run_dir.path.name,
                          resume_id=start.wandb_run_id) as tracker, StopOnSignals() as stop:
                 if start.checkpoint is None:  # every check has passed: the run exists from here on
@@ -120,7 +122,6 @@ def continue_or_warm_start(trainer: Trainer, start: Start) -> None:
                  f" ({dropped} metric records after the checkpoint dropped)" if dropped else "")
     elif start.run.init_from:
         warm_start(trainer.parts.agent, trainer.parts.spaces, start.run.init_from)
-    log.info("run directory: %s (%s)", trainer.run_dir.path, trainer.parts.agent.device)
 
 
 def print_summary(final: dict[str, float], run_dir: RunDir, tracker: Tracker) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.harness import TINY, cli, error_line, group_options
+from tests.harness import TINY, cli, group_options, refusal_line
 
 ENV_GROUP = ", ".join(group_options("env"))
 LAUNCHERS = ", ".join(group_options("hydra/launcher"))  # the launcher plugins installed here
@@ -58,7 +58,7 @@ LAUNCHERS = ", ".join(group_options("hydra/launcher"))  # the launcher plugins i
 def test_bad_training_input_is_one_line_and_exit_2(tmp_path, args, message):
     proc = cli("sac-train", tmp_path, *TINY, *args)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert error_line(proc) == f"error: {message}"
+    assert refusal_line(proc) == f"error: {message}"
     assert not list(tmp_path.glob("outputs/runs/*/checkpoints")), "a run started"
     assert not (tmp_path / "outputs").exists(), "a refused command left files behind"
 
@@ -117,25 +117,25 @@ def test_a_bad_checkpoint_is_one_line_and_exit_2(tmp_path, run_dir, case):
     for command, args in (("sac-eval", [f"checkpoint={path}"]), ("sac-train", [*TINY, f"resume={path}"])):
         proc = cli(command, tmp_path, *args)
         assert proc.returncode == 2, (command, proc.stderr[-2000:])
-        assert error_line(proc) == "error: " + message.format(path=path), command
+        assert refusal_line(proc) == "error: " + message.format(path=path), command
 
 
 def test_a_checkpoint_for_other_spaces_is_refused(tmp_path, run_dir):
     proc = cli("sac-eval", tmp_path, f"checkpoint={run_dir}", "env_id=InvertedPendulum-v5")
     assert proc.returncode == 2
-    assert error_line(proc) == (f"error: {run_dir / 'checkpoints' / 'latest.pt'} was trained with observation size 3 "
+    assert refusal_line(proc) == (f"error: {run_dir / 'checkpoints' / 'latest.pt'} was trained with observation size 3 "
                                 "and action size 1, but InvertedPendulum-v5 has 4 and 1; evaluate it on an environment "
                                 "with the same spaces (or leave env_id unset)")
     proc = cli("sac-train", tmp_path, *TINY, "env=cartpole", f"init_from={run_dir}")
     assert proc.returncode == 2
-    assert error_line(proc) == (f"error: init_from={run_dir} was trained with observation size 3 and action "
+    assert refusal_line(proc) == (f"error: init_from={run_dir} was trained with observation size 3 and action "
                                 "size 1, but this environment has 4 and 2; warm-start from a run on the same spaces")
 
 
 def test_resume_into_another_environment_is_refused(tmp_path, run_dir):
     proc = cli("sac-train", tmp_path, *TINY, f"resume={run_dir}", "env.id=CartPole-v1", "schedule.total_steps=600")
     assert proc.returncode == 2
-    assert error_line(proc) == ("error: resume: env.id would change the experiment (env.id: Pendulum-v1 -> CartPole-v1; "
+    assert refusal_line(proc) == ("error: resume: env.id would change the experiment (env.id: Pendulum-v1 -> CartPole-v1; "
                                 f"the run is {run_dir / 'checkpoints' / 'latest.pt'}); drop that override, or start a "
                                 "new run without resume=")
 
@@ -143,7 +143,7 @@ def test_resume_into_another_environment_is_refused(tmp_path, run_dir):
 def test_a_missing_mandatory_value_is_one_line(tmp_path):
     proc = cli("sac-eval", tmp_path)
     assert proc.returncode == 2
-    assert error_line(proc) == "error: checkpoint is required; give checkpoint=<value> (`sac-eval --help` says what it takes)"
+    assert refusal_line(proc) == "error: checkpoint is required; give checkpoint=<value> (`sac-eval --help` says what it takes)"
     assert not (tmp_path / "outputs").exists()  # Hydra's eval directory, created before the refusal, is gone
 
 
@@ -157,7 +157,7 @@ def test_a_new_run_never_writes_over_an_existing_one(tmp_path, trained_run):
     hydra_record = {p.name: p.read_bytes() for p in (run / ".hydra").glob("*.yaml")}
     proc = cli("sac-train", tmp_path, *TINY, f"hydra.run.dir={run}")
     assert proc.returncode == 2
-    assert error_line(proc) == (f"error: {run} already holds a run (its checkpoints/latest.pt); continue it with: "
+    assert refusal_line(proc) == (f"error: {run} already holds a run (its checkpoints/latest.pt); continue it with: "
                                 f"sac-train resume={run}, or start this run in another directory (hydra.run.dir=...)")
     assert {p.name: p.read_bytes() for p in (run / "checkpoints").glob("step_*")} == before
     assert (run / "metrics.jsonl").read_bytes() == metrics
@@ -179,8 +179,8 @@ def test_a_buffer_that_cannot_fit_in_memory_is_refused_before_allocating(tmp_pat
     proc = cli("sac-train", tmp_path, *TINY, "buffer.capacity=1_000_000_000_000")
     assert proc.returncode == 2
     match = re.fullmatch(r"error: buffer\.capacity=1_000_000_000_000 needs 20\.9 TiB \(23 bytes per transition\) but "
-                         r"[\d.]+ [KMGT]iB of memory is available; buffer\.capacity=([\d_]+) would fit", error_line(proc))
-    assert match, error_line(proc)
+                         r"[\d.]+ [KMGT]iB of memory is available; buffer\.capacity=([\d_]+) would fit", refusal_line(proc))
+    assert match, refusal_line(proc)
     from sac_runner.run.hardware import available_memory
     assert 0 < int(match.group(1).replace("_", "")) * 23 <= available_memory()
     assert not (tmp_path / "outputs").exists()
@@ -189,7 +189,7 @@ def test_a_buffer_that_cannot_fit_in_memory_is_refused_before_allocating(tmp_pat
 def test_eval_seed_out_of_range_is_one_line_and_leaves_nothing(tmp_path, run_dir):
     proc = cli("sac-eval", tmp_path, f"checkpoint={run_dir}", "seed=-5")
     assert proc.returncode == 2
-    assert error_line(proc) == ("error: seed must be in 0 .. 4294967295 (2**32 - 1), got -5; set seed=0 or another "
+    assert refusal_line(proc) == ("error: seed must be in 0 .. 4294967295 (2**32 - 1), got -5; set seed=0 or another "
                                 "non-negative integer")
     assert not (tmp_path / "outputs").exists()
 
@@ -203,7 +203,7 @@ def test_an_exported_policy_given_as_a_checkpoint_says_what_it_is(tmp_path, run_
     for command, args in (("sac-eval", [f"checkpoint={exported}"]), ("sac-train", [*TINY, f"resume={exported}"])):
         proc = cli(command, tmp_path, *args)
         assert proc.returncode == 2, (command, proc.stderr[-2000:])
-        assert error_line(proc) == (f"error: {exported} is a policy exported by sac-export ({kind}), not a checkpoint: "
+        assert refusal_line(proc) == (f"error: {exported} is a policy exported by sac-export ({kind}), not a checkpoint: "
                                     f"run it with {how} (README: Export), or give the run it came from "
                                     "(checkpoint=<run dir>)")
         assert "weights_only" not in proc.stderr

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from sac_runner.algo.replay_buffer import Batch, ReplayBuffer, n_step_discounts
-from sac_runner.config import to_run_config
+from sac_runner.run.run_config import to_run_config
 from sac_runner.errors import RunFailure
 from sac_runner.run.builders import make_agent, make_parts
 from sac_runner.run.checkpoint import load_checkpoint

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.harness import REPO, TINY, cli, error_line
+from tests.harness import REPO, TINY, cli, refusal_line
 
 
 class Payload:
@@ -34,7 +34,7 @@ def test_a_torch_file_with_a_code_running_pickle_is_refused_and_nothing_runs(tmp
                           ("sac-export", [f"checkpoint={tmp_path / 'crafted.pt'}"])):
         proc = cli(command, tmp_path, *args)
         assert proc.returncode == 2, (command, proc.stderr[-2000:])
-        assert error_line(proc) == (f"error: {tmp_path / 'crafted.pt'} contains objects other than plain tensors "
+        assert refusal_line(proc) == (f"error: {tmp_path / 'crafted.pt'} contains objects other than plain tensors "
                                     "and containers and was refused unloaded (weights_only); only load checkpoints "
                                     "written by sac-train"), command
         assert not marker.exists(), f"{command} ran the pickled code"
@@ -45,7 +45,7 @@ def test_a_plain_pickle_file_is_refused_unread(tmp_path):
     (tmp_path / "model.pkl").write_bytes(pickle.dumps(Payload(marker)))
     proc = cli("sac-eval", tmp_path, f"checkpoint={tmp_path / 'model.pkl'}")
     assert proc.returncode == 2
-    assert error_line(proc).startswith(f"error: {tmp_path / 'model.pkl'} is not a sac-runner checkpoint (not a torch archive")
+    assert refusal_line(proc).startswith(f"error: {tmp_path / 'model.pkl'} is not a sac-runner checkpoint (not a torch archive")
     assert not marker.exists()
 
 
@@ -60,7 +60,7 @@ def test_a_crafted_replay_buffer_file_is_refused_on_resume(tmp_path, trained_run
     torch.save({"obs": Payload(marker)}, buffer_file)
     proc = cli("sac-train", tmp_path, *TINY, f"resume={run}", "schedule.total_steps=600")
     assert proc.returncode == 2
-    assert "contains objects other than plain tensors and containers and was refused" in error_line(proc)
+    assert "contains objects other than plain tensors and containers and was refused" in refusal_line(proc)
     assert not marker.exists()
 
 
@@ -72,7 +72,7 @@ def test_a_crafted_replay_buffer_file_is_refused_on_resume(tmp_path, trained_run
 def test_config_strings_are_data_never_evaluated(tmp_path, override):
     proc = cli("sac-train", tmp_path, *TINY, override)
     assert proc.returncode == 2
-    assert error_line(proc).startswith("error: ")
+    assert refusal_line(proc).startswith("error: ")
     assert not (tmp_path / "pwned").exists()
 
 
