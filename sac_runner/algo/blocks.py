@@ -4,7 +4,7 @@ networks, the update, the health checks and the config's validation all ask one 
 MLP(norm_class=..., activation_class=...) takes its blocks as classes instead of comparing names.
 
 Adding a normalization is one entry in NORMS (and its test): the actor's MLP and the critic ensembles
-share one layer loop (networks.layer_blocks), so the entry reaches both, and agent.critic_norm /
+share one layer loop (networks.mlp_layers), so the entry reaches both, and agent.critic_norm /
 agent.actor_norm accept its name.
 
 Imports torch and sac_runner.algo.layers only: sac_runner.config imports this module to check names.
