@@ -37,7 +37,7 @@ def _require_seed(seed: int, key: str = "seed") -> None:
 
 @dataclass
 class EnvConfig:
-    id: str = "Pendulum-v1"
+    id: str = "Pendulum-v1"  # a registered Gymnasium id (module:Name-v0 imports the module first)
     # None keeps the environment's registered time limit.
     max_episode_steps: Optional[int] = None
     # Extra keyword arguments for gymnasium.make (e.g. {ctrl_cost_weight: 0.1}).
@@ -90,34 +90,34 @@ class AgentConfig:
     # Learning-rate decay (Stable Learning Control's options): constant, or linear / exponential from
     # <name>_lr down to <name>_lr_final over training, counted per environment step or per epoch.
     lr_decay: str = "constant"
-    lr_decay_ref: str = "step"
+    lr_decay_ref: str = "step"  # what the decay counts: environment steps, or epochs (schedule.steps_per_epoch)
     # Per-optimizer decay type; null uses lr_decay.
     actor_lr_decay: Optional[str] = None
     critic_lr_decay: Optional[str] = None
     alpha_lr_decay: Optional[str] = None
     value_lr_decay: Optional[str] = None
-    actor_lr_final: float = 1e-10
-    critic_lr_final: float = 1e-10
-    alpha_lr_final: float = 1e-10
-    value_lr_final: float = 1e-10
-    gamma: float = 0.99
+    actor_lr_final: float = 1e-10  # the actor's learning rate at the end of a decay
+    critic_lr_final: float = 1e-10  # the critics' learning rate at the end of a decay
+    alpha_lr_final: float = 1e-10  # the temperature's learning rate at the end of a decay
+    value_lr_final: float = 1e-10  # the V network's learning rate at the end of a decay
+    gamma: float = 0.99  # discount factor of future rewards
     # Polyak averaging rate of the targets: target <- tau * online + (1 - tau) * target (1 = hard copy).
     tau: float = 0.005
     # Temperature: "auto" learns log(alpha) toward target_entropy; a number keeps alpha fixed.
     alpha: Union[float, str] = "auto"
-    alpha_init: float = 1.0
+    alpha_init: float = 1.0  # the learned temperature's starting value (alpha=auto)
     # "auto" means -dim(A) for continuous actions (Haarnoja et al., 2019) and
     # target_entropy_ratio * log|A| for discrete ones. Christodoulou (2019) uses 0.98; on CartPole
     # that target is out of the policy's reach and alpha grows without bound (to 2e5 by 50k steps,
-    # Q to 3e6), as it does at 0.89; 0.7 keeps alpha near 1 (see the README).
+    # Q to 3e6), as it does at 0.89; 0.7 keeps alpha near 1 (docs/agents.md).
     target_entropy: Union[float, str] = "auto"
     target_entropy_ratio: float = 0.7
-    num_critics: int = 2
-    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
+    num_critics: int = 2  # Q networks in the ensemble; the target and the actor take their min (clipped double Q)
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])  # hidden layer widths of every network
     # Network-specific widths; null uses hidden_sizes.
     actor_hidden_sizes: Optional[list[int]] = None
     critic_hidden_sizes: Optional[list[int]] = None
-    activation: str = "relu"
+    activation: str = "relu"  # hidden activation of every network (algo/blocks.py ACTIVATIONS)
     # The 2018 variant: a state-value network V and its target; the Q target is r + gamma * V'(s').
     value_network: bool = False
     # Multiplies the reward in the critic target (Haarnoja et al., 2018, Fig. 3: reward scale ablation).
@@ -324,7 +324,7 @@ class BufferConfig:
 
 @dataclass
 class ScheduleConfig:
-    total_steps: int = 1_000_000
+    total_steps: int = 1_000_000  # environment steps to train for (transitions, over all env.num_envs)
     # Actions are uniform random for the first `start_steps` environment steps (exploration warm-up).
     start_steps: int = 5_000
     # Learning starts once the buffer holds `update_after` transitions.
@@ -333,11 +333,11 @@ class ScheduleConfig:
     # gradient_steps / update_every.
     update_every: int = 1
     gradient_steps: int = 1
-    batch_size: int = 256
-    eval_every: int = 10_000
-    eval_episodes: int = 10
-    checkpoint_every: int = 50_000
-    log_every: int = 1_000
+    batch_size: int = 256  # transitions per gradient step
+    eval_every: int = 10_000  # environment steps between evaluations (and the end of training)
+    eval_episodes: int = 10  # deterministic episodes per evaluation, with fixed seeds
+    checkpoint_every: int = 50_000  # environment steps between checkpoints (also at the end and on a signal)
+    log_every: int = 1_000  # environment steps between logged training metrics (losses, steps/s)
     # Epochs, for users who think in them: with steps_per_epoch set, `epochs` (if set) gives the total
     # budget and *_every_epochs (if set) the evaluation and checkpoint cadence, in place of the step values.
     steps_per_epoch: Optional[int] = None
@@ -388,14 +388,14 @@ class ScheduleConfig:
 class LoggingConfig:
     # W&B mode: offline writes the run under the run directory (upload later with `wandb sync`).
     mode: str = "offline"
-    project: str = "sac-runner"
-    entity: Optional[str] = None
+    project: str = "sac-runner"  # W&B project
+    entity: Optional[str] = None  # W&B entity (team or user); null = your default
     # W&B group: null puts every job of a sweep in a group named after the sweep directory.
     group: Optional[str] = None
     # W&B run name: null names a run after its directory (a sweep job: its number and overrides).
     name: Optional[str] = None
-    job_type: str = "train"
-    tags: list[str] = field(default_factory=list)
+    job_type: str = "train"  # W&B job type
+    tags: list[str] = field(default_factory=list)  # W&B tags
     # Rich progress bar and summary table on the terminal.
     progress: bool = True
     # Record one evaluation episode as an MP4 (run_dir/videos/, and W&B) every K evaluations; 0 = never.
@@ -417,7 +417,7 @@ class CheckpointConfig:
     save_buffer: bool = True
     # Keep the newest keep_last step checkpoints (0 keeps all), plus the best one by evaluation.
     keep_last: int = 3
-    keep_best: bool = True
+    keep_best: bool = True  # write checkpoints/best.pt, the agent of the best evaluation so far
 
     def __post_init__(self) -> None:
         _require(self.keep_last >= 0, "checkpoint.keep_last", f"must be 0 (keep all) or more, got {self.keep_last}",
@@ -429,7 +429,7 @@ COLLAPSE_ACTIONS = ("warn", "rollback", "stop")
 
 @dataclass
 class HealthConfig:
-    # Measurements at every evaluation, logged under health/ (README: Health): value bias, dormant
+    # Measurements at every evaluation, logged under health/ (docs/health.md): value bias, dormant
     # units, parameter and gradient norms, effective learning rates, entropy against its target,
     # TD-error quantiles. They draw from their own random streams: training is the same with them off.
     enabled: bool = True
@@ -476,7 +476,7 @@ class RunConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
-    seed: int = 0
+    seed: int = 0  # seeds Python, NumPy, torch, the environments (env i: seed + i) and the buffer's sampling
     # auto picks cuda when available, else cpu.
     device: str = "auto"
     # torch CPU threads: auto = the usable cores (affinity, cgroup quota, Slurm), shared with the other
@@ -488,7 +488,7 @@ class RunConfig:
     # optimizers, buffer and counters start fresh (Stable Learning Control's start_policy).
     init_from: Optional[str] = None
     # Stop at the first update with a non-finite loss, Q value, alpha or parameter, keep the last good
-    # checkpoint and save the batch (one check per update; its cost is in the README).
+    # checkpoint and save the batch (one check per update; its cost is in docs/benchmarks.md).
     nan_guard: bool = True
     # What sac-train returns to a sweeper (Optuna): the final or the best evaluation return.
     sweep_objective: str = "final"
@@ -522,12 +522,12 @@ class EvalConfig:
 
     # A .pt file, a run directory (its checkpoints/latest.pt) or `latest`; required.
     checkpoint: str = "???"
-    episodes: int = 10
+    episodes: int = 10  # evaluation episodes
     # Act on the policy mean; false samples from the policy.
     deterministic: bool = True
     # Episode i starts from env.reset(seed=seed + i).
     seed: int = 12_345
-    device: str = "auto"
+    device: str = "auto"  # auto, cpu or cuda: where the policy runs
     # Evaluate on another environment id with the same observation and action spaces (a variant of the
     # task); null = the environment the checkpoint was trained on, with its env.kwargs.
     env_id: Optional[str] = None

@@ -14,7 +14,7 @@
 #    learning on the fast path);
 # 3. the benchmark: sac-runner (1 and 8 environments; agent.compile off, compile, cudagraphs) against
 #    SB3 on HalfCheetah-v5, on the GPU (scripts/bench.py --device cuda $BENCH_ARGS);
-# 4. with CHECKS naming crossq: the README's paper-sized CrossQ run (HalfCheetah-v5, $CROSSQ_STEPS
+# 4. with CHECKS naming crossq: the paper-sized CrossQ run of docs/benchmarks.md (HalfCheetah-v5, $CROSSQ_STEPS
 #    steps, default 300000: about 10 minutes on an H200), one per seed in $CROSSQ_SEEDS (default 0,
 #    all at once on the one GPU), started first and trained beside the tests; each seed's log and
 #    sac-report's results.md over them come back in $OUT.

@@ -6,7 +6,7 @@ For every run at or below the first folder (a run directory, a sweep, or a folde
 .hydra/config.yaml and overrides.yaml, metrics.jsonl, alerts.jsonl and train.log are copied to the
 same relative place below the second (about 120 KB for a 100k-step Hopper run). Checkpoints, replay
 buffers, videos, W&B and TensorBoard files stay behind. `sac-report docs/runs/<sweep>` then makes the same
-table and curves as on the runs themselves (the README's tables are kept this way in docs/runs/).
+table and curves as on the runs themselves (the tables of docs/benchmarks.md are kept this way in docs/runs/).
 """
 
 from __future__ import annotations

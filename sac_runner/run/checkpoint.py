@@ -226,7 +226,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                               "use an earlier checkpoints/step_*.pt") from error
 
 
-EXPORTED = ("is a policy exported by sac-export ({kind}), not a checkpoint: run it with {how} (README: Export), "
+EXPORTED = ("is a policy exported by sac-export ({kind}), not a checkpoint: run it with {how} (docs/runs-and-faults.md, Export), "
             "or give the run it came from (checkpoint=<run dir>)")
 
 

@@ -1,4 +1,4 @@
-"""Why a run is failing, while it runs (health.* keys; README: Health).
+"""Why a run is failing, while it runs (health.* keys; docs/health.md).
 
 At every evaluation `HealthMonitor.measure` takes the measurements of algo/health.py (value bias on
 episodes acting as in training, dormant units, norms, effective learning rates, entropy against its

@@ -204,7 +204,7 @@ def test_an_exported_policy_given_as_a_checkpoint_says_what_it_is(tmp_path, run_
         proc = cli(command, tmp_path, *args)
         assert proc.returncode == 2, (command, proc.stderr[-2000:])
         assert refusal_line(proc) == (f"error: {exported} is a policy exported by sac-export ({kind}), not a checkpoint: "
-                                    f"run it with {how} (README: Export), or give the run it came from "
+                                    f"run it with {how} (docs/runs-and-faults.md, Export), or give the run it came from "
                                     "(checkpoint=<run dir>)")
         assert "weights_only" not in proc.stderr
 
