@@ -313,9 +313,9 @@ def _rms_norm(features: int, members: int | None, options: blocks.NormOptions) -
 
 @pytest.fixture(params=[False, True], ids=["after_linear", "before_linear_batch_statistics"])
 def rms_norm(request, monkeypatch) -> blocks.Normalization:
-    """A throwaway normalization registered as "rms" for one test (monkeypatch takes it out after)."""
+    """A throwaway normalization registered as "throwaway_rms" for one test (monkeypatch takes it out after)."""
     spec = blocks.Normalization(_rms_norm, before_linear=request.param, batch_statistics=request.param)
-    monkeypatch.setitem(blocks.NORMS, "rms", spec)
+    monkeypatch.setitem(blocks.NORMS, "throwaway_rms", spec)
     return spec
 
 
@@ -324,7 +324,7 @@ def _positions(modules: list[torch.nn.Module], kind: type) -> list[int]:
 
 
 def test_a_normalization_registered_once_reaches_actor_critics_update_and_health_checks(rms_norm):
-    cfg = AgentConfig(hidden_sizes=[16, 16], critic_norm="rms", actor_norm="rms",
+    cfg = AgentConfig(hidden_sizes=[16, 16], critic_norm="throwaway_rms", actor_norm="throwaway_rms",
                       target_network=not rms_norm.batch_statistics)
     torch.manual_seed(0)
     agent = SAC(OBS, ACT, cfg, torch.device("cpu"))
@@ -338,16 +338,23 @@ def test_a_normalization_registered_once_reaches_actor_critics_update_and_health
         assert len(critic.post_norms) == 2 and not hasattr(critic, "pre_norms")
     assert len(_positions(list(critic.modules()), torch.nn.RMSNorm)) == len(norms)
     assert agent.joint_forward == rms_norm.batch_statistics
+    # A batch-statistics norm acts on running statistics (evaluation mode) except where the update asks.
+    rms_layers = [m for m in critic.modules() if isinstance(m, torch.nn.RMSNorm)]
+    assert not any(layer.training for layer in rms_layers) == rms_norm.batch_statistics
+    with batch_statistics(critic):
+        assert all(layer.training for layer in rms_layers)
     assert HealthMonitor._scale_free(agent, "actor") and HealthMonitor._scale_free(agent, "critic")
     assert torch.isfinite(agent.update(_batch()).metrics["train/critic_loss"])
 
 
 def test_the_config_takes_the_names_and_what_they_need_from_the_registry(rms_norm, monkeypatch):
-    with pytest.raises(ConfigError, match="agent.actor_norm must be one of none, layer, batch_renorm, rms, got 'rms2'"):
+    names = ", ".join(blocks.NORMS)
+    assert names.endswith("throwaway_rms")
+    with pytest.raises(ConfigError, match=f"agent.actor_norm must be one of {names}, got 'rms2'"):
         AgentConfig(actor_norm="rms2")
     if rms_norm.batch_statistics:  # a joint forward pass: no target critics
-        with pytest.raises(ConfigError, match="agent.critic_norm is rms, whose joint forward pass"):
-            AgentConfig(critic_norm="rms")
+        with pytest.raises(ConfigError, match="agent.critic_norm is throwaway_rms, whose joint forward pass"):
+            AgentConfig(critic_norm="throwaway_rms")
     monkeypatch.setitem(blocks.ACTIVATIONS, "softsign", torch.nn.Softsign)
     torch.manual_seed(0)
     agent = SAC(OBS, ACT, AgentConfig(hidden_sizes=[16, 16], activation="softsign"), torch.device("cpu"))

@@ -56,11 +56,20 @@ class Normalization:
 
     def before(self, features: int, members: int | None, options: NormOptions) -> nn.Module | None:
         """The layer that goes before a Linear taking `features` inputs, or None."""
-        return self.make(features, members, options) if self.make is not None and self.before_linear else None
+        return self._layer(features, members, options) if self.before_linear else None
 
     def after(self, features: int, members: int | None, options: NormOptions) -> nn.Module | None:
         """The layer that goes after a hidden Linear giving `features` outputs, or None."""
-        return self.make(features, members, options) if self.make is not None and not self.before_linear else None
+        return None if self.before_linear else self._layer(features, members, options)
+
+    def _layer(self, features: int, members: int | None, options: NormOptions) -> nn.Module | None:
+        if self.make is None:
+            return None
+        layer = self.make(features, members, options)
+        if self.batch_statistics:  # running statistics by default; layers.batch_statistics switches it
+            layer.uses_batch_statistics = True
+            layer.train(False)
+        return layer
 
 
 def _batch_renorm(features: int, members: int | None, options: NormOptions) -> nn.Module:

@@ -39,6 +39,8 @@ def _shape(features: int, members: int | None) -> tuple[int, ...]:
 
 
 class BatchRenorm(nn.Module):
+    uses_batch_statistics = True  # batch_statistics(network) switches it to batch statistics
+
     def __init__(self, features: int, members: int | None = None, momentum: float = 0.01, warmup: int = 100_000,
                  eps: float = 1e-3, r_max: float = 3.0, d_max: float = 5.0):
         super().__init__()
@@ -131,8 +133,9 @@ def _gaps_to_draw(units: int, p: float) -> int:
 
 @contextmanager
 def batch_statistics(network: nn.Module):
-    """The network's BatchRenorm layers normalize with (and update) batch statistics inside the block."""
-    layers = [m for m in network.modules() if isinstance(m, BatchRenorm)]
+    """The network's batch-statistics layers (BatchRenorm, and any norm registered in blocks.NORMS with
+    batch_statistics=True) normalize with (and update) batch statistics inside the block."""
+    layers = [m for m in network.modules() if getattr(m, "uses_batch_statistics", False)]
     for layer in layers:
         layer.train(True)
     try:
