@@ -15,6 +15,7 @@ together here, one schema per config group, and nothing else lives here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
@@ -35,9 +36,19 @@ def _require_seed(seed: int, key: str = "seed") -> None:
              f"set {key}=0 or another non-negative integer")
 
 
+def dmc_id(task: str) -> str:
+    """The Gymnasium id of a DeepMind Control Suite task "<domain>-<task>" (Shimmy registers it)."""
+    return f"dm_control/{task}-v0"
+
+
 @dataclass
 class EnvConfig:
     id: str = "Pendulum-v1"  # a registered Gymnasium id (module:Name-v0 imports the module first)
+    # A DeepMind Control Suite task from states, "<domain>-<task>" (cheetah-run, walker-walk,
+    # ball_in_cup-catch; needs the dmc extra), or null. It picks the environment through env.id: env=dmc
+    # sets env.id to dm_control/${env.task}-v0 (Shimmy's Gymnasium id), so `env=dmc env.task=walker-walk`
+    # is the whole command; a task with any other env.id is refused.
+    task: Optional[str] = None
     # None keeps the environment's registered time limit.
     max_episode_steps: Optional[int] = None
     # Extra keyword arguments for gymnasium.make (e.g. {ctrl_cost_weight: 0.1}).
@@ -59,6 +70,12 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         _require(bool(self.id), "env.id", "is empty", "set env.id=<a registered Gymnasium id>")
+        if self.task is not None:
+            _require(re.fullmatch(r"\w+-\w+", self.task) is not None, "env.task",
+                     f"must be <domain>-<task>, got '{self.task}'", "set env.task=cheetah-run or another DMC task")
+            _require(self.id == dmc_id(self.task), "env.id", f"must be dm_control/<env.task>-v0 "
+                     f"({dmc_id(self.task)}) while env.task is set, got {self.id}", f"choose the task with "
+                     f"env=dmc env.task={self.task}, or set env.task=null for another environment")
         if self.max_episode_steps is not None:
             _require(self.max_episode_steps > 0, "env.max_episode_steps",
                      f"must be positive, got {self.max_episode_steps}", "set it to a step count or null")

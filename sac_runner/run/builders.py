@@ -173,7 +173,7 @@ def load_trained(source: str, device: torch.device, env_seed: int | None = None,
     checkpoint = load_checkpoint(path)
     run = run_config_of(checkpoint)
     if env_id and env_id != run.env.id:
-        run.env = replace(run.env, id=env_id, kwargs={})
+        run.env = replace(run.env, id=env_id, task=None, kwargs={})
     run.agent = replace(run.agent, compile="off")  # a few episodes: not worth compiling, and any device will do
     env = make_env(run.env, seed=env_seed, render_mode=render_mode)
     spaces = env_spaces(env)

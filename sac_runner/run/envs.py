@@ -50,6 +50,50 @@ def _closest_ids(env_id: str) -> list[str]:
     return difflib.get_close_matches(env_id, list(gym.registry.keys()), n=3, cutoff=0.5)
 
 
+DMC_PREFIX = "dm_control/"
+DMC_EXTRA_MISSING = "env=dmc needs the dmc extra: pip install 'sac-runner[dmc]'"
+
+
+def register_dmc() -> None:
+    """Shimmy's dm_control/... ids in gymnasium's registry: gymnasium 1.x loads no plugins, and Shimmy
+    registers its ids when it is first imported (all of them, the suite's only where dm_control imports)."""
+    if any(env_id.startswith(DMC_PREFIX) for env_id in gym.registry):
+        return
+    for chatty in ("absl", "OpenGL"):  # dm_control and PyOpenGL narrate the renderer's choice at INFO
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            # Without a display, GLFW only warns (a line on stderr) and dm_control would take it as its
+            # renderer; as an error, dm_control moves on to EGL or OSMesa, as make_env's videos need.
+            warnings.filterwarnings("error", message=".*DISPLAY environment variable is missing")
+            import dm_control.suite  # noqa: F401  (without it Shimmy silently registers no DMC task)
+        import shimmy  # noqa: F401
+    except ImportError as error:
+        raise EnvError(DMC_EXTRA_MISSING) from error
+    import mujoco
+
+    mujoco.set_mju_user_warning(_mujoco_warning)  # dm_control's import set one that prints through absl
+
+
+def dmc_tasks() -> list[str]:
+    """The registered DeepMind Control Suite tasks, as <domain>-<task> (env.task's values)."""
+    names = (env_id[len(DMC_PREFIX):-len("-v0")] for env_id in gym.registry
+             if env_id.startswith(DMC_PREFIX) and env_id.endswith("-v0"))
+    return sorted(name for name in names if "-" in name)  # not the manipulation / locomotion ones
+
+
+def _unknown_env_message(cfg: EnvConfig) -> str:
+    """One line for an id not in the registry: env.task's closest tasks, or env.id's closest ids."""
+    if cfg.task is not None:
+        what, name, key, fallback = "DMC task", cfg.task, "env.task", "e.g. cheetah-run, walker-walk"
+        close = difflib.get_close_matches(cfg.task, dmc_tasks(), n=3, cutoff=0.5)
+    else:
+        what, name, key, fallback = "environment id", cfg.id, "env.id", "use a registered Gymnasium id"
+        close = _closest_ids(cfg.id)
+    hint = f"did you mean {', '.join(close)}?" if close else fallback
+    return f"unknown {what} '{name}'; {hint} ({key}=...)"
+
+
 FLAT_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiBinary, spaces.MultiDiscrete)
 
 
@@ -74,6 +118,8 @@ def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = 
     else:
         cfg_kwargs = cfg.kwargs
     route_mujoco_warnings()
+    if cfg.id.startswith(DMC_PREFIX):
+        register_dmc()
     try:
         with warnings.catch_warnings():
             # MuJoCo 4 warns about a deprecated attribute in gymnasium's bundled model files.
@@ -81,9 +127,7 @@ def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = 
             env = gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, **cfg_kwargs)
     except gym.error.Error as error:
         if cfg.id not in gym.registry:
-            close = _closest_ids(cfg.id)
-            hint = f"did you mean {', '.join(close)}?" if close else "use a registered Gymnasium id"
-            raise EnvError(f"unknown environment id '{cfg.id}'; {hint} (env.id=...)") from error
+            raise EnvError(_unknown_env_message(cfg)) from error
         raise EnvError(f"environment '{cfg.id}' could not be built: {error}") from error
     except Exception as error:  # a broken or misconfigured third-party environment
         raise EnvError(f"environment '{cfg.id}' could not be built: {type(error).__name__}: {error}; "
@@ -106,7 +150,7 @@ def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = 
         env = FlattenObservation(env)  # Discrete -> one-hot, Dict/Tuple -> concatenation
 
     if isinstance(env.action_space, spaces.Box):
-        unit = np.ones(env.action_space.shape, dtype=np.float32)
+        unit = np.ones(env.action_space.shape, dtype=env.action_space.dtype)  # float32 bounds on a float64 Box warn
         env = RescaleAction(env, -unit, unit)
     elif env.action_space.start != 0:
         env = ZeroBasedDiscreteAction(env)

@@ -36,8 +36,9 @@ EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes use seeds disjoint from trai
 STATISTICS = {"mean": np.mean, "std": np.std, "min": np.min, "max": np.max}
 SUMMARY_STATISTICS: dict[str, tuple[str, ...]] = {"return": ("mean", "std", "min", "max"), "length": ("mean",)}
 INFO_STATISTICS = ("mean",)
-# Info keys that are not the environment's own measurements: RecordEpisodeStatistics' return and length.
-IGNORED_INFO = frozenset({"episode"})
+# Info keys that are not the environment's own measurements: RecordEpisodeStatistics' return and length,
+# and the dm_env time step's bookkeeping that Shimmy passes on for DMC tasks (env=dmc).
+IGNORED_INFO = frozenset({"episode", "timestep.discount", "timestep.step_type"})
 
 
 def numeric_info(info: dict[str, Any]) -> dict[str, float]:

@@ -25,20 +25,36 @@ import torch
 log = logging.getLogger(__name__)
 
 
-def _generator_state(generator: np.random.Generator) -> dict[str, Any]:
+def _legacy_state(state: tuple) -> dict[str, Any]:
+    """A legacy RandomState's get_state() in types torch.load(weights_only=True) reads."""
+    kind, key, pos, has_gauss, cached_gaussian = state
+    return {"kind": kind, "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}
+
+
+def _legacy_tuple(state: dict[str, Any]) -> tuple:
+    return (state["kind"], state["key"].numpy().astype(np.uint32), state["pos"], state["has_gauss"],
+            state["cached_gaussian"])
+
+
+def _generator_state(generator: np.random.Generator | np.random.RandomState) -> dict[str, Any]:
+    """A Generator's state, or a legacy RandomState's (dm_control's tasks, env=dmc, draw from one)."""
+    if isinstance(generator, np.random.RandomState):
+        return _legacy_state(generator.get_state())
     return generator.bit_generator.state
 
 
-def _set_generator_state(generator: np.random.Generator, state: dict[str, Any]) -> None:
-    generator.bit_generator.state = state
+def _set_generator_state(generator: np.random.Generator | np.random.RandomState, state: dict[str, Any]) -> None:
+    if isinstance(generator, np.random.RandomState):
+        generator.set_state(_legacy_tuple(state))
+    else:
+        generator.bit_generator.state = state
 
 
 def capture_rng(env: gym.Env) -> dict[str, Any]:
-    kind, key, pos, has_gauss, cached_gaussian = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": {"kind": kind, "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+        "numpy": _legacy_state(np.random.get_state()),
         "torch": torch.get_rng_state(),
         "env_action_space": _generator_state(env.action_space.np_random),
     }
@@ -49,9 +65,7 @@ def capture_rng(env: gym.Env) -> dict[str, Any]:
 
 def restore_rng(state: dict[str, Any], env: gym.Env) -> None:
     random.setstate(state["python"])
-    n = state["numpy"]
-    np.random.set_state((n["kind"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(_legacy_tuple(state["numpy"]))
     torch.set_rng_state(state["torch"])
     if "torch_cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["torch_cuda"])

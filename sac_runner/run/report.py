@@ -118,7 +118,7 @@ def configuration_overrides(overrides: list[str]) -> tuple[str, ...]:
     the run logs and computes."""
     overrides = [renamed_override(o) for o in overrides]  # a run from before keys moved (config.MOVED_KEYS)
     return tuple(o for o in overrides
-                 if o.split("=")[0].lstrip("+~") not in (*INFRASTRUCTURE, "seed", "env", "env.id")
+                 if o.split("=")[0].lstrip("+~") not in (*INFRASTRUCTURE, "seed", "env", "env.id", "env.task")
                  and not o.startswith(("logging", "hydra")))
 
 

@@ -209,8 +209,15 @@ def hydra_subdir_of(resume: Optional[str], now: str, run_dir: Optional[str] = No
     return str(HYDRA)
 
 
+def dir_name_of(env_id: str) -> str:
+    """An environment id as part of a run directory's name: a namespaced id's slash would make a folder
+    (dm_control/cheetah-run-v0 -> dm_control-cheetah-run-v0)."""
+    return env_id.replace("/", "-")
+
+
 def register_resolvers() -> None:
-    """The resolvers conf/config.yaml uses to send a resumed run to its own directory."""
-    for name, resolver in (("sac_run_dir", run_dir_of), ("sac_hydra_subdir", hydra_subdir_of)):
+    """The resolvers conf/config.yaml uses to name a run's directory and send a resumed run to its own."""
+    for name, resolver in (("sac_run_dir", run_dir_of), ("sac_hydra_subdir", hydra_subdir_of),
+                           ("sac_dir_name", dir_name_of)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
