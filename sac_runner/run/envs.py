@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 import warnings
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from gymnasium.wrappers import DtypeObservation, FlattenObservation, RecordEpiso
 
 from sac_runner.config import EnvConfig
 from sac_runner.errors import EnvError
+from sac_runner.run.rendering import prepare_rendering
 
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def route_mujoco_warnings() -> None:
     directory; ours drops the known-harmless ones and logs the rest (a real problem still shows)."""
     try:
         import mujoco
-    except ImportError:
+    except (ImportError, RuntimeError):  # RuntimeError: a MUJOCO_GL mujoco rejects; gym.make reports it in one line
         return
     if mujoco.get_mju_user_warning() is None:
         mujoco.set_mju_user_warning(_mujoco_warning)
@@ -108,15 +108,7 @@ def _flattenable(space: spaces.Space) -> bool:
 
 def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = None) -> gym.Env:
     """The environment `cfg` names, wrapped for the agent; render_mode="rgb_array" for videos."""
-    if render_mode is not None:
-        cfg_kwargs = {**cfg.kwargs, "render_mode": render_mode}
-        if not os.environ.get("DISPLAY"):
-            os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen MuJoCo rendering without a display or GPU
-        # rgb_array frames need no window: SDL's dummy driver (pygame's classic control) asks for no
-        # display and prints no "error: XDG_RUNTIME_DIR ..." on a headless machine.
-        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    else:
-        cfg_kwargs = cfg.kwargs
+    cfg_kwargs = cfg.kwargs if render_mode is None else {**cfg.kwargs, "render_mode": render_mode}
     route_mujoco_warnings()
     if cfg.id.startswith(DMC_PREFIX):
         register_dmc()
@@ -132,6 +124,12 @@ def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = 
     except Exception as error:  # a broken or misconfigured third-party environment
         raise EnvError(f"environment '{cfg.id}' could not be built: {type(error).__name__}: {error}; "
                        "check env.kwargs and that its package is installed") from error
+    if render_mode is not None:
+        try:
+            prepare_rendering(env)  # gymnasium reads MUJOCO_GL at the first frame, not when it builds the env
+        except EnvError:
+            env.close()
+            raise
 
     if not isinstance(env.action_space, (spaces.Box, spaces.Discrete)):
         env.close()

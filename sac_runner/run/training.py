@@ -17,6 +17,7 @@ from sac_runner.run.checkpoint import Checkpoint, load_checkpoint, resolve_check
 from sac_runner.run.console import console, key_value_table
 from sac_runner.run.hardware import RunRegistry, TorchThreads
 from sac_runner.run.loop import Trainer
+from sac_runner.run.rendering import prepare_rendering
 from sac_runner.run.resumed_config import resumed_config
 from sac_runner.run.run_dir import RunDir, point_latest_at
 from sac_runner.run.signals import StopOnSignals
@@ -45,6 +46,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
         seed_everything(start.run.seed)
         parts = make_parts(start.run)
         try:
+            if start.run.logging.video_every_evals:
+                prepare_rendering(parts.eval_env)  # refused now, in one line, not at the first video hours in
             trainer = Trainer(start.run, parts, run_dir, start.resolved, threads)
             continue_or_warm_start(trainer, start)
             log.info("%s", threads.choice.describe())  # once every check has passed: a refused run prints one line
