@@ -124,26 +124,35 @@ def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = 
     except Exception as error:  # a broken or misconfigured third-party environment
         raise EnvError(f"environment '{cfg.id}' could not be built: {type(error).__name__}: {error}; "
                        "check env.kwargs and that its package is installed") from error
-    if render_mode is not None:
-        try:
+    try:
+        if render_mode is not None:
             prepare_rendering(env)  # gymnasium reads MUJOCO_GL at the first frame, not when it builds the env
-        except EnvError:
-            env.close()
-            raise
-
-    if not isinstance(env.action_space, (spaces.Box, spaces.Discrete)):
+        refuse_unsupported(env, cfg)
+    except EnvError:
         env.close()
+        raise
+    env = wrapped_for_the_agent(env)
+    if seed is not None:
+        env.action_space.seed(seed)
+    return env
+
+
+def refuse_unsupported(env: gym.Env, cfg: EnvConfig) -> None:
+    """An action or observation space sac-runner cannot act in or flatten: one line saying which."""
+    if not isinstance(env.action_space, (spaces.Box, spaces.Discrete)):
         raise EnvError(f"environment '{cfg.id}' has a {type(env.action_space).__name__} action space; "
                        "sac-runner supports Box (continuous SAC) and Discrete (discrete SAC) actions")
     if isinstance(env.action_space, spaces.Box) and not (
             np.all(np.isfinite(env.action_space.low)) and np.all(np.isfinite(env.action_space.high))):
-        env.close()
         raise EnvError(f"environment '{cfg.id}' has unbounded actions; SAC squashes actions with tanh and "
                        "needs finite Box bounds (wrap the env with gymnasium.wrappers.ClipAction)")
     if not _flattenable(env.observation_space):
-        env.close()
         raise EnvError(f"environment '{cfg.id}' has observation space {env.observation_space}, which sac-runner "
                        "cannot flatten; supported: Box, Discrete, MultiBinary, MultiDiscrete and Dict/Tuple of those")
+
+
+def wrapped_for_the_agent(env: gym.Env) -> gym.Env:
+    """Flat float32 observations, actions in [-1, 1]^d (or indices from 0), episode statistics in info."""
     if not (isinstance(env.observation_space, spaces.Box) and len(env.observation_space.shape) == 1):
         env = FlattenObservation(env)  # Discrete -> one-hot, Dict/Tuple -> concatenation
 
@@ -156,10 +165,7 @@ def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*precision lowered.*")
             env = DtypeObservation(env, np.float32)
-    env = RecordEpisodeStatistics(env)
-    if seed is not None:
-        env.action_space.seed(seed)
-    return env
+    return RecordEpisodeStatistics(env)
 
 
 class ZeroBasedDiscreteAction(gym.ActionWrapper):
