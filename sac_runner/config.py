@@ -36,9 +36,13 @@ def _require_seed(seed: int, key: str = "seed") -> None:
              f"set {key}=0 or another non-negative integer")
 
 
+# Shimmy's Gymnasium ids of the DeepMind Control Suite: dm_control/<domain>-<task>-v0.
+DMC_PREFIX, DMC_SUFFIX = "dm_control/", "-v0"
+
+
 def dmc_id(task: str) -> str:
     """The Gymnasium id of a DeepMind Control Suite task "<domain>-<task>" (Shimmy registers it)."""
-    return f"dm_control/{task}-v0"
+    return f"{DMC_PREFIX}{task}{DMC_SUFFIX}"
 
 
 @dataclass

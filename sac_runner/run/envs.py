@@ -18,7 +18,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.wrappers import DtypeObservation, FlattenObservation, RecordEpisodeStatistics, RescaleAction
 
-from sac_runner.config import EnvConfig
+from sac_runner.config import DMC_PREFIX, DMC_SUFFIX, EnvConfig
 from sac_runner.errors import EnvError
 from sac_runner.run.rendering import prepare_rendering
 
@@ -50,7 +50,6 @@ def _closest_ids(env_id: str) -> list[str]:
     return difflib.get_close_matches(env_id, list(gym.registry.keys()), n=3, cutoff=0.5)
 
 
-DMC_PREFIX = "dm_control/"
 DMC_EXTRA_MISSING = "env=dmc needs the dmc extra: pip install 'sac-runner[dmc]'"
 
 
@@ -77,8 +76,8 @@ def register_dmc() -> None:
 
 def dmc_tasks() -> list[str]:
     """The registered DeepMind Control Suite tasks, as <domain>-<task> (env.task's values)."""
-    names = (env_id[len(DMC_PREFIX):-len("-v0")] for env_id in gym.registry
-             if env_id.startswith(DMC_PREFIX) and env_id.endswith("-v0"))
+    names = (env_id[len(DMC_PREFIX):-len(DMC_SUFFIX)] for env_id in gym.registry
+             if env_id.startswith(DMC_PREFIX) and env_id.endswith(DMC_SUFFIX))
     return sorted(name for name in names if "-" in name)  # not the manipulation / locomotion ones
 
 
