@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
-from sac_runner.algo.blocks import ACTIVATIONS, NORMS
+from sac_runner.algo.blocks import ACTIVATIONS, ENCODERS, NORMS
 from sac_runner.errors import ConfigError
 
 
@@ -38,6 +38,14 @@ def _require_seed(seed: int, key: str = "seed") -> None:
 
 # Shimmy's Gymnasium ids of the DeepMind Control Suite: dm_control/<domain>-<task>-v0.
 DMC_PREFIX, DMC_SUFFIX = "dm_control/", "-v0"
+
+
+# Atari through ale-py: ALE/<Game>-v5.
+ATARI_PREFIX = "ALE/"
+# Pixel observations the convolutional encoders take (a DrQ encoder needs at least 64; larger costs memory).
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 64, 128
+# Action repeat by DMC domain from pixels (Kostrikov, Yarats and Fergus, 2020, Table 2; Hafner et al., 2019).
+DRQ_ACTION_REPEAT = {"cartpole": 8, "reacher": 4, "cheetah": 4, "ball_in_cup": 4, "walker": 2, "finger": 2}
 
 
 def dmc_id(task: str) -> str:
@@ -71,9 +79,39 @@ class EnvConfig:
     # sync: the environments step one after another in this process (cheap ones: MuJoCo, classic
     # control); async: one subprocess each (environments whose step is slow).
     vectorization: str = "sync"
+    # Learn from images: the environment's rgb_array rendering (a DMC task, any Gymnasium task that
+    # renders) replaces its observation, resized to image_size x image_size and stacked frame_stack deep,
+    # channels first, uint8: (frame_stack * 3, image_size, image_size). Atari (env=atari) observes pixels
+    # by nature and sets its own preprocessing (run/atari.py).
+    pixels: bool = False
+    image_size: int = 84  # height and width of a pixel observation (the encoders take 64 .. 128)
+    # Frames per observation; null: 3 for pixels (DrQ), 1 otherwise (env=atari: 4).
+    frame_stack: Optional[int] = None
+    # Environment steps per agent step: the action is repeated, the rewards summed, one frame rendered.
+    # null: DrQ's per-task value for the six PlaNet tasks with env.pixels=true (cartpole 8, reacher,
+    # cheetah and ball_in_cup 4, walker and finger 2), 1 elsewhere. The schedule counts environment steps.
+    action_repeat: Optional[int] = None
+    # The camera pixels are rendered from: a DMC camera id (null: 0, 2 for quadruped) or a MuJoCo
+    # camera name / id for Gymnasium tasks (null: the task's default view).
+    camera: Optional[Union[int, str]] = None
+    # Atari preprocessing (env=atari, Machado et al., 2018 / Mnih et al., 2015): up to noop_max random
+    # no-ops at reset, life loss as the end of an episode for learning, rewards clipped to their sign.
+    noop_max: int = 30
+    terminal_on_life_loss: bool = False
+    clip_rewards: bool = False
 
     def __post_init__(self) -> None:
         _require(bool(self.id), "env.id", "is empty", "set env.id=<a registered Gymnasium id>")
+        _require(MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE, "env.image_size",
+                 f"must be in {MIN_IMAGE_SIZE} .. {MAX_IMAGE_SIZE} (what the encoders take), got {self.image_size}",
+                 "set env.image_size=84")
+        if self.frame_stack is not None:
+            _require(self.frame_stack >= 1, "env.frame_stack", f"must be at least 1, got {self.frame_stack}",
+                     "set env.frame_stack=3 (or null for the default)")
+        if self.action_repeat is not None:
+            _require(self.action_repeat >= 1, "env.action_repeat", f"must be at least 1, got {self.action_repeat}",
+                     "set env.action_repeat=1 (or null for the default)")
+        _require(self.noop_max >= 0, "env.noop_max", f"must be >= 0, got {self.noop_max}", "set env.noop_max=30")
         if self.task is not None:
             _require(re.fullmatch(r"\w+-\w+", self.task) is not None, "env.task",
                      f"must be <domain>-<task>, got '{self.task}'", "set env.task=cheetah-run or another DMC task")
@@ -89,6 +127,32 @@ class EnvConfig:
         _require(self.vectorization in ("sync", "async"), "env.vectorization",
                  f"must be sync or async, got '{self.vectorization}'", "set env.vectorization=sync")
 
+    @property
+    def is_atari(self) -> bool:
+        return self.id.startswith(ATARI_PREFIX)
+
+    @property
+    def observes_pixels(self) -> bool:
+        """Observations are images: env.pixels, or an Atari game."""
+        return self.pixels or self.is_atari
+
+    @property
+    def frames_per_observation(self) -> int:
+        if self.frame_stack is not None:
+            return self.frame_stack
+        return 4 if self.is_atari else 3 if self.pixels else 1
+
+    @property
+    def env_steps_per_agent_step(self) -> int:
+        """env.action_repeat, or its default: DrQ's per-task value for the PlaNet tasks from pixels."""
+        if self.action_repeat is not None:
+            return self.action_repeat
+        if self.is_atari:
+            return 4  # the frame skip of run/atari.py
+        if self.pixels and self.task is not None:
+            return DRQ_ACTION_REPEAT.get(self.task.split("-")[0], 1)
+        return 1
+
 
 LR_DECAYS = ("constant", "linear", "exponential")
 OPTIMIZED = ("actor", "critic", "alpha", "value")
@@ -96,6 +160,8 @@ ACTION_SPACES = ("auto", "continuous", "discrete")
 COMPILE_MODES = ("auto", "off", "compile", "cudagraphs")
 ACTOR_Q = ("min", "mean")
 ARCHITECTURES = ("mlp", "simba")
+AUGMENTATIONS = ("none", "shift")
+ENCODER_CHOICES = ("auto", *ENCODERS)
 
 
 @dataclass
@@ -188,6 +254,17 @@ class AgentConfig:
     # all of one width (e.g. [512, 512]); with env.normalize_obs=true for its observation normalization.
     critic_architecture: str = "mlp"
     actor_architecture: str = "mlp"
+    # Image observations (env.pixels, env=atari) pass through a convolutional encoder (algo/blocks.py
+    # ENCODERS): auto = drq (Kostrikov et al., 2020: four 3x3 convolutions of 32 channels, the first
+    # with stride 2, a Linear to feature_dim, LayerNorm, tanh), or nature (Mnih et al., 2015). The
+    # critics share it and train it; the actor reads its features detached. Ignored for state observations.
+    encoder: str = "auto"
+    feature_dim: int = 50  # the drq encoder's output features (nature's is 512)
+    # Polyak rate of the target critics' encoder (DrQ: 0.05, faster than the critics' tau of 0.01).
+    encoder_tau: float = 0.05
+    # Image augmentation of sampled observations and next observations, independently, on the training
+    # device: none, or shift (DrQ: pad 4 pixels by repeating the border, crop back at a random offset).
+    augmentation: str = "none"
 
     def __post_init__(self) -> None:
         _require(self.compile in COMPILE_MODES, "agent.compile",
@@ -247,6 +324,17 @@ class AgentConfig:
             value = getattr(self, key)
             _require(value > 0, f"agent.{key}", f"must be positive, got {value}", f"set agent.{key}=1")
         self._check_building_blocks()
+        self._check_encoder()
+
+    def _check_encoder(self) -> None:
+        _require(self.encoder in ENCODER_CHOICES, "agent.encoder",
+                 f"must be one of {', '.join(ENCODER_CHOICES)}, got '{self.encoder}'", "set agent.encoder=auto")
+        _require(self.feature_dim >= 1, "agent.feature_dim", f"must be positive, got {self.feature_dim}",
+                 "set agent.feature_dim=50")
+        _require(0 < self.encoder_tau <= 1, "agent.encoder_tau", f"must be in (0, 1], got {self.encoder_tau}",
+                 "set agent.encoder_tau=0.05")
+        _require(self.augmentation in AUGMENTATIONS, "agent.augmentation",
+                 f"must be one of {', '.join(AUGMENTATIONS)}, got '{self.augmentation}'", "set agent.augmentation=shift")
 
     def _check_building_blocks(self) -> None:
         for key in ("critic_norm", "actor_norm"):

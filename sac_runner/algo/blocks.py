@@ -7,7 +7,8 @@ Adding a normalization is one entry in NORMS (and its test): the actor's MLP and
 share one layer loop (networks.mlp_layers), so the entry reaches both, and agent.critic_norm /
 agent.actor_norm accept its name.
 
-Imports torch and sac_runner.algo.layers only: sac_runner.config imports this module to check names.
+Imports torch, sac_runner.algo.layers and sac_runner.algo.encoders only: sac_runner.config imports
+this module to check names.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Callable, Optional, Protocol
 
 from torch import nn
 
+from sac_runner.algo.encoders import DrQEncoder, NatureEncoder
 from sac_runner.algo.layers import BatchRenorm, EnsembleLayerNorm
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -86,4 +88,11 @@ NORMS: dict[str, Normalization] = {
     "layer": Normalization(_layer_norm),
     # BatchRenorm before every Linear (CrossQ, Bhatt et al., 2024)
     "batch_renorm": Normalization(_batch_renorm, before_linear=True, batch_statistics=True),
+}
+
+
+# Image encoders (agent.encoder): (obs_shape (C, H, W), feature_dim) -> a module with .out_dim features.
+ENCODERS: dict[str, Callable[..., nn.Module]] = {
+    "drq": DrQEncoder,        # Kostrikov et al., 2020 (DMC from pixels)
+    "nature": NatureEncoder,  # Mnih et al., 2015 (Atari)
 }
