@@ -97,8 +97,8 @@ class EnvConfig:
     # Atari preprocessing (env=atari, Machado et al., 2018 / Mnih et al., 2015): up to noop_max random
     # no-ops at reset, life loss as the end of an episode for learning, rewards clipped to their sign.
     noop_max: int = 30
-    terminal_on_life_loss: bool = False
-    clip_rewards: bool = False
+    terminal_on_life_loss: bool = False  # a lost life ends the episode for learning (not for evaluation)
+    clip_rewards: bool = False  # rewards clipped to their sign, -1, 0 or 1, for learning
 
     def __post_init__(self) -> None:
         _require(bool(self.id), "env.id", "is empty", "set env.id=<a registered Gymnasium id>")
