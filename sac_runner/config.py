@@ -433,13 +433,15 @@ class BufferConfig:
 
 @dataclass
 class ScheduleConfig:
-    total_steps: int = 1_000_000  # environment steps to train for (transitions, over all env.num_envs)
+    # Environment steps to train for, over all env.num_envs: transitions, or frames with env.action_repeat
+    # (one transition = action_repeat environment steps, as the pixel papers count).
+    total_steps: int = 1_000_000
     # Actions are uniform random for the first `start_steps` environment steps (exploration warm-up).
     start_steps: int = 5_000
-    # Learning starts once the buffer holds `update_after` transitions.
+    # Learning starts after `update_after` environment steps (transitions, unless env.action_repeat > 1).
     update_after: int = 5_000
-    # Environment steps between updates, and gradient steps per update: the update-to-data ratio is
-    # gradient_steps / update_every.
+    # Transitions between updates (environment steps, or agent steps with env.action_repeat), and
+    # gradient steps per update: the update-to-data ratio is gradient_steps / update_every.
     update_every: int = 1
     gradient_steps: int = 1
     batch_size: int = 256  # transitions per gradient step

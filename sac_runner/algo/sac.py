@@ -35,7 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from sac_runner.algo.blocks import ENCODERS
 from sac_runner.algo.compilation import Accelerated, resolve_compile_mode, start_compiling_afresh
+from sac_runner.algo.encoders import EncodedActor, EncodedCritic, optimized_parameters, random_shift
 from sac_runner.algo.lr_schedule import decayed_lr
 from sac_runner.algo.layers import batch_statistics
 from sac_runner.algo.networks import (Body, CriticEnsemble, SquashedGaussianActor, ValueNetwork, project_to_unit_norm,
@@ -120,11 +122,24 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
         group.update(kept)
 
 
+def build_encoder(cfg: AgentConfig, obs_shape: tuple[int, int, int]) -> nn.Module:
+    """The image encoder agent.encoder names (auto: drq) for observations of obs_shape (C, H, W)."""
+    return ENCODERS["drq" if cfg.encoder == "auto" else cfg.encoder](obs_shape, cfg.feature_dim)
+
+
 class SAC:
-    def __init__(self, obs_dim: int, action_dim: int, cfg: AgentConfig, device: torch.device, *,
+    def __init__(self, obs_dim: int | tuple[int, ...], action_dim: int, cfg: AgentConfig, device: torch.device, *,
                  normalize_obs: bool = False, normalize_obs_clip: float = 10.0):
+        """obs_dim: the size of a flat observation, or the shape (C, H, W) of an image observation (uint8
+        frames, through a convolutional encoder: encoders.py)."""
         self.cfg = cfg
-        self.normalizer = ObservationNormalizer(obs_dim, normalize_obs, normalize_obs_clip).to(device)
+        obs_shape = (obs_dim,) if isinstance(obs_dim, int) else tuple(obs_dim)
+        # Images: the critics' encoder (agent.encoder), whose features the networks below take in place of s.
+        self.encoder = build_encoder(cfg, obs_shape).to(device) if len(obs_shape) == 3 else None
+        obs_dim = self.encoder.out_dim if self.encoder is not None else obs_shape[0]
+        self.augment = random_shift if cfg.augmentation == "shift" else None
+        self.normalizer = ObservationNormalizer(obs_dim, normalize_obs and self.encoder is None,
+                                                normalize_obs_clip).to(device)
         self.device = device
         self.gamma = cfg.gamma
         self.tau = cfg.tau
@@ -143,11 +158,13 @@ class SAC:
         self.actor_body = Body(cfg.actor_norm, 0.0, architecture=cfg.actor_architecture, **renorm)
         self.critic_body = Body(cfg.critic_norm, cfg.critic_dropout, architecture=cfg.critic_architecture, **renorm)
         self.actor, self.critic = self._actor_and_critic(obs_dim, action_dim, actor_sizes, critic_sizes)
+        if self.encoder is not None:  # the critics train the encoder; the actor reads it detached
+            self.actor, self.critic = EncodedActor(self.encoder, self.actor), EncodedCritic(self.encoder, self.critic)
         self.actor.to(device)
         self.critic.to(device)
         self.compile_mode = resolve_compile_mode(cfg.compile, device)
         optimizer = partial(adam, device=device, graph_safe=self.compile_mode != "off", betas=tuple(cfg.adam_betas))
-        self.actor_optimizer = optimizer(self.actor.parameters(), cfg.actor_lr)
+        self.actor_optimizer = optimizer(optimized_parameters(self.actor), cfg.actor_lr)
         self.critic_optimizer = optimizer(self.critic.parameters(), cfg.critic_lr)
 
         # The bootstrap comes from target critics (2019) or from a target V network (2018); without
@@ -155,6 +172,9 @@ class SAC:
         self.value: ValueNetwork | None = None
         self.value_optimizer = None
         if cfg.value_network:
+            if self.encoder is not None:
+                raise ValueError("agent.value_network=true (the 2018 V network) does not take image observations; "
+                                 "set agent.value_network=false")
             self.value = ValueNetwork(obs_dim, critic_sizes, cfg.activation, self.critic_body).to(device)
             self.value_optimizer = optimizer(self.value.parameters(), cfg.value_lr)
         # Weight normalization (agent.weight_norm): these networks' hidden weights stay at unit norm.
@@ -162,9 +182,17 @@ class SAC:
         for weights in self._unit_weights.values():
             project_to_unit_norm(weights)
         bootstrap: nn.Module = self.critic if self.value is None else self.value
+        # Each target moves toward its online network at its rate: tau, and agent.encoder_tau for an encoder.
+        self._target_groups: list[tuple[list[torch.Tensor], list[torch.Tensor], float]] = []
         if cfg.target_network:
             self.target = copy.deepcopy(bootstrap).requires_grad_(False)
             self._target_params, self._bootstrap_params = list(self.target.parameters()), list(bootstrap.parameters())
+            if self.encoder is not None:
+                self._target_groups = [(list(self.target.head.parameters()), list(bootstrap.head.parameters()), self.tau),
+                                       (list(self.target.encoder.parameters()), list(self.encoder.parameters()),
+                                        cfg.encoder_tau)]
+            else:
+                self._target_groups = [(self._target_params, self._bootstrap_params, self.tau)]
         else:
             self.target, self._target_params, self._bootstrap_params = bootstrap, [], []
         # CrossQ: critics normalized with batch statistics (Batch Renormalization) see current and next
@@ -235,7 +263,11 @@ class SAC:
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Action in [-1, 1]^d for one observation (or a batch of them)."""
-        return self._policy(torch.as_tensor(obs, dtype=torch.float32, device=self.device), deterministic).cpu().numpy()
+        return self._policy(self.as_obs(obs), deterministic).cpu().numpy()
+
+    def as_obs(self, obs: np.ndarray) -> torch.Tensor:
+        """Observations as the networks take them: float32, or the uint8 frames an encoder scales itself."""
+        return torch.as_tensor(obs, dtype=None if self.encoder is not None else torch.float32, device=self.device)
 
     def _policy_action(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         obs = self.normalizer(obs)
@@ -258,13 +290,16 @@ class SAC:
         The pieces are functions of tensors only (`_critic_update`, `_policy_update`), which
         agent.compile runs compiled or replays as CUDA graphs; which pieces run is decided here."""
         self.num_updates += 1
+        if self.augment is not None:  # DrQ: each observation shifted independently, on the training device
+            batch = batch._replace(obs=self.augment(batch.obs), next_obs=self.augment(batch.next_obs))
         metrics, td_error = self._learn_q(*batch)
         if self._policy_update_due():
             for _ in range(self.policy_steps_when_due):
                 metrics.update(self._learn_pi(batch.obs))
         metrics["train/alpha"] = self.alpha
         if self._target_params and self.num_updates % self.target_update_every == 0:
-            polyak_update(self._target_params, self._bootstrap_params, self.tau)
+            for target, online, rate in self._target_groups:
+                polyak_update(target, online, rate)
         if self.cfg.reset_every and self.num_updates % self.cfg.reset_every == 0:
             self.reset(self.cfg.reset_networks)
         return UpdateResult(metrics, td_error)
@@ -316,7 +351,7 @@ class SAC:
         obs = self.normalizer(obs)
         with batch_statistics(self.actor):  # the critics keep their running statistics (CrossQ)
             actor_loss, log_prob = self._actor_loss(obs, self.alpha)
-        self._step("actor", actor_loss, self.actor.parameters())
+        self._step("actor", actor_loss, optimized_parameters(self.actor))
         self._temperature_step(log_prob)
         return {"train/actor_loss": actor_loss.detach(), "train/entropy": -log_prob.mean()}
 
@@ -387,8 +422,7 @@ class SAC:
     @torch.no_grad()
     def sample_with_log_prob(self, obs: np.ndarray) -> tuple[np.ndarray, float]:
         """An action drawn from pi(.|s) as in training, for one observation, and log pi(a|s)."""
-        action, log_prob = self._sample_with_log_prob(self.normalizer(torch.as_tensor(obs, dtype=torch.float32,
-                                                                                      device=self.device)))
+        action, log_prob = self._sample_with_log_prob(self.normalizer(self.as_obs(obs)))
         return action.cpu().numpy(), float(log_prob)
 
     def _sample_with_log_prob(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -41,8 +41,14 @@ def make_agent(run: RunConfig, spaces: Spaces, device: torch.device) -> SAC:
     if run.agent.compile == "cudagraphs" and device.type != "cuda":
         raise ConfigError(f"agent.compile=cudagraphs needs a CUDA device but the run is on {device.type}; "
                           "set agent.compile=compile (or auto)")
+    if spaces.pixels and run.env.normalize_obs:
+        raise ConfigError(f"env.normalize_obs=true does not apply to image observations ({run.env.id} from pixels: "
+                          "the encoder scales its frames); set env.normalize_obs=false")
+    if run.agent.augmentation != "none" and not spaces.pixels:
+        raise ConfigError(f"agent.augmentation={run.agent.augmentation} shifts images, but {run.env.id} observes "
+                          "states; set env.pixels=true (or agent.augmentation=none, or another agent than drq)")
     agent_class = DiscreteSAC if spaces.discrete else SAC
-    return agent_class(spaces.obs_dim, spaces.action_dim, run.agent, device,
+    return agent_class(spaces.obs_shape, spaces.action_dim, run.agent, device,
                        normalize_obs=run.env.normalize_obs, normalize_obs_clip=run.env.normalize_obs_clip)
 
 
@@ -122,7 +128,7 @@ class Parts:
 def make_parts(run: RunConfig) -> Parts:
     device = resolve_device(run.device)
     eval_env = make_env(run.env)  # first: an environment that cannot be built fails here, in one line
-    env, spaces = VectorEnvs(run.env, seed=run.seed), env_spaces(eval_env)
+    env, spaces = VectorEnvs(run.env, seed=run.seed), env_spaces(eval_env, run.env.frames_per_observation)
     agent = make_agent(run, spaces, device)
     return Parts(env, eval_env, agent, make_replay_buffer(run, spaces, device), spaces)
 
@@ -176,7 +182,7 @@ def load_trained(source: str, device: torch.device, env_seed: int | None = None,
         run.env = replace(run.env, id=env_id, task=None, kwargs={})
     run.agent = replace(run.agent, compile="off")  # a few episodes: not worth compiling, and any device will do
     env = make_env(run.env, seed=env_seed, render_mode=render_mode)
-    spaces = env_spaces(env)
+    spaces = env_spaces(env, run.env.frames_per_observation)
     saved = checkpoint.spaces
     if spaces != saved:
         env.close()

@@ -20,14 +20,20 @@ class Cadence:
     def __init__(self, run: RunConfig):
         self.schedule, self.lr_decay_ref = run.schedule, run.agent.lr_decay_ref
         self.total_steps = run.schedule.steps
+        # Environment steps per transition (env.action_repeat): the schedule counts environment steps
+        # (frames, as the pixel papers do), the update-to-data ratio counts transitions (agent steps).
+        self.repeat = run.env.env_steps_per_agent_step
 
     def acts_randomly(self, step: int) -> bool:
         return step <= self.schedule.start_steps
 
     def update_events(self, before: int, step: int) -> int:
-        """Updates due in (before, step]: the multiples of update_every from update_after on (each is
-        schedule.gradient_steps gradient steps), so the update-to-data ratio holds for any num_envs."""
-        first = max(before + 1, self.schedule.update_after)
+        """Updates due in environment steps (before, step]: the multiples of update_every transitions from
+        update_after environment steps on (each is schedule.gradient_steps gradient steps), so the
+        update-to-data ratio holds for any num_envs and action repeat."""
+        k = self.repeat
+        before, step = before // k, step // k  # in transitions
+        first = max(before + 1, -(-self.schedule.update_after // k))
         every = self.schedule.update_every
         return max(0, step // every - (first - 1) // every) if first <= step else 0
 

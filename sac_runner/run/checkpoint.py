@@ -74,7 +74,8 @@ class Checkpoint:
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "step": self.step, "config": self.config,
                 "obs_dim": self.spaces.obs_dim, "action_dim": self.spaces.action_dim,
-                "discrete": self.spaces.discrete, "agent": self.agent,
+                "discrete": self.spaces.discrete, "image_shape": self.spaces.image_shape,
+                "frame_stack": self.spaces.frame_stack, "agent": self.agent,
                 "loop": {**self.loop.state_dict(), "health": self.health}, "episode_replay": self.episodes,
                 "obs": torch.as_tensor(self.obs), "rng": self.rng, "wandb_run_id": self.wandb_run_id,
                 "buffer_file": self.buffer_file, **({"best": self.best} if self.best is not None else {})}
@@ -88,7 +89,9 @@ class Checkpoint:
         episodes, obs = data["episode_replay"], data["obs"].numpy()
         if "episodes" not in episodes:  # before version 4: one environment, kept alone
             episodes, obs = {"episodes": [episodes]}, obs[None]
-        spaces = Spaces(int(data["obs_dim"]), int(data["action_dim"]), bool(data["discrete"]))
+        image_shape = data.get("image_shape")  # absent before image observations (version 4 state runs)
+        spaces = Spaces(int(data["obs_dim"]), int(data["action_dim"]), bool(data["discrete"]),
+                        None if image_shape is None else tuple(image_shape), int(data.get("frame_stack", 1)))
         return cls(data["config"], spaces, data["agent"], loop, health, episodes, obs, data["rng"],
                    data.get("wandb_run_id"), int(data["step"]), data.get("best"), path, data.get("buffer_file"))
 

@@ -20,6 +20,7 @@ from gymnasium.wrappers import DtypeObservation, FlattenObservation, RecordEpiso
 
 from sac_runner.config import DMC_PREFIX, DMC_SUFFIX, EnvConfig
 from sac_runner.errors import EnvError
+from sac_runner.run.pixels import is_image, make_rendering, observe_pixels
 from sac_runner.run.rendering import prepare_rendering
 
 
@@ -38,6 +39,7 @@ def _mujoco_warning(message: str) -> None:
 def route_mujoco_warnings() -> None:
     """MuJoCo's own warning handler prints to stdout and appends to MUJOCO_LOG.TXT in the working
     directory; ours drops the known-harmless ones and logs the rest (a real problem still shows)."""
+    quiet_renderer_logs()
     try:
         import mujoco
     except (ImportError, RuntimeError):  # RuntimeError: a MUJOCO_GL mujoco rejects; gym.make reports it in one line
@@ -50,6 +52,13 @@ def _closest_ids(env_id: str) -> list[str]:
     return difflib.get_close_matches(env_id, list(gym.registry.keys()), n=3, cutoff=0.5)
 
 
+def quiet_renderer_logs() -> None:
+    """dm_control and PyOpenGL narrate the renderer's choice at INFO when first imported (by mujoco itself
+    where MUJOCO_GL=egl or osmesa): a line on stdout that reads like news, before a refusal's one line."""
+    for chatty in ("absl", "OpenGL"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
 DMC_EXTRA_MISSING = "env=dmc needs the dmc extra: pip install 'sac-runner[dmc]'"
 
 
@@ -58,8 +67,7 @@ def register_dmc() -> None:
     registers its ids when it is first imported (all of them, the suite's only where dm_control imports)."""
     if any(env_id.startswith(DMC_PREFIX) for env_id in gym.registry):
         return
-    for chatty in ("absl", "OpenGL"):  # dm_control and PyOpenGL narrate the renderer's choice at INFO
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    quiet_renderer_logs()
     try:
         with warnings.catch_warnings():
             # Without a display, GLFW only warns (a line on stderr) and dm_control would take it as its
@@ -115,7 +123,11 @@ def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = 
         with warnings.catch_warnings():
             # MuJoCo 4 warns about a deprecated attribute in gymnasium's bundled model files.
             warnings.filterwarnings("ignore", message=".*deprecated.*")
-            env = gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, **cfg_kwargs)
+            if cfg.pixels:
+                env = make_rendering(cfg, lambda **render: gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps,
+                                                                   **cfg.kwargs, **render))
+            else:
+                env = gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, **cfg_kwargs)
     except gym.error.Error as error:
         if cfg.id not in gym.registry:
             raise EnvError(_unknown_env_message(cfg)) from error
@@ -124,8 +136,10 @@ def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = 
         raise EnvError(f"environment '{cfg.id}' could not be built: {type(error).__name__}: {error}; "
                        "check env.kwargs and that its package is installed") from error
     try:
-        if render_mode is not None:
+        if render_mode is not None or cfg.pixels:
             prepare_rendering(env)  # gymnasium reads MUJOCO_GL at the first frame, not when it builds the env
+        if cfg.pixels:
+            env = observe_pixels(env, cfg)
         refuse_unsupported(env, cfg)
     except EnvError:
         env.close()
@@ -145,14 +159,16 @@ def refuse_unsupported(env: gym.Env, cfg: EnvConfig) -> None:
             np.all(np.isfinite(env.action_space.low)) and np.all(np.isfinite(env.action_space.high))):
         raise EnvError(f"environment '{cfg.id}' has unbounded actions; SAC squashes actions with tanh and "
                        "needs finite Box bounds (wrap the env with gymnasium.wrappers.ClipAction)")
-    if not _flattenable(env.observation_space):
+    if not (is_image(env.observation_space) or _flattenable(env.observation_space)):
         raise EnvError(f"environment '{cfg.id}' has observation space {env.observation_space}, which sac-runner "
                        "cannot flatten; supported: Box, Discrete, MultiBinary, MultiDiscrete and Dict/Tuple of those")
 
 
 def wrapped_for_the_agent(env: gym.Env) -> gym.Env:
-    """Flat float32 observations, actions in [-1, 1]^d (or indices from 0), episode statistics in info."""
-    if not (isinstance(env.observation_space, spaces.Box) and len(env.observation_space.shape) == 1):
+    """Flat float32 observations (images stay uint8 frames), actions in [-1, 1]^d (or indices from 0),
+    episode statistics in info."""
+    image = is_image(env.observation_space)
+    if not image and not (isinstance(env.observation_space, spaces.Box) and len(env.observation_space.shape) == 1):
         env = FlattenObservation(env)  # Discrete -> one-hot, Dict/Tuple -> concatenation
 
     if isinstance(env.action_space, spaces.Box):
@@ -160,7 +176,7 @@ def wrapped_for_the_agent(env: gym.Env) -> gym.Env:
         env = RescaleAction(env, -unit, unit)
     elif env.action_space.start != 0:
         env = ZeroBasedDiscreteAction(env)
-    if env.observation_space.dtype != np.float32:
+    if not image and env.observation_space.dtype != np.float32:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*precision lowered.*")
             env = DtypeObservation(env, np.float32)
@@ -186,12 +202,28 @@ class Spaces:
     obs_dim: int
     action_dim: int  # the size of a continuous action, or the number |A| of discrete actions
     discrete: bool
+    # Image observations: (frames * channels, height, width) of uint8 frames, and the frames stacked;
+    # None for a flat float observation of obs_dim.
+    image_shape: tuple[int, int, int] | None = None
+    frame_stack: int = 1
+
+    @property
+    def pixels(self) -> bool:
+        return self.image_shape is not None
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        return self.image_shape if self.image_shape is not None else (self.obs_dim,)
 
     def describe(self) -> str:
-        return f"observation size {self.obs_dim} and {'|A| =' if self.discrete else 'action size'} {self.action_dim}"
+        seen = f"{'x'.join(map(str, self.image_shape))} frames" if self.pixels else f"observation size {self.obs_dim}"
+        return f"{seen} and {'|A| =' if self.discrete else 'action size'} {self.action_dim}"
 
 
-def env_spaces(env: gym.Env) -> Spaces:
+def env_spaces(env: gym.Env, frame_stack: int = 1) -> Spaces:
+    """The spaces of a built environment; frame_stack: the frames stacked in an image observation."""
+    shape = env.observation_space.shape
+    image = (tuple(int(n) for n in shape), frame_stack) if is_image(env.observation_space) else (None, 1)
     if isinstance(env.action_space, spaces.Discrete):
-        return Spaces(int(np.prod(env.observation_space.shape)), int(env.action_space.n), discrete=True)
-    return Spaces(int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape)), discrete=False)
+        return Spaces(int(np.prod(shape)), int(env.action_space.n), True, *image)
+    return Spaces(int(np.prod(shape)), int(np.prod(env.action_space.shape)), False, *image)

@@ -24,7 +24,7 @@ from torch import nn
 from sac_runner.config import ExportConfig
 from sac_runner.errors import ConfigError
 from sac_runner.run.builders import Trained, load_trained
-from sac_runner.run.envs import ZeroBasedDiscreteAction
+from sac_runner.run.envs import Spaces, ZeroBasedDiscreteAction
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,10 @@ class DeployedPolicy(nn.Module):
         return self.low + (unit + 1.0) * 0.5 * (self.high - self.low)
 
 
-def export_policy(policy: DeployedPolicy, obs_dim: int, fmt: str, path: Path) -> Path:
-    example = torch.zeros(2, obs_dim)
+def export_policy(policy: DeployedPolicy, spaces: Spaces, fmt: str, path: Path) -> Path:
+    """The policy as a file taking a batch of raw observations: float32 (B, obs_dim), or uint8 frames
+    (B, C, H, W) for an agent that learned from pixels."""
+    example = torch.zeros(2, *spaces.obs_shape, dtype=torch.uint8 if spaces.pixels else torch.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         if fmt == "torchscript":
@@ -101,5 +103,5 @@ def export_checkpoint(cfg: ExportConfig, out_dir: Path) -> tuple[Path, Trained]:
     path = Path(cfg.output).expanduser() if cfg.output else out_dir / f"policy{suffix}"
     if path.is_dir():  # output=<a directory>: the file goes into it
         path = path / f"policy{suffix}"
-    export_policy(DeployedPolicy(trained), trained.spaces.obs_dim, cfg.format, path)
+    export_policy(DeployedPolicy(trained), trained.spaces, cfg.format, path)
     return path, trained

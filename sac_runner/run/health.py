@@ -110,7 +110,9 @@ class HealthMonitor:
         batch = buffer.inspection_batch(self.cfg.batch_size, self.rng)
         obs = agent.normalizer(batch.obs)
         critic_inputs = (obs,) if isinstance(agent, DiscreteSAC) else (obs, batch.action)
-        metrics = {"health/dormant_actor": dormant_fraction(hidden_activations(agent.actor.net, obs), self.cfg.dormant_tau),
+        actor_input = agent.actor.features(obs) if agent.encoder is not None else obs  # an encoder's features
+        metrics = {"health/dormant_actor": dormant_fraction(hidden_activations(agent.actor.net, actor_input),
+                                                            self.cfg.dormant_tau),
                    "health/dormant_critic": dormant_fraction(hidden_activations(agent.critic, *critic_inputs),
                                                              self.cfg.dormant_tau)}
         if agent.value is not None:

@@ -69,11 +69,11 @@ class Trainer:
                 self.stop_on_failed_capture():
             while not self.cadence.is_last(state.step):
                 before = state.step
-                state.step += self.num_envs
+                state.step += self.num_envs * self.cadence.repeat  # environment steps (frames)
                 self.collect()
                 if updates := self.cadence.update_events(before, state.step):
                     self.learn(updates)
-                self.clock.tick(self.num_envs)
+                self.clock.tick(self.num_envs * self.cadence.repeat)
                 if self.cadence.logs(before, state.step):
                     self.log_training()
                 if self.cadence.evaluates(before, state.step):
@@ -178,7 +178,8 @@ class Trainer:
             self.metrics.update({f"train/{n}_lr": torch.tensor(lr) for n, lr in agent.learning_rates().items()})
         compiling = {"time/compile_s": agent.compile_seconds} if agent.compile_mode != "off" else {}
         self.tracker.log(self.state.step, {**{k: v.item() for k, v in self.metrics.items()}, "time/sps": sps,
-                                     "time/elapsed": elapsed, "buffer/size": len(buffer),
+                                     "time/elapsed": elapsed, "time/agent_steps": self.state.step // self.cadence.repeat,
+                                     "buffer/size": len(buffer),
                                      "buffer/bytes_per_transition": buffer.bytes_per_transition, **compiling})
         self.progress.update(self.state.step, sps=sps)
 
