@@ -115,6 +115,8 @@ def aggregate_figure(rows: list[dict[str, object]], configurations: list[str]):
     """One row of panels per suite: the IQM and the mean of the normalized scores across its tasks, a
     point and its 95% stratified bootstrap interval per configuration (as rliable's interval plots)."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     from sac_runner.run.suites import SCORES
 
     suites = list(dict.fromkeys(row["suite"] for row in rows))
@@ -133,6 +135,7 @@ def aggregate_figure(rows: list[dict[str, object]], configurations: list[str]):
             ax.set_yticklabels([textwrap.fill(row["configuration"], 28) for row in mine] if ax is iqm_ax else [])
             ax.set_ylim(len(mine) - 0.5, -0.5)
             ax.tick_params(axis="y", length=0)
+            ax.xaxis.set_major_locator(MaxNLocator(5))
             ax.set_title(f"{suite}: {name}", fontsize=10)
             ax.set_xlabel(f"normalized score ({SCORES[suite].split(':')[0]})", fontsize=8)
             ax.grid(True, axis="x", alpha=0.3, linewidth=0.6)
