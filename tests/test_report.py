@@ -169,14 +169,17 @@ def test_a_run_from_before_keys_moved_counts_as_a_seed_of_the_same_configuration
     assert row["seeds"] == 2
 
 
-def test_seeds_of_one_configuration_are_named_by_its_overrides_not_default(tmp_path):
+def test_seeds_of_one_configuration_are_all_runs_with_their_overrides_stated_once(tmp_path):
     for seed in (0, 1):
         fake_run(tmp_path / "runs" / str(seed), ["agent=crossq", "schedule.total_steps=2000", f"seed={seed}"],
                  "HalfCheetah-v5", seed, [-1, 300])
     result = report([tmp_path / "runs"], tmp_path / "rep")
     (row,) = result["rows"]
-    assert row["configuration"] == "agent=crossq schedule.total_steps=2000" and result["common"] == []
-    assert "Common to every run" not in (tmp_path / "rep" / "results.md").read_text()
+    # Not "default" (they have overrides), and the overrides not repeated in a label: said once.
+    assert row["configuration"] == "all runs" and result["common"] == ["agent=crossq", "schedule.total_steps=2000"]
+    table = (tmp_path / "rep" / "results.md").read_text()
+    assert "| HalfCheetah-v5 | all runs | 2 |" in table
+    assert "Common to every run: `agent=crossq schedule.total_steps=2000`." in table
 
 
 def test_rows_of_one_environment_stay_together_across_sweep_directories(tmp_path):

@@ -1,4 +1,5 @@
-"""sac-report: learning curves and a results table across seeds, from runs' local metrics.
+"""sac-report: learning curves and a results table across seeds, from runs' local metrics; across the
+tasks of a suite, the aggregate of normalized scores.
 
     sac-report outputs/sweeps/<sweep>            # every job of a sweep
     sac-report outputs/runs/<run A> <run B> ...  # any runs (or folders holding runs)
@@ -48,9 +49,27 @@ def main(argv: list[str] | None = None) -> int:
         timing = ("" if row["threshold"] is None else f"{row['threshold']:g}", *time_to_cell(row)) if timed else ()
         table.add_row(row["env"], row["configuration"], seeds_cell(row), *return_cells(row), *timing)
     # Piped or redirected output is not cut at 80 columns: the table keeps one line per configuration.
-    (console if console.is_terminal else Console(width=200)).print(table)
+    out = console if console.is_terminal else Console(width=200)
+    out.print(table)
+    if result["common"]:
+        out.print(f"common to every run: {' '.join(result['common'])}", markup=False, highlight=False, soft_wrap=True)
+    if result["aggregates"]:
+        out.print(aggregate_table(result["aggregates"]))
     console.print(f"wrote {', '.join(str(p) for p in (*result['figures'], result['table']))}", soft_wrap=True)
     return 0
+
+
+def aggregate_table(rows: list[dict[str, object]]) -> Table:
+    table = Table(title="normalized final score across tasks (IQM: interquartile mean; 95% stratified bootstrap CI)",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("suite", "configuration", "tasks", "runs", "IQM", "IQM 95% CI", "mean", "median"):
+        left = column in ("suite", "configuration")
+        table.add_column(column, justify="left" if left else "right", no_wrap=not left)
+    for row in rows:
+        low, high = row["iqm_ci"]
+        table.add_row(row["suite"], row["configuration"], str(row["tasks"]), str(row["runs"]), f"{row['iqm']:.3f}",
+                      f"[{low:.3f}, {high:.3f}]", f"{row['mean']:.3f}", f"{row['median']:.3f}")
+    return table
 
 
 if __name__ == "__main__":

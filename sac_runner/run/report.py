@@ -4,11 +4,16 @@
     sac-report outputs/runs/<run A> <run B> ...  # any runs (or folders holding runs)
 
 A run's configuration is its command-line overrides without the seed (and without where it logs or
-runs), its panel is its environment. Runs of one configuration are its seeds. Writes into --out
-(default: <sweep>/report, or outputs/reports/<time>):
+runs), its panel is its environment. Runs of one configuration are its seeds. A configuration is
+labelled by the overrides that differ between configurations; those common to all are stated once.
+Writes into --out (default: <sweep>/report, or outputs/reports/<time>):
 
 - learning_curves.png / .svg: evaluation return over environment steps, one panel per environment,
   one line per configuration: the mean over seeds with a 95% bootstrap confidence band;
+- aggregate.png / .svg (runs spanning two or more tasks of a suite with a known score range, see
+  suites.py: DeepMind Control, Atari): per configuration, the interquartile mean and the mean of the
+  runs' normalized final scores over all tasks pooled, with 95% stratified bootstrap intervals
+  (Agarwal et al., 2021; statistics.aggregate), also a table in results.md;
 - health.png / .svg (runs with health measurements): per run, the value bias relative to the return
   scale, the dormant fraction of critic and actor, and the entropy against its target, over steps;
 - results.md: final and best evaluation return per configuration (mean, standard deviation, 95%
@@ -36,9 +41,10 @@ from omegaconf import OmegaConf
 
 from sac_runner.run.run_config import renamed_override
 from sac_runner.run.hardware import RunRegistry
-from sac_runner.run.report_plot import HEALTH_PANELS, plot_health, plot_learning_curves
+from sac_runner.run.report_plot import HEALTH_PANELS, plot_aggregate, plot_health, plot_learning_curves
 from sac_runner.run.run_dir import RunDir
-from sac_runner.run.statistics import summary
+from sac_runner.run.statistics import BOOTSTRAP_RESAMPLES, aggregate, summary
+from sac_runner.run.suites import SCORES, scale_of
 from sac_runner.run.sweep import INFRASTRUCTURE, overrides_of, planned_steps
 from sac_runner.run.tracker import STEP_KEY
 
@@ -123,14 +129,14 @@ def configuration_overrides(overrides: list[str]) -> tuple[str, ...]:
 
 
 def name_configurations(runs: list[Run]) -> list[str]:
-    """Name each run's configuration by the overrides that differ between runs; returns those common
-    to all (stated once in the table rather than in every label). Runs of one configuration (seeds of
-    `agent=crossq`) are named by its overrides: "default" is only the configuration of no override."""
+    """Name each run's configuration by the overrides that differ between configurations; returns
+    those common to all (stated once, in the figure's title and under the table, rather than in every
+    label). "default" is a configuration with no override beyond the common ones; when every run has
+    the same overrides (seeds of one configuration, `agent=crossq`), it is "all runs"."""
     common = set.intersection(*(set(r.overrides) for r in runs))
-    if all(set(r.overrides) == common for r in runs):
-        common = set()
     for run in runs:
-        run.configuration = " ".join(o for o in run.overrides if o not in common) or "default"
+        run.configuration = " ".join(o for o in run.overrides if o not in common) or (
+            "all runs" if common and all(set(r.overrides) == common for r in runs) else "default")
     return [o for o in runs[0].overrides if o in common]
 
 
@@ -324,6 +330,59 @@ def results_markdown(rows: list[dict[str, object]], common: list[str], skipped: 
     return text
 
 
+def suite_aggregates(groups: list[Group]) -> tuple[list[dict[str, object]], list[str]]:
+    """For each suite whose tasks the runs span (two or more), per configuration, the aggregate of its
+    runs' normalized final returns across tasks (statistics.aggregate); and the environments with no
+    known score range (suites.scale_of), left out."""
+    scores: dict[str, dict[str, dict[str, np.ndarray]]] = {}  # suite -> configuration -> env -> scores
+    unscaled = []
+    for group in groups:
+        scale = scale_of(group.env)
+        if scale is None:
+            unscaled.append(group.env)
+            continue
+        scores.setdefault(scale.suite, {}).setdefault(group.configuration, {})[group.env] = scale.normalize(
+            [run.final for run in group.runs])
+    rows = []
+    for suite, configurations in scores.items():
+        if len({env for tasks in configurations.values() for env in tasks}) < 2:
+            continue  # one task: its rows in the results table say it all
+        for configuration, tasks in configurations.items():
+            rows.append({"suite": suite, "configuration": configuration, "envs": list(tasks),
+                         **aggregate(list(tasks.values()))})
+    return rows, list(dict.fromkeys(unscaled))
+
+
+def aggregate_markdown(rows: list[dict[str, object]], unscaled: list[str]) -> str:
+    """The aggregate across tasks per suite and configuration, or why there is none."""
+    if not rows:
+        if len(unscaled) < 2:
+            return ""
+        return (f"\nNo aggregate across environments: {', '.join(unscaled)} have no known score range (sac-report "
+                "scales DeepMind Control and Atari tasks).\n")
+    lines = ["\n## Aggregate across tasks\n",
+             "| suite | configuration | tasks | runs | IQM | IQM 95% CI | mean | mean 95% CI | median |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        lines.append(f"| {row['suite']} | {row['configuration']} | {row['tasks']} | {row['runs']} | {row['iqm']:.3f} | "
+                     f"[{row['iqm_ci'][0]:.3f}, {row['iqm_ci'][1]:.3f}] | {row['mean']:.3f} | "
+                     f"[{row['mean_ci'][0]:.3f}, {row['mean_ci'][1]:.3f}] | {row['median']:.3f} |")
+    suites = list(dict.fromkeys(row["suite"] for row in rows))
+    text = "\n".join(lines) + "\n"
+    text += ("\nScores: each run's final return normalized, " + "; ".join(f"{suite} {SCORES[suite]}" for suite in suites)
+             + ". IQM: interquartile mean of the scores of all runs on all tasks, pooled; mean and median likewise. "
+             f"95% CI: percentile interval over {BOOTSTRAP_RESAMPLES} stratified bootstrap resamples (each task's runs "
+             "drawn with replacement from that task's alone), with a fixed seed: the same runs give the same "
+             "interval (Agarwal et al., 2021).\n")
+    for suite in suites:
+        task_sets = {tuple(sorted(row["envs"])) for row in rows if row["suite"] == suite}
+        if len(task_sets) > 1:
+            text += f"\nThe configurations ran different {suite} tasks: their aggregates are not comparable.\n"
+    if unscaled:
+        text += f"\nLeft out of the aggregate (no known score range): {', '.join(unscaled)}.\n"
+    return text
+
+
 def default_out_dir(paths: list[Path]) -> Path:
     if len(paths) == 1 and not RunDir(paths[0]).is_run():
         return paths[0] / "report"
@@ -354,13 +413,17 @@ def report(paths: list[Path], out_dir: Path | None = None, thresholds: Threshold
     common = name_configurations(runs)
     groups = group_runs(runs)
     rows = results_rows(groups, thresholds)
+    aggregates, unscaled = suite_aggregates(groups)
     figures = plot_learning_curves(groups, out_dir, common)
+    if aggregates:
+        figures += plot_aggregate(aggregates, list(dict.fromkeys(g.configuration for g in groups)), out_dir)
     if any(run.health for run in runs):
         figures += plot_health(runs, out_dir)
     table_path = out_dir / "results.md"
-    table_path.write_text(results_markdown(rows, common, skipped) + alerts_markdown(runs), encoding="utf-8")
+    table_path.write_text(results_markdown(rows, common, skipped) + aggregate_markdown(aggregates, unscaled)
+                          + alerts_markdown(runs), encoding="utf-8")
     return {"figures": figures, "table": table_path, "rows": rows, "common": common, "skipped": skipped,
-            "runs": runs}
+            "runs": runs, "aggregates": aggregates}
 
 
 class ReportError(Exception):
