@@ -2,7 +2,8 @@
 
 - continuous actions rescaled so the agent always acts in [-1, 1]^d (RescaleAction); discrete
   actions are indices 0 .. n-1 (a Discrete space that starts elsewhere is shifted to 0);
-- observations cast to float32 at the boundary (DtypeObservation: MuJoCo returns float64);
+- observations cast to float32 at the boundary (DtypeObservation: MuJoCo returns float64); images
+  (uint8, channels first) are kept as they are, for the convolutional encoders;
 - episode return and length recorded in `info["episode"]` (RecordEpisodeStatistics).
 """
 
@@ -20,6 +21,7 @@ from gymnasium.wrappers import DtypeObservation, FlattenObservation, RecordEpiso
 
 from sac_runner.config import DMC_PREFIX, DMC_SUFFIX, EnvConfig
 from sac_runner.errors import EnvError
+from sac_runner.run.atari import atari_env, for_learning, register_atari
 from sac_runner.run.rendering import prepare_rendering
 
 
@@ -105,17 +107,25 @@ def _flattenable(space: spaces.Space) -> bool:
     return isinstance(space, FLAT_SPACES)
 
 
-def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = None) -> gym.Env:
-    """The environment `cfg` names, wrapped for the agent; render_mode="rgb_array" for videos."""
+def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = None,
+             for_training: bool = False) -> gym.Env:
+    """The environment `cfg` names, wrapped for the agent; render_mode="rgb_array" for videos. for_training:
+    the one the agent learns from, where Atari's clipped rewards and lost lives apply (env.clip_rewards,
+    env.terminal_on_life_loss); an evaluation plays the game as it is."""
     cfg_kwargs = cfg.kwargs if render_mode is None else {**cfg.kwargs, "render_mode": render_mode}
     route_mujoco_warnings()
     if cfg.id.startswith(DMC_PREFIX):
         register_dmc()
+    if cfg.is_atari:
+        register_atari()
     try:
         with warnings.catch_warnings():
             # MuJoCo 4 warns about a deprecated attribute in gymnasium's bundled model files.
             warnings.filterwarnings("ignore", message=".*deprecated.*")
-            env = gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, **cfg_kwargs)
+            if cfg.is_atari:
+                env = atari_env(cfg, render_mode, for_training)
+            else:
+                env = gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, **cfg_kwargs)
     except gym.error.Error as error:
         if cfg.id not in gym.registry:
             raise EnvError(_unknown_env_message(cfg)) from error
@@ -131,6 +141,8 @@ def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = 
         env.close()
         raise
     env = wrapped_for_the_agent(env)
+    if for_training and cfg.is_atari:
+        env = for_learning(env, cfg)
     if seed is not None:
         env.action_space.seed(seed)
     return env
@@ -150,9 +162,16 @@ def refuse_unsupported(env: gym.Env, cfg: EnvConfig) -> None:
                        "cannot flatten; supported: Box, Discrete, MultiBinary, MultiDiscrete and Dict/Tuple of those")
 
 
+def is_image(space: spaces.Space) -> bool:
+    """uint8 (channels, height, width): what the convolutional encoders take, neither flattened nor cast."""
+    return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+
+
 def wrapped_for_the_agent(env: gym.Env) -> gym.Env:
-    """Flat float32 observations, actions in [-1, 1]^d (or indices from 0), episode statistics in info."""
-    if not (isinstance(env.observation_space, spaces.Box) and len(env.observation_space.shape) == 1):
+    """Flat float32 observations (images as they are), actions in [-1, 1]^d (or indices from 0), episode
+    statistics in info."""
+    image = is_image(env.observation_space)
+    if not image and not (isinstance(env.observation_space, spaces.Box) and len(env.observation_space.shape) == 1):
         env = FlattenObservation(env)  # Discrete -> one-hot, Dict/Tuple -> concatenation
 
     if isinstance(env.action_space, spaces.Box):
@@ -160,7 +179,7 @@ def wrapped_for_the_agent(env: gym.Env) -> gym.Env:
         env = RescaleAction(env, -unit, unit)
     elif env.action_space.start != 0:
         env = ZeroBasedDiscreteAction(env)
-    if env.observation_space.dtype != np.float32:
+    if not image and env.observation_space.dtype != np.float32:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*precision lowered.*")
             env = DtypeObservation(env, np.float32)
