@@ -18,7 +18,7 @@ actions), 84x84 grey frames, 4 stacked, a lost life terminal in the training env
   4) stacked channels first, newest last: uint8 (4, 84, 84). A reset fills the stack with its frame.
 - 1 to env.noop_max (30) no-ops at every reset, drawn from the environment's seeded RNG (Mnih et al.,
   2015's evaluation starts; Christodoulou's evaluation did the same).
-- Sticky actions: v5's registered 0.25 is kept, the protocol Machado et al. (2018, section 5) recommend
+- Sticky actions: v5's registered 0.25 is kept, the protocol Machado et al. (2018) recommend
   (each emulator frame repeats the previous action with that probability, so no policy can replay a
   memorized action sequence). Christodoulou's Deterministic-v4 had none; env.kwargs
   .repeat_action_probability=0 reproduces that.
@@ -30,10 +30,11 @@ actions), 84x84 grey frames, 4 stacked, a lost life terminal in the training env
   env.clip_rewards clips rewards to [-1, 1] (Mnih et al., 2015; the sign, as Atari rewards are whole
   numbers) outside RecordEpisodeStatistics, so train/episode_return stays the game's score; the
   evaluation environment never clips and never ends at a lost life: eval/return is the game score.
-- The time limit: v5's 108,000 frames (27,000 agent steps, 30 minutes of play; Machado et al., 2018),
+- The time limit: v5's 108,000 frames (27,000 agent steps, 30 minutes of play at 60 frames a second),
   reported as a truncation. env.max_episode_steps, if set, counts agent steps.
 - No FIRE at reset (baselines' FireResetEnv, which Christodoulou's code had): the agent learns to press
-  it, as Machado et al. (2018) ask. The minimal action set (v5's default).
+  it, without the game-specific knowledge Machado et al. (2018) advise against. The minimal action set
+  (v5's default).
 
 Atari 100k (Kaiser et al., 2020) is 100k agent steps, 400k frames: the schedule counts frames
 (schedule.total_steps=400000).
