@@ -61,7 +61,8 @@ class EnvConfig:
     # sets env.id to dm_control/${env.task}-v0 (Shimmy's Gymnasium id), so `env=dmc env.task=walker-walk`
     # is the whole command; a task with any other env.id is refused.
     task: Optional[str] = None
-    # None keeps the environment's registered time limit.
+    # None keeps the environment's registered time limit (Atari: v5's 108,000 frames; a limit set here
+    # counts agent steps, after the frame skip).
     max_episode_steps: Optional[int] = None
     # Extra keyword arguments for gymnasium.make (e.g. {ctrl_cost_weight: 0.1}).
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -89,16 +90,18 @@ class EnvConfig:
     frame_stack: Optional[int] = None
     # Environment steps per agent step: the action is repeated, the rewards summed, one frame rendered.
     # null: DrQ's per-task value for the six PlaNet tasks with env.pixels=true (cartpole 8, reacher,
-    # cheetah and ball_in_cup 4, walker and finger 2), 1 elsewhere. The schedule counts environment steps.
+    # cheetah and ball_in_cup 4, walker and finger 2), Atari's frame skip of 4, 1 elsewhere. The schedule
+    # counts environment steps (Atari: frames).
     action_repeat: Optional[int] = None
     # The camera pixels are rendered from: a DMC camera id (null: 0, 2 for quadruped) or a MuJoCo
     # camera name / id for Gymnasium tasks (null: the task's default view).
     camera: Optional[Union[int, str]] = None
-    # Atari preprocessing (env=atari, Machado et al., 2018 / Mnih et al., 2015): up to noop_max random
-    # no-ops at reset, life loss as the end of an episode for learning, rewards clipped to their sign.
+    # Atari preprocessing (env=atari, run/atari.py; Mnih et al., 2015): 1 to noop_max random no-ops at
+    # every reset (0: none). The other two apply to the training environments only: evaluation, and
+    # train/episode_return, report the game's score.
     noop_max: int = 30
-    terminal_on_life_loss: bool = False  # a lost life ends the episode for learning (not for evaluation)
-    clip_rewards: bool = False  # rewards clipped to their sign, -1, 0 or 1, for learning
+    terminal_on_life_loss: bool = False  # a lost life ends the training episode; the next one is a new game
+    clip_rewards: bool = False  # training rewards clipped to [-1, 1] (their sign: Atari's are whole numbers)
 
     def __post_init__(self) -> None:
         _require(bool(self.id), "env.id", "is empty", "set env.id=<a registered Gymnasium id>")

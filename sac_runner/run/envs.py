@@ -2,7 +2,8 @@
 
 - continuous actions rescaled so the agent always acts in [-1, 1]^d (RescaleAction); discrete
   actions are indices 0 .. n-1 (a Discrete space that starts elsewhere is shifted to 0);
-- observations cast to float32 at the boundary (DtypeObservation: MuJoCo returns float64);
+- observations cast to float32 at the boundary (DtypeObservation: MuJoCo returns float64); images
+  (uint8, channels first) are kept as they are, for the convolutional encoders;
 - episode return and length recorded in `info["episode"]` (RecordEpisodeStatistics).
 """
 
@@ -20,6 +21,7 @@ from gymnasium.wrappers import DtypeObservation, FlattenObservation, RecordEpiso
 
 from sac_runner.config import DMC_PREFIX, DMC_SUFFIX, EnvConfig
 from sac_runner.errors import EnvError
+from sac_runner.run.atari import atari_env, for_learning, register_atari
 from sac_runner.run.pixels import is_image, make_rendering, observe_pixels
 from sac_runner.run.rendering import prepare_rendering
 
@@ -113,17 +115,24 @@ def _flattenable(space: spaces.Space) -> bool:
     return isinstance(space, FLAT_SPACES)
 
 
-def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = None) -> gym.Env:
-    """The environment `cfg` names, wrapped for the agent; render_mode="rgb_array" for videos."""
+def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = None,
+             for_training: bool = False) -> gym.Env:
+    """The environment `cfg` names, wrapped for the agent; render_mode="rgb_array" for videos. for_training:
+    the one the agent learns from, where Atari's clipped rewards and lost lives apply (env.clip_rewards,
+    env.terminal_on_life_loss); an evaluation plays the game as it is."""
     cfg_kwargs = cfg.kwargs if render_mode is None else {**cfg.kwargs, "render_mode": render_mode}
     route_mujoco_warnings()
     if cfg.id.startswith(DMC_PREFIX):
         register_dmc()
+    if cfg.is_atari:
+        register_atari()
     try:
         with warnings.catch_warnings():
             # MuJoCo 4 warns about a deprecated attribute in gymnasium's bundled model files.
             warnings.filterwarnings("ignore", message=".*deprecated.*")
-            if cfg.pixels:
+            if cfg.is_atari:
+                env = atari_env(cfg, render_mode, for_training)
+            elif cfg.pixels:
                 env = make_rendering(cfg, lambda **render: gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps,
                                                                    **cfg.kwargs, **render))
             else:
@@ -138,13 +147,15 @@ def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = 
     try:
         if render_mode is not None or cfg.pixels:
             prepare_rendering(env)  # gymnasium reads MUJOCO_GL at the first frame, not when it builds the env
-        if cfg.pixels:
+        if cfg.pixels and not cfg.is_atari:  # an Atari game's observation is its screen already
             env = observe_pixels(env, cfg)
         refuse_unsupported(env, cfg)
     except EnvError:
         env.close()
         raise
     env = wrapped_for_the_agent(env)
+    if for_training and cfg.is_atari:
+        env = for_learning(env, cfg)
     if seed is not None:
         env.action_space.seed(seed)
     return env

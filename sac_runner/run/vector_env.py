@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 class VectorEnvs:
     def __init__(self, cfg: EnvConfig, seed: int | None = None):
         self.cfg, self.num_envs = cfg, cfg.num_envs
-        builders = [functools.partial(make_env, cfg) for _ in range(cfg.num_envs)]
+        builders = [functools.partial(make_env, cfg, for_training=True) for _ in range(cfg.num_envs)]
         vector_class = SyncVectorEnv if cfg.vectorization == "sync" or cfg.num_envs == 1 else AsyncVectorEnv
         self.vector = vector_class(builders, autoreset_mode=AutoresetMode.DISABLED)
         if seed is not None:
