@@ -40,7 +40,7 @@ def test_the_drq_encoder_has_the_papers_shape():
     assert encoder.head[0].in_features == 32 * 35 * 35  # 84 -> 41 -> 39 -> 37 -> 35
     features = encoder(torch.randint(0, 256, (4, 9, 84, 84), dtype=torch.uint8))
     assert features.shape == (4, 50) and features.abs().max() <= 1  # tanh after LayerNorm
-    assert NatureEncoder((4, 84, 84)).head[0].in_features == 64 * 7 * 7
+    assert NatureEncoder((4, 84, 84)).out_dim == 64 * 7 * 7  # 84 -> 20 -> 9 -> 7
 
 
 def test_the_encoders_scale_uint8_frames_themselves():

@@ -178,3 +178,35 @@ class BrokenInit(gym.Env):
 
 
 gym.register("BrokenInit-v0", entry_point=BrokenInit)
+
+
+class Blob(gym.Env):
+    """A point pushed about a square, seen only in its 64x64 rgb_array frames: a bright 8x8 blob on black
+    at the point's place. The reward is minus its distance to the centre; the state observation (which
+    env.pixels=true replaces) is the point. Renders at its own size (no width / height arguments)."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def __init__(self, render_mode: str | None = None):
+        self.render_mode = render_mode
+        self.position = np.zeros(2, np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.position = self.np_random.uniform(-0.8, 0.8, 2).astype(np.float32)
+        return self.position.copy(), {}
+
+    def step(self, action):
+        self.position = np.clip(self.position + 0.2 * np.asarray(action, np.float32), -1, 1)
+        return self.position.copy(), -float(np.linalg.norm(self.position)), False, False, {}
+
+    def render(self):
+        frame = np.zeros((64, 64, 3), np.uint8)
+        row, col = ((self.position + 1) / 2 * 56).astype(int)
+        frame[row:row + 8, col:col + 8] = (255, 200, 100)
+        return frame
+
+
+gym.register("Blob-v0", entry_point=Blob, max_episode_steps=20)

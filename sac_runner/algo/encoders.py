@@ -7,8 +7,8 @@ raw uint8 frames. Two encoders (the registry in blocks.py names them):
     drq     Kostrikov, Yarats and Fergus (2020), after SAC-AE (Yarats et al., 2019): four 3x3
             convolutions of 32 channels (the first with stride 2), ReLU, then Linear -> LayerNorm -> tanh
             to feature_dim (50). 84x84 -> 35x35x32.
-    nature  Mnih et al. (2015), the DQN network for Atari: 8x8/4 (32), 4x4/2 (64), 3x3/1 (64), ReLU, then
-            Linear -> ReLU to 512 features.
+    nature  Mnih et al. (2015), the DQN network for Atari: 8x8/4 (32), 4x4/2 (64), 3x3/1 (64), ReLU,
+            flattened (3136 features at 84x84); the 512-unit layer is the networks' own hidden layer.
 
 The critics own the encoder and train it with their loss (`EncodedCritic`); the actor reads the same
 encoder's features with their gradient stopped (`EncodedActor`), so the actor's loss never moves the
@@ -45,22 +45,25 @@ class DrQEncoder(nn.Module):
 
 
 class NatureEncoder(nn.Module):
-    def __init__(self, obs_shape: tuple[int, int, int], feature_dim: int = 512):
+    """The DQN network's convolutions; its 512-unit layer is the networks' hidden layer
+    (agent.hidden_sizes=[512]), so each critic is the Nature network with its own head. feature_dim is
+    not used: the features are the flattened convolutions (3136 for 84x84)."""
+
+    def __init__(self, obs_shape: tuple[int, int, int], feature_dim: int | None = None):
         super().__init__()
         self.convs = nn.Sequential(
             nn.Conv2d(obs_shape[0], 32, 8, stride=4), nn.ReLU(),
             nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
             nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
             nn.Flatten())
-        self.head = nn.Sequential(nn.Linear(_flat_size(self.convs, obs_shape), 512), nn.ReLU())
-        self.out_dim = 512
+        self.out_dim = _flat_size(self.convs, obs_shape)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         _orthogonal(self)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.convs(scaled(obs)))
+        return self.convs(scaled(obs))
 
 
 def scaled(obs: torch.Tensor) -> torch.Tensor:

@@ -56,11 +56,16 @@ def make_replay_buffer(run: RunConfig, spaces: Spaces, device: torch.device) -> 
     """The buffer buffer.* describes, refused before allocation if it cannot fit in memory. A discrete
     action is stored as its index."""
     action_columns, action_dtype = (1, np.int64) if spaces.discrete else (spaces.action_dim, np.float32)
-    refuse_a_buffer_that_cannot_fit(run, buffer_bytes(run.buffer, spaces.obs_dim, action_columns, action_dtype))
-    mirror = samples_on_device(run, device, run.buffer.capacity * 4 * (spaces.obs_dim + action_columns + 2))
-    return ReplayBuffer(run.buffer, spaces.obs_dim, action_columns, device, seed=run.seed, action_dtype=action_dtype,
-                        discounts=n_step_discounts(run.agent.gamma, run.buffer.n_step), streams=run.env.num_envs,
-                        mirror_on_device=mirror)
+    # Images: uint8 frames, each stored once (the stacks are rebuilt from them when sampled).
+    frames = dict(obs_shape=spaces.obs_shape, frame_stack=spaces.frame_stack, obs_dtype=np.uint8) if spaces.pixels else {}
+    frame_shape = (spaces.obs_shape[0] // spaces.frame_stack, *spaces.obs_shape[1:]) if spaces.pixels else None
+    needed = buffer_bytes(run.buffer, spaces.obs_dim, action_columns, action_dtype, frame_shape=frame_shape,
+                          obs_dtype=np.uint8 if spaces.pixels else np.float32)
+    refuse_a_buffer_that_cannot_fit(run, needed)
+    mirror = samples_on_device(run, device, needed)
+    return ReplayBuffer(run.buffer, None if spaces.pixels else spaces.obs_dim, action_columns, device, seed=run.seed,
+                        action_dtype=action_dtype, discounts=n_step_discounts(run.agent.gamma, run.buffer.n_step),
+                        streams=run.env.num_envs, mirror_on_device=mirror, **frames)
 
 
 def samples_on_device(run: RunConfig, device: torch.device, needed: int) -> bool:

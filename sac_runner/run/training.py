@@ -52,6 +52,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
             continue_or_warm_start(trainer, start)
             log.info("%s", threads.choice.describe())  # once every check has passed: a refused run prints one line
             log.info("run directory: %s (%s)", run_dir.path, parts.agent.device)
+            log.info("replay buffer: %s", parts.buffer.describe())
             with Tracker(run_dir, start.run.logging, start.resolved, run_name=run_dir.path.name,
                          resume_id=start.wandb_run_id) as tracker, StopOnSignals() as stop:
                 if start.checkpoint is None:  # every check has passed: the run exists from here on
