@@ -4,8 +4,17 @@ Memory: each observation is stored once. Slot i holds (obs_i, action_i, reward_i
 episode_end_i), and the next observation of transition i is obs_{i+1}. When an episode ends (by
 termination or truncation), the following slot holds its real final observation and is marked
 as not starting a transition; the reset observation goes in the slot after. So a transition costs
-obs + action + reward + 2 flag bytes, instead of two observations, at the price of one extra slot
+obs + action + reward + 3 flag bytes, instead of two observations, at the price of one extra slot
 per episode.
+
+Image observations (frame_stack = k > 1): an observation is k frames of C channels, oldest first,
+(k * C, H, W) uint8, as FrameStackObservation(padding_type="reset") makes it. Each slot stores only its
+newest frame, (C, H, W), and a flag `episode_start` marks the slot of an episode's first (reset)
+observation; a batch rebuilds each stack from the frames at slots j-k+1 .. j of its stream, repeating
+the episode's first frame before it (frame_stacks.py). A frame is stored once, not 2k times.
+Wrap-around: a transition is kept only while every frame of its stack is. Overwriting a slot retires
+the transition there and those at the next k-1 slots whose stacks reach back to it (those before the
+next episode start); `size` counts what can be sampled.
 
 n-step returns (n_step > 1): transition i yields
     R = sum_{k<m} gamma^k r_{i+k},  next_obs = obs_{i+m},  terminated = terminated_{i+m-1},  discount = gamma^m
@@ -23,15 +32,16 @@ import numpy as np
 import torch
 
 from sac_runner.algo.device_mirror import DeviceMirror, to_device
+from sac_runner.algo.frame_stacks import stack_slots, stacked
 from sac_runner.algo.sum_tree import SegmentTree
 from sac_runner.config import BufferConfig
 
 
 class Batch(NamedTuple):
-    obs: torch.Tensor         # (B, obs_dim)
+    obs: torch.Tensor         # (B, obs_dim), or (B, k * C, H, W) uint8 stacked frames
     action: torch.Tensor      # (B, action_dim), in [-1, 1] (or a one-hot-free index for discrete actions)
     reward: torch.Tensor      # (B,) the environment's signal (summed and discounted over n steps)
-    next_obs: torch.Tensor    # (B, obs_dim) the observation n steps later
+    next_obs: torch.Tensor    # (B, obs_dim) or (B, k * C, H, W): the observation n steps later
     terminated: torch.Tensor  # (B,) 1.0 where the episode ended in a terminal state (no bootstrap)
     discount: torch.Tensor | None = None  # (B,) gamma^k for a k-step return; None means gamma (1-step)
     weights: torch.Tensor | None = None   # (B,) importance-sampling weights (prioritized replay)
@@ -42,23 +52,31 @@ def n_step_discounts(gamma: float, n_step: int) -> np.ndarray:
     return gamma ** np.arange(n_step + 1)
 
 
-def slot_bytes(obs_dim: int, action_dim: int, action_dtype: np.dtype = np.float32) -> int:
-    """Bytes stored per slot: one float32 observation, one action, the float32 reward and three flags."""
-    return 4 * obs_dim + np.dtype(action_dtype).itemsize * action_dim + 4 + 3
+def slot_bytes(obs_dim: int, action_dim: int, action_dtype: np.dtype = np.float32,
+               frame_shape: tuple[int, ...] | None = None, obs_dtype: np.dtype = np.float32) -> int:
+    """Bytes stored per slot: one observation of obs_dim values (or, with `frame_shape`, one frame of
+    stacked observations and its episode-start flag), one action, the float32 reward and three flags."""
+    observation = int(np.prod(frame_shape)) if frame_shape is not None else obs_dim
+    flags = 4 if frame_shape is not None else 3
+    return np.dtype(obs_dtype).itemsize * observation + np.dtype(action_dtype).itemsize * action_dim + 4 + flags
 
 
-def buffer_bytes(cfg: BufferConfig, obs_dim: int, action_dim: int, action_dtype: np.dtype = np.float32) -> int:
+def buffer_bytes(cfg: BufferConfig, obs_dim: int, action_dim: int, action_dtype: np.dtype = np.float32,
+                 frame_shape: tuple[int, ...] | None = None, obs_dtype: np.dtype = np.float32) -> int:
     """Bytes a full buffer holds: its slots, plus the sum and min trees of prioritized replay."""
     tree = 2 * 2 * 8 * (1 << max(1, (cfg.capacity - 1).bit_length())) if cfg.type == "prioritized" else 0
-    return cfg.capacity * slot_bytes(obs_dim, action_dim, action_dtype) + tree
+    return cfg.capacity * slot_bytes(obs_dim, action_dim, action_dtype, frame_shape, obs_dtype) + tree
 
 
 class ReplayBuffer:
-    """Fixed number of slots; once full, the oldest slots are overwritten."""
+    """Fixed number of slots; once full, the oldest slots are overwritten. Observations are float32
+    vectors of obs_dim, or of `obs_shape` and `obs_dtype` (obs_dim None), stacked frame_stack frames deep
+    along the first axis for images."""
 
-    def __init__(self, cfg: BufferConfig, obs_dim: int, action_dim: int, device: torch.device,
+    def __init__(self, cfg: BufferConfig, obs_dim: int | None, action_dim: int, device: torch.device,
                  seed: int = 0, action_dtype: np.dtype = np.float32, discounts: np.ndarray | None = None,
-                 streams: int = 1, mirror_on_device: bool = False):
+                 streams: int = 1, mirror_on_device: bool = False, obs_shape: tuple[int, ...] | None = None,
+                 frame_stack: int = 1, obs_dtype: np.dtype = np.float32):
         self.cfg = cfg
         self.capacity = cfg.capacity
         # One stream of slots per environment (vectorized envs): a stream's next observation is its
@@ -73,13 +91,25 @@ class ReplayBuffer:
         self.discounts = discounts
         self.device = device
         self.prioritized = cfg.type == "prioritized"
+        self.obs_shape = tuple(obs_shape) if obs_shape is not None else (obs_dim,)
+        if None in self.obs_shape or (obs_dim is not None and self.obs_shape != (obs_dim,)):
+            raise ValueError(f"obs_dim={obs_dim}, obs_shape={obs_shape}: give one of them (or both alike)")
+        self.frame_stack = frame_stack
+        if frame_stack > 1 and (self.obs_shape[0] % frame_stack or self.stream_capacity <= frame_stack):
+            raise ValueError(f"frame_stack={frame_stack} needs observations of a multiple of {frame_stack} channels "
+                             f"(got {self.obs_shape}) and more than {frame_stack} slots per stream")
+        # Per slot: the observation, or for stacked frames its newest frame (C, H, W) only.
+        slot_shape = (self.obs_shape[0] // frame_stack, *self.obs_shape[1:])
         c = self.stream_capacity * streams
-        self.obs = np.zeros((c, obs_dim), dtype=np.float32)
+        self.obs = np.zeros((c, *slot_shape), dtype=obs_dtype)
         self.action = np.zeros((c, action_dim), dtype=action_dtype)
         self.reward = np.zeros(c, dtype=np.float32)
         self.terminated = np.zeros(c, dtype=np.bool_)
         self.episode_end = np.zeros(c, dtype=np.bool_)  # terminated or truncated
         self.starts_transition = np.zeros(c, dtype=np.bool_)
+        # Stacked frames: the slots holding an episode's first observation, where a stack stops reaching back.
+        self.episode_start = np.zeros(c, dtype=np.bool_) if frame_stack > 1 else None
+        self.at_reset = np.ones(streams, dtype=np.bool_)  # per stream: the next add is an episode's first
         # Per stream: the slot holding its newest observation (no action yet), and how many of its slots
         # have been written (uniform draws stay below it).
         self.head = np.arange(streams, dtype=np.int64) * self.stream_capacity
@@ -92,16 +122,32 @@ class ReplayBuffer:
         self._last_indices: np.ndarray | None = None
         self._staging: dict[int, tuple[list[np.ndarray], Batch]] = {}  # batch size -> reused batch memory
         # buffer.device=cuda: one-step batches gathered from a copy on the device (device_mirror.py).
-        self.mirror = DeviceMirror(c, obs_dim, action_dim, device) if mirror_on_device else None
+        vector = self.episode_start is None and self.obs.ndim == 2 and self.obs.dtype == np.float32
+        images = None if vector else (slot_shape, self.obs.dtype)  # kept apart from the float32 rows
+        self.mirror = DeviceMirror(c, self.obs.shape[1], action_dim, device, images, frame_stack,
+                                   self.stream_capacity) if mirror_on_device else None
 
     def __len__(self) -> int:
         return self.size
 
     @property
     def bytes_per_transition(self) -> int:
-        return slot_bytes(self.obs.shape[1], self.action.shape[1], self.action.dtype)
+        if self.episode_start is not None:
+            return slot_bytes(0, self.action.shape[1], self.action.dtype, self.obs.shape[1:], self.obs.dtype)
+        return slot_bytes(int(np.prod(self.obs.shape[1:])), self.action.shape[1], self.action.dtype,
+                          obs_dtype=self.obs.dtype)
 
     def _overwrite(self, slot: int) -> None:
+        """Slot `slot` is about to hold new data: the transition there is gone, and with stacked frames so
+        are those at the next k-1 slots whose stacks reach back to it (up to the next episode start)."""
+        self._retire(slot)
+        for _ in range(self.frame_stack - 1):
+            slot = self._next_slot(slot)
+            if self.episode_start[slot]:
+                break
+            self._retire(slot)
+
+    def _retire(self, slot: int) -> None:
         if self.starts_transition[slot]:
             self.size -= 1
             self.starts_transition[slot] = False
@@ -116,7 +162,10 @@ class ReplayBuffer:
     def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
             terminated: bool, truncated: bool = False, stream: int = 0) -> None:
         i = int(self.head[stream])
-        self.obs[i] = obs  # already there (it was the previous next_obs), except after a reset
+        self.obs[i] = self._newest(obs)  # already there (it was the previous next_obs), except after a reset
+        if self.episode_start is not None:
+            self.episode_start[i] = self.at_reset[stream]
+        self.at_reset[stream] = terminated or truncated
         self.action[i] = action
         self.reward[i] = reward
         self.terminated[i] = terminated
@@ -127,7 +176,9 @@ class ReplayBuffer:
             self.tree.set(np.array([i]), self.max_priority ** self.cfg.alpha, self.max_priority ** self.cfg.alpha)
         j = self._next_slot(i)
         self._overwrite(j)
-        self.obs[j] = next_obs
+        self.obs[j] = self._newest(next_obs)
+        if self.episode_start is not None:
+            self.episode_start[j] = False
         if self.mirror is not None:
             self.mirror.mark(i, j)
         self.head[stream] = j
@@ -138,9 +189,14 @@ class ReplayBuffer:
         self.slots_used[stream] = min(self.stream_capacity,
                                       self.slots_used[stream] + (2 if terminated or truncated else 1))
 
+    def _newest(self, obs: np.ndarray) -> np.ndarray:
+        """What a slot stores of an observation: all of it, or the newest of its stacked frames."""
+        return obs if self.episode_start is None else obs[-self.obs.shape[1]:]
+
     def end_episode(self, stream: int = 0) -> None:
         """Cut the current episode as a time limit would (its environment broke): the last transition
         keeps its next observation, n-step returns stop there, the next reset goes in the slot after."""
+        self.at_reset[stream] = True
         head = int(self.head[stream])
         local = head % self.stream_capacity
         last = head - local + (local - 1) % self.stream_capacity
@@ -198,7 +254,7 @@ class ReplayBuffer:
         if self.n_step > 1:
             batch = self.gather(index)
         elif self.mirror is not None:
-            self.mirror.copy_written(self.obs, self.action, self.reward, self.terminated)
+            self.mirror.copy_written(self.obs, self.action, self.reward, self.terminated, self.episode_start)
             batch = Batch(*self.mirror.gather(index, self._next_slot(index)))
         else:
             batch = self._gather_into_staging(index)
@@ -226,7 +282,7 @@ class ReplayBuffer:
         if self.n_step == 1:
             next_index = self._next_slot(index)
             return Batch(*(self._to_device(a) for a in (
-                self.obs[index], self.action[index], self.reward[index], self.obs[next_index],
+                self._observations(index), self.action[index], self.reward[index], self._observations(next_index),
                 self.terminated[index].astype(np.float32))))
         c, k = self.stream_capacity, np.arange(self.n_step)
         local = index % c                                              # within the stream
@@ -239,37 +295,54 @@ class ReplayBuffer:
         reward = (self.reward[window] * alive * self.discounts[k][None, :]).sum(axis=1)
         last = window[np.arange(len(index)), m - 1]
         return Batch(*(self._to_device(a) for a in (
-            self.obs[index], self.action[index], reward.astype(np.float32), self.obs[self._next_slot(last)],
+            self._observations(index), self.action[index], reward.astype(np.float32),
+            self._observations(self._next_slot(last)),
             self.terminated[last].astype(np.float32), self.discounts[m].astype(np.float32))))
 
     def _gather_into_staging(self, index: np.ndarray) -> Batch:
         """One-step transitions gathered straight into memory allocated once per batch size (no
         allocation per update). The returned tensors are overwritten by the next `sample`."""
         if len(index) not in self._staging:
-            host = [np.empty((len(index), *a.shape[1:]), dtype=dtype) for a, dtype in (
-                (self.obs, np.float32), (self.action, self.action.dtype), (self.reward, np.float32),
-                (self.obs, np.float32), (self.terminated, np.float32))]
+            host = [np.empty((len(index), *shape), dtype=dtype) for shape, dtype in (
+                (self.obs_shape, self.obs.dtype), (self.action.shape[1:], self.action.dtype), ((), np.float32),
+                (self.obs_shape, self.obs.dtype), ((), np.float32))]
             tensors = [torch.from_numpy(h) for h in host]
             if self.device.type != "cpu":  # device tensors, refilled from the host staging
                 tensors = [t.to(self.device) for t in tensors]
             self._staging[len(index)] = (host, Batch(*tensors))
         host, batch = self._staging[len(index)]
         obs, action, reward, next_obs, terminated = host
-        np.take(self.obs, index, axis=0, out=obs)
+        self._observations(index, out=obs)
         np.take(self.action, index, axis=0, out=action)
         np.take(self.reward, index, out=reward)
-        np.take(self.obs, self._next_slot(index), axis=0, out=next_obs)
+        self._observations(self._next_slot(index), out=next_obs)
         np.copyto(terminated, self.terminated[index])
         if self.device.type != "cpu":  # a blocking copy: the host staging is refilled right after
             for device_tensor, staged in zip(batch, host):
                 device_tensor.copy_(torch.from_numpy(staged))
         return batch
 
+    def _observations(self, slot: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The observations at these slots: stored whole, or stacked from their frames (frame_stacks.py)."""
+        if self.episode_start is None:
+            return np.take(self.obs, slot, axis=0, out=out) if out is not None else self.obs[slot]
+        slots = stack_slots(slot, self.episode_start, self.stream_capacity, self.frame_stack)
+        if out is None:
+            return stacked(self.obs, slots)
+        # mode="clip" (the slots are valid): the default "raise" fills `out` through a temporary copy,
+        # which makes a batch of frames 3x slower.
+        return np.take(self.obs, slots.reshape(-1), axis=0, out=out.reshape(-1, *self.obs.shape[1:]), mode="clip")
+
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         return to_device(array, self.device)
 
     # ---- checkpointing: the used slots as tensors sharing the arrays' memory ------------------------
     ARRAYS = ("obs", "action", "reward", "terminated", "episode_end", "starts_transition")
+
+    @property
+    def _arrays(self) -> tuple[str, ...]:
+        """The arrays a checkpoint holds: stacked frames add their episode-start flags."""
+        return self.ARRAYS + (("episode_start",) if self.episode_start is not None else ())
 
     def _written(self) -> list[slice]:
         """Each stream's slots written so far (slots beyond were never written)."""
@@ -279,15 +352,17 @@ class ReplayBuffer:
     def state_dict(self) -> dict:
         written = self._written()
         if self.streams == 1:  # the layout of one-stream buffers since version 2
-            state = {name: torch.from_numpy(getattr(self, name)[written[0]]) for name in self.ARRAYS}
+            state = {name: torch.from_numpy(getattr(self, name)[written[0]]) for name in self._arrays}
             head, slots_used = int(self.head[0]), int(self.slots_used[0])
         else:
             state = {name: torch.from_numpy(np.concatenate([getattr(self, name)[w] for w in written]))
-                     for name in self.ARRAYS}
+                     for name in self._arrays}
             head, slots_used = self.head.tolist(), self.slots_used.tolist()
         state.update(capacity=self.capacity, streams=self.streams, head=head, size=self.size,
                      slots_used=slots_used, rng=self.rng.bit_generator.state, beta=self.beta,
                      max_priority=self.max_priority)
+        if self.episode_start is not None:
+            state.update(at_reset=self.at_reset.tolist())
         if self.tree is not None:
             state.update(tree_sum=torch.from_numpy(self.tree.sum), tree_min=torch.from_numpy(self.tree.min))
         return state
@@ -305,12 +380,14 @@ class ReplayBuffer:
         start = 0
         for written in self._written():
             n = written.stop - written.start
-            for name in self.ARRAYS:
+            for name in self._arrays:
                 getattr(self, name)[written] = state[name][start:start + n].numpy()
             start += n
         self.size = state["size"]
         self.rng.bit_generator.state = state["rng"]
         self.beta, self.max_priority = state["beta"], state["max_priority"]
+        if self.episode_start is not None:
+            self.at_reset[:] = state["at_reset"]
         if self.tree is not None:
             self.tree.sum[:] = state["tree_sum"].numpy()
             self.tree.min[:] = state["tree_min"].numpy()
