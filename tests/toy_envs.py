@@ -185,7 +185,7 @@ class Blob(gym.Env):
     at the point's place. The reward is minus its distance to the centre; the state observation (which
     env.pixels=true replaces) is the point. Renders at its own size (no width / height arguments)."""
 
-    metadata = {"render_modes": ["rgb_array"]}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
     observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
     action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
 

@@ -130,6 +130,14 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size
 
+    def describe(self) -> str:
+        """Its size in one line, for the run's log: slots, bytes per transition, and what a slot holds."""
+        per_slot = self.bytes_per_transition
+        total = per_slot * self.obs.shape[0] / 2**30
+        holds = (f"one {'x'.join(map(str, self.obs.shape[1:]))} {self.obs.dtype} frame of a {self.frame_stack}-frame stack"
+                 if self.frame_stack > 1 else f"one {self.obs.dtype} observation of {int(np.prod(self.obs.shape[1:]))}")
+        return f"{self.capacity:_} transitions x {per_slot:_} bytes = {total:.2f} GiB (each: {holds}, action, reward)"
+
     @property
     def bytes_per_transition(self) -> int:
         if self.episode_start is not None:

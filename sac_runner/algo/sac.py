@@ -133,7 +133,7 @@ class SAC:
         """obs_dim: the size of a flat observation, or the shape (C, H, W) of an image observation (uint8
         frames, through a convolutional encoder: encoders.py)."""
         self.cfg = cfg
-        obs_shape = (obs_dim,) if isinstance(obs_dim, int) else tuple(obs_dim)
+        self.obs_shape = obs_shape = (obs_dim,) if isinstance(obs_dim, int) else tuple(obs_dim)
         # Images: the critics' encoder (agent.encoder), whose features the networks below take in place of s.
         self.encoder = build_encoder(cfg, obs_shape).to(device) if len(obs_shape) == 3 else None
         obs_dim = self.encoder.out_dim if self.encoder is not None else obs_shape[0]
@@ -263,11 +263,15 @@ class SAC:
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Action in [-1, 1]^d for one observation (or a batch of them)."""
-        return self._policy(self.as_obs(obs), deterministic).cpu().numpy()
+        action = self._policy(self.as_obs(obs), deterministic).cpu().numpy()
+        return action[0] if self.encoder is not None and np.ndim(obs) == len(self.obs_shape) else action
 
     def as_obs(self, obs: np.ndarray) -> torch.Tensor:
-        """Observations as the networks take them: float32, or the uint8 frames an encoder scales itself."""
-        return torch.as_tensor(obs, dtype=None if self.encoder is not None else torch.float32, device=self.device)
+        """Observations as the networks take them: float32, or the uint8 frames an encoder scales itself
+        (one image observation as a batch of one: convolutions would read (C, H, W) as unbatched)."""
+        if self.encoder is None:
+            return torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        return torch.as_tensor(obs, device=self.device).reshape(-1, *self.obs_shape)
 
     def _policy_action(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         obs = self.normalizer(obs)
@@ -423,6 +427,8 @@ class SAC:
     def sample_with_log_prob(self, obs: np.ndarray) -> tuple[np.ndarray, float]:
         """An action drawn from pi(.|s) as in training, for one observation, and log pi(a|s)."""
         action, log_prob = self._sample_with_log_prob(self.normalizer(self.as_obs(obs)))
+        if self.encoder is not None:  # one observation, as a batch of one
+            action, log_prob = action[0], log_prob[0]
         return action.cpu().numpy(), float(log_prob)
 
     def _sample_with_log_prob(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

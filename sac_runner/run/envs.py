@@ -141,6 +141,8 @@ def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = 
         if cfg.id not in gym.registry:
             raise EnvError(_unknown_env_message(cfg)) from error
         raise EnvError(f"environment '{cfg.id}' could not be built: {error}") from error
+    except EnvError:
+        raise
     except Exception as error:  # a broken or misconfigured third-party environment
         raise EnvError(f"environment '{cfg.id}' could not be built: {type(error).__name__}: {error}; "
                        "check env.kwargs and that its package is installed") from error

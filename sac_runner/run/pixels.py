@@ -16,6 +16,8 @@ The frame is rendered once per agent step, after the k physics steps: rendering,
 
 from __future__ import annotations
 
+import warnings
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -65,13 +67,22 @@ def make_rendering(cfg: EnvConfig, make) -> gym.Env:
     """The task built to render rgb_array frames of image_size: with its renderer's size arguments where
     it takes them (MuJoCo, DMC), else at its own size (resized later). `make(**kwargs)` is gymnasium.make."""
     try:
-        return make(render_mode="rgb_array", **render_kwargs(cfg))
+        with warnings.catch_warnings():  # "not in the possible render_modes": observe_pixels says it in one line
+            warnings.filterwarnings("ignore", message=".*render_mode.*not in the possible render_modes")
+            return make(render_mode="rgb_array", **render_kwargs(cfg))
     except TypeError as error:  # a task without width / height / camera arguments
         if "unexpected keyword argument" not in str(error):
             raise
+        if "unexpected keyword argument 'render_mode'" in str(error):
+            raise EnvError(cannot_render(cfg)) from error
         if cfg.camera is not None:
             raise EnvError(f"environment '{cfg.id}' takes no camera argument; set env.camera=null") from error
         return make(render_mode="rgb_array")
+
+
+def cannot_render(cfg: EnvConfig) -> str:
+    return (f"env.pixels=true needs frames, but environment '{cfg.id}' cannot render rgb_array; "
+            "choose a task that renders (a MuJoCo or DMC task) or set env.pixels=false")
 
 
 def observe_pixels(env: gym.Env, cfg: EnvConfig) -> gym.Env:
@@ -81,8 +92,7 @@ def observe_pixels(env: gym.Env, cfg: EnvConfig) -> gym.Env:
         env = ActionRepeat(env, repeat)
     if not is_image(env.observation_space):
         if "rgb_array" not in env.metadata.get("render_modes", []):
-            raise EnvError(f"env.pixels=true needs frames, but environment '{cfg.id}' cannot render rgb_array; "
-                           "choose a task that renders (a MuJoCo or DMC task) or set env.pixels=false")
+            raise EnvError(cannot_render(cfg))
         env = AddRenderObservation(env, render_only=True)
         frame = env.observation_space
         if not is_image(frame):  # the space comes from a first rendered frame
