@@ -39,8 +39,8 @@ def run_sac_runner(args) -> dict:
     env, env_cfg = build_env(args)
     spaces = env_spaces(env, env_cfg.frames_per_observation)
     agent_cfg = AgentConfig(actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3, alpha_init=0.1, hidden_sizes=[args.hidden] * 2,
-                            tau=0.01, encoder="drq", encoder_tau=0.05, augmentation="shift", policy_update_every=2,
-                            target_update_every=2, compile="off")
+                            tau=0.01, encoder=args.encoder, encoder_tau=0.05, augmentation="shift",
+                            policy_update_every=2, target_update_every=2, compile="off")
     run = RunConfig(env=env_cfg, agent=agent_cfg, buffer=BufferConfig(capacity=args.warmup + args.measure + 10),
                     schedule=ScheduleConfig(batch_size=args.batch_size), device="cpu")
     agent = make_agent(run, spaces, torch.device("cpu"))
@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300, help="random agent steps before measuring")
     parser.add_argument("--measure", type=int, default=60, help="agent steps measured, one update each")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--encoder", default="drq", choices=("drq", "nature"), help="sac-runner's encoder")
     parser.add_argument("--alternations", type=int, default=1, help="A B rounds (fresh processes)")
     args = parser.parse_args()
     if args.worker:
@@ -127,7 +128,8 @@ def main() -> None:
             out = subprocess.run([sys.executable, __file__, "--worker", worker, *passed], capture_output=True, text=True,
                                  check=True).stdout.strip().splitlines()[-1]
             results[worker].append(json.loads(out))
-    print(f"{args.task} from pixels ({args.image_size}px), batch {args.batch_size}, hidden {args.hidden}, "
+    print(f"{args.task} from pixels ({args.image_size}px), sac-runner's {args.encoder} encoder against SB3's NatureCNN, "
+          f"batch {args.batch_size}, hidden {args.hidden}, "
           f"{args.threads} thread(s), {args.measure} agent steps with one update each:")
     for worker, rows in results.items():
         for key in ("env_steps_per_s", "update_ms", "bytes_per_transition"):

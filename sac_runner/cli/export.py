@@ -27,7 +27,9 @@ def main(cfg: DictConfig) -> None:
     console.print(key_value_table("sac-export", {
         "policy": f"{trained.run.env.id}, step {trained.step}, deterministic",
         "format": export_cfg.format, "file": str(path),
-        "input": f"obs: float32 (batch, {trained.spaces.obs_dim}), raw observations",
+        "input": (f"obs: uint8 (batch, {', '.join(map(str, trained.spaces.obs_shape))}), stacked frames as the "
+                  "environment returns them" if trained.spaces.pixels
+                  else f"obs: float32 (batch, {trained.spaces.obs_dim}), raw observations"),
         "output": ("action index: int64 (batch,)" if trained.spaces.discrete
                    else f"action: float32 (batch, {trained.spaces.action_dim}) in the env's bounds"),
     }))

@@ -4,7 +4,8 @@
     sac-export checkpoint=outputs/runs/<run> format=onnx          # onnxruntime.InferenceSession(...)
 
 The exported function maps a float32 batch of raw observations (B, obs_dim), as the environment
-returns them (flattened for Dict/Tuple/Discrete observation spaces), to what the environment's
+returns them (flattened for Dict/Tuple/Discrete observation spaces; for an agent that learned from
+pixels, a uint8 batch of stacked frames (B, C, H, W), which its encoder scales), to what the environment's
 `step` takes: actions (B, action_dim) within its bounds, or action indices (B,) for a Discrete
 space. The run's observation normalization and the rescaling from [-1, 1] are inside the file.
 """
