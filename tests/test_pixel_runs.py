@@ -133,3 +133,26 @@ def test_bad_pixel_input_is_one_line(tmp_path, args, expected):
     assert proc.returncode == 2
     assert expected in refusal_line(proc)
     assert not (tmp_path / "outputs").exists()  # nothing left behind
+
+
+def test_a_pixel_runs_video_shows_the_frames_the_agent_sees():
+    env = make_env(blob(frame_stack=2), render_mode="rgb_array", seed=0)
+    obs, _ = env.reset(seed=1)
+    obs, *_ = env.step(np.ones(2, np.float32))
+    frame = env.render()
+    assert frame.shape == (4 * 64, 2 * 4 * 64, 3)  # the two stacked frames, 4x, oldest first
+    newest = obs[3:].transpose(1, 2, 0)
+    assert np.array_equal(frame[::4, 256::4], newest) and np.array_equal(frame[::4, :256:4], obs[:3].transpose(1, 2, 0))
+
+
+def test_a_dmc_pixel_video_puts_the_view_beside_the_agents_frames():
+    pytest.importorskip("dm_control")
+    env = make_env(EnvConfig(id=dmc_id("cartpole-swingup"), task="cartpole-swingup", pixels=True),
+                   render_mode="rgb_array", seed=0)
+    try:
+        obs, _ = env.reset(seed=0)
+        frame = env.render()
+        assert frame.shape == (336, 4 * 336, 3)  # the 336x336 view, then 3 frames of 84 scaled 4x
+        assert np.array_equal(frame[::4, -336::4], obs[6:].transpose(1, 2, 0))
+    finally:
+        env.close()

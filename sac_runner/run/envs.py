@@ -22,7 +22,7 @@ from gymnasium.wrappers import DtypeObservation, FlattenObservation, RecordEpiso
 from sac_runner.config import DMC_PREFIX, DMC_SUFFIX, EnvConfig
 from sac_runner.errors import EnvError
 from sac_runner.run.atari import atari_env, for_learning, register_atari
-from sac_runner.run.pixels import is_image, make_rendering, observe_pixels
+from sac_runner.run.pixels import AgentView, is_image, make_rendering, observe_pixels
 from sac_runner.run.rendering import prepare_rendering
 
 
@@ -156,6 +156,8 @@ def make_env(cfg: EnvConfig, seed: int | None = None, render_mode: str | None = 
         env.close()
         raise
     env = wrapped_for_the_agent(env)
+    if render_mode == "rgb_array" and cfg.pixels and not cfg.is_atari:
+        env = AgentView(env, cfg.frames_per_observation)  # videos: the view beside what the agent sees
     if for_training and cfg.is_atari:
         env = for_learning(env, cfg)
     if seed is not None:

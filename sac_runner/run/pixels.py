@@ -116,3 +116,39 @@ def _resized(env: gym.Env, cfg: EnvConfig) -> gym.Env:
     except gym.error.DependencyNotInstalled as error:
         raise EnvError(f"environment '{cfg.id}' renders {env.observation_space.shape[:2]} frames and resizing them "
                        f"to env.image_size={cfg.image_size} needs OpenCV: pip install opencv-python-headless") from error
+
+
+class AgentView(gym.Wrapper):
+    """Videos of a run from pixels: the task's view beside the frames the agent sees, each frame of its
+    stack scaled up `scale` times (nearest pixel), oldest first. The view is rendered at the frames' scaled
+    height where the renderer takes a size (DMC); a task that renders only at image_size shows the agent's
+    frames alone (its view is the newest of them)."""
+
+    def __init__(self, env: gym.Env, stack: int, scale: int = 4):
+        super().__init__(env)
+        self.stack, self.scale = stack, scale
+        self.last_obs: np.ndarray | None = None
+
+    def reset(self, **kwargs):
+        self.last_obs, info = self.env.reset(**kwargs)
+        return self.last_obs, info
+
+    def step(self, action):
+        self.last_obs, *rest = self.env.step(action)
+        return (self.last_obs, *rest)
+
+    def render(self) -> np.ndarray:
+        frames = self.last_obs.reshape(self.stack, -1, *self.last_obs.shape[1:])  # (k, C, H, W)
+        if frames.shape[1] == 1:  # grey
+            frames = frames.repeat(3, axis=1)
+        big = frames.repeat(self.scale, axis=2).repeat(self.scale, axis=3)
+        agent = np.concatenate(list(big.transpose(0, 2, 3, 1)), axis=1)  # side by side, (H', k W', 3)
+        view = self._view(agent.shape[0])
+        return agent if view is None else np.concatenate([view, agent], axis=1)
+
+    def _view(self, height: int) -> np.ndarray | None:
+        physics = getattr(getattr(self.env.unwrapped, "_env", None), "physics", None)  # dm_control's
+        if physics is None:
+            return None
+        camera = self.env.unwrapped.render_kwargs.get("camera_id", 0)
+        return physics.render(height=height, width=height, camera_id=camera)
