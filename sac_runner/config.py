@@ -263,7 +263,7 @@ class AgentConfig:
     # critics share it and train it; the actor reads its features detached. Ignored for state observations.
     encoder: str = "auto"
     feature_dim: int = 50  # the drq encoder's output features (nature's is 512)
-    # Polyak rate of the target critics' encoder (DrQ: 0.05, faster than the critics' tau of 0.01).
+    # Polyak rate of the target critics' encoder (SAC-AE: 0.05, faster than its critics' 0.01; DrQ: 0.01).
     encoder_tau: float = 0.05
     # Image augmentation of sampled observations and next observations, independently, on the training
     # device: none, or shift (DrQ: pad 4 pixels by repeating the border, crop back at a random offset).
