@@ -121,7 +121,8 @@ def main() -> None:
     if args.worker:
         print(json.dumps(run_sac_runner(args) if args.worker == "sac-runner" else run_sb3(args)))
         return
-    passed = [a for a in sys.argv[1:] if not a.startswith("--alternations")]
+    passed = [f"--{key.replace('_', '-')}={value}" for key, value in vars(args).items()
+              if key not in ("worker", "alternations")]
     results = {worker: [] for worker in WORKERS}
     for _ in range(args.alternations):
         for worker in WORKERS:

@@ -159,3 +159,27 @@ def test_with_action_repeat_updates_count_transitions_and_the_schedule_environme
     updates = sum(cadence.update_events(before, before + 4) for before in steps)
     assert updates == 250 - 25 + 1  # transitions 25 .. 250 (environment steps 100 .. 1000)
     assert cadence.is_last(1000) and not cadence.is_last(996)
+
+
+@pytest.mark.parametrize("agent_class, discrete", [(SAC, False), (DiscreteSAC, True)])
+def test_the_policy_step_encodes_its_batch_once_and_equals_the_step_on_raw_frames(agent_class, discrete):
+    """The actor and the frozen critics read the same detached features: encoding once gives the loss
+    (and so the step) that each network encoding the frames itself gives."""
+    def make():
+        torch.manual_seed(0)
+        return agent_class(IMAGE, 3 if discrete else 2, AgentConfig(hidden_sizes=[32], feature_dim=16),
+                           torch.device("cpu"))
+    once, raw = make(), make()
+    batch = pixel_batch(action_dim=3 if discrete else 2, discrete=discrete)
+    calls = []
+    once.encoder.register_forward_hook(lambda *_: calls.append(1))
+    torch.manual_seed(1)
+    once._policy_update(batch.obs)
+    assert len(calls) == 1
+    torch.manual_seed(1)
+    loss, log_prob = raw._actor_loss(batch.obs, raw.alpha)  # raw frames through both wrappers
+    raw._step("actor", loss, list(raw.actor.head_parameters()))
+    raw._temperature_step(log_prob)
+    for a, b in zip(once.actor.parameters(), raw.actor.parameters()):
+        assert torch.equal(a, b)
+    assert torch.equal(once.log_alpha, raw.log_alpha)

@@ -102,7 +102,7 @@ class EncodedCritic(nn.Module):
         return self.head.num_critics
 
     def forward(self, obs: torch.Tensor, *action: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(obs), *action)
+        return self.head(encoded(self.encoder, obs), *action)
 
 
 class EncodedActor(nn.Module):
@@ -115,7 +115,7 @@ class EncodedActor(nn.Module):
         self.encoder, self.head = encoder, actor
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.encoder(obs).detach()
+        return encoded(self.encoder, obs).detach()
 
     @property
     def net(self) -> nn.Module:
@@ -133,6 +133,12 @@ class EncodedActor(nn.Module):
 
     def probabilities(self, obs: torch.Tensor):
         return self.head.probabilities(self.features(obs))
+
+
+def encoded(encoder: nn.Module, obs: torch.Tensor) -> torch.Tensor:
+    """The encoder's features of image observations (B, C, H, W); features already (B, F) pass as they
+    are, so an update that encoded a batch once can hand its features to the actor and the critics."""
+    return obs if obs.dim() == 2 else encoder(obs)
 
 
 def optimized_parameters(actor: nn.Module):

@@ -353,6 +353,9 @@ class SAC:
     def _policy_update(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
         """The actor's step, then the temperature's (both with alpha as it was before them)."""
         obs = self.normalizer(obs)
+        if self.encoder is not None:  # encoded once for the actor and the frozen critics: neither trains it
+            with torch.no_grad():
+                obs = self.encoder(obs)
         with batch_statistics(self.actor):  # the critics keep their running statistics (CrossQ)
             actor_loss, log_prob = self._actor_loss(obs, self.alpha)
         self._step("actor", actor_loss, optimized_parameters(self.actor))
