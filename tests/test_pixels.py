@@ -183,3 +183,15 @@ def test_the_policy_step_encodes_its_batch_once_and_equals_the_step_on_raw_frame
     for a, b in zip(once.actor.parameters(), raw.actor.parameters()):
         assert torch.equal(a, b)
     assert torch.equal(once.log_alpha, raw.log_alpha)
+
+
+def test_resetting_the_actor_leaves_the_critics_encoder_and_resetting_the_critics_renews_it():
+    agent = small_agent()
+    encoder = [p.clone() for p in agent.encoder.parameters()]
+    actor_head = [p.clone() for p in agent.actor.head.parameters()]
+    agent.reset(["actor"])
+    assert all(torch.equal(a, b) for a, b in zip(agent.encoder.parameters(), encoder))
+    assert not all(torch.equal(a, b) for a, b in zip(agent.actor.head.parameters(), actor_head))
+    agent.reset(["critic"])
+    assert not all(torch.equal(a, b) for a, b in zip(agent.encoder.parameters(), encoder))
+    assert all(torch.equal(t, o) for t, o in zip(agent.target.encoder.parameters(), agent.encoder.parameters()))

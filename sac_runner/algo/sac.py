@@ -313,7 +313,8 @@ class SAC:
         state cleared and their target network (if any) copied from them; buffer and alpha kept."""
         for name in names:
             network: nn.Module = getattr(self, name)
-            reinitialize(network)
+            # The actor's encoder is the critics': resetting the actor leaves it (and its target) alone.
+            reinitialize(network.head if isinstance(network, EncodedActor) else network)
             if name in self._unit_weights:
                 project_to_unit_norm(self._unit_weights[name])
             getattr(self, f"{name}_optimizer").state.clear()
