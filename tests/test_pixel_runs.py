@@ -82,10 +82,16 @@ def test_a_pixel_run_resumes_bit_for_bit(tmp_path):
     assert loop_but_its_clock(a) == loop_but_its_clock(b)
 
 
+@pytest.fixture(scope="module")
+def trained_pixel_run(tmp_path_factory):
+    """One tiny pixel run, shared by the export tests: its directory and what it trained."""
+    run_dir = tmp_path_factory.mktemp("pixel_run")
+    return run_dir, train_tiny(run_dir, *SMALL, *PIXELS)
+
+
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-def test_an_exported_pixel_policy_takes_uint8_frames_and_matches_the_agent(tmp_path, fmt):
-    run_dir = tmp_path / "run"
-    tiny = train_tiny(run_dir, *SMALL, *PIXELS)
+def test_an_exported_pixel_policy_takes_uint8_frames_and_matches_the_agent(tmp_path, fmt, trained_pixel_run):
+    run_dir, tiny = trained_pixel_run
     out = tmp_path / ("policy.pt" if fmt == "torchscript" else "policy.onnx")
     proc = cli("sac-export", tmp_path, f"checkpoint={run_dir}", f"format={fmt}", f"output={out}")
     assert proc.returncode == 0, proc.stderr
