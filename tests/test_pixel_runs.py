@@ -162,3 +162,16 @@ def test_a_dmc_pixel_video_puts_the_view_beside_the_agents_frames():
         assert np.array_equal(frame[::4, -336::4], obs[6:].transpose(1, 2, 0))
     finally:
         env.close()
+
+
+def test_env_camera_picks_the_dmc_camera_the_frames_come_from():
+    pytest.importorskip("dm_control")
+    frames = {}
+    for camera in (None, 1):
+        env = make_env(EnvConfig(id=dmc_id("cartpole-swingup"), task="cartpole-swingup", pixels=True, camera=camera))
+        try:
+            frames[camera] = env.reset(seed=0)[0]
+            assert env.unwrapped.render_kwargs["camera_id"] == (0 if camera is None else 1)
+        finally:
+            env.close()
+    assert not np.array_equal(frames[None], frames[1])
