@@ -201,3 +201,16 @@ def test_without_the_extra_the_fix_is_named(monkeypatch):
     with pytest.raises(EnvError) as refused:
         make_env(EnvConfig(id=PONG))
     assert str(refused.value) == "env=atari needs the atari extra: pip install 'sac-runner[atari]'"
+
+
+def test_discrete_sac_learns_from_atari_frames_through_the_nature_encoder(tmp_path):
+    """A few hundred frames of Pong with agent=sac_discrete_atari: the Nature encoder, the frame buffer
+    and discrete SAC's update run together, and the run counts frames (4 per agent step)."""
+    from tests.harness import QUIET, metric_records, train_tiny
+    tiny = train_tiny(tmp_path, "env=atari", "agent=sac_discrete_atari", *QUIET, "schedule.start_steps=200",
+                      "schedule.update_after=200", "schedule.total_steps=800", "schedule.eval_every=800",
+                      "schedule.eval_episodes=1", "schedule.batch_size=16", "env.max_episode_steps=100")
+    assert type(tiny.parts.agent.encoder).__name__ == "NatureEncoder" and tiny.parts.spaces.discrete
+    assert len(tiny.parts.buffer) <= 200 and tiny.parts.buffer.obs.shape[1:] == (1, 84, 84)
+    assert tiny.parts.agent.num_updates == (200 - 50) // 4 + 1  # an update every 4 agent steps from frame 200
+    assert any("train/critic_loss" in r for r in metric_records(tmp_path))
