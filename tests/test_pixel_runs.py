@@ -69,8 +69,8 @@ def test_a_pixel_run_resumes_bit_for_bit(tmp_path):
     torch.set_num_threads(1)
     try:
         whole, split = tmp_path / "whole", tmp_path / "split"
-        train_tiny(whole, *SMALL, *PIXELS)
-        train_tiny(split, *SMALL, *PIXELS, stop_at=170)
+        train_tiny(whole, *SMALL, *PIXELS, "threads=1")
+        train_tiny(split, *SMALL, *PIXELS, "threads=1", stop_at=170)  # the checkpoint keeps threads=1 for the resume
         train(tiny_config(*SMALL, *PIXELS, "threads=1", f"resume={split}"), split, overrides=[f"resume={split}"])
     finally:
         torch.set_num_threads(threads)
