@@ -29,7 +29,7 @@ def pixel_batch(batch_size: int = 8, action_dim: int = 2, discrete: bool = False
 
 def small_agent(**overrides) -> SAC:
     torch.manual_seed(0)
-    cfg = AgentConfig(hidden_sizes=[32, 32], feature_dim=16, **overrides)
+    cfg = AgentConfig(**{"hidden_sizes": [32, 32], "feature_dim": 16, **overrides})
     return SAC(IMAGE, 2, cfg, torch.device("cpu"))
 
 
@@ -41,6 +41,11 @@ def test_the_drq_encoder_has_the_papers_shape():
     features = encoder(torch.randint(0, 256, (4, 9, 84, 84), dtype=torch.uint8))
     assert features.shape == (4, 50) and features.abs().max() <= 1  # tanh after LayerNorm
     assert NatureEncoder((4, 84, 84)).out_dim == 64 * 7 * 7  # 84 -> 20 -> 9 -> 7
+
+
+def test_agent_feature_dim_sizes_the_drq_encoders_output():
+    agent = small_agent(feature_dim=12)
+    assert agent.encoder.out_dim == 12 and agent.encoder.head[0].out_features == 12
 
 
 def test_the_encoders_scale_uint8_frames_themselves():
