@@ -7,8 +7,10 @@
     cudagraphs  compiled, then captured as CUDA graphs and replayed: one launch replaces the hundreds
                 of kernel launches of a gradient step, which bound a small network's update on a GPU.
                 Needs a CUDA device.
-    auto        cudagraphs on a CUDA device, off on the CPU (compiled, the update measured slower
-                there: Inductor's CPU kernels store the ReLUs' backward masks slowly; see docs/benchmarks.md).
+    auto        on a CUDA device, the first of cudagraphs and compile that a probe in a child process
+                runs without error, else off (run/compile_probe.py chooses before the agent is built);
+                off on the CPU (compiled, the update measured slower there: Inductor's CPU kernels
+                store the ReLUs' backward masks slowly; see docs/benchmarks.md).
 
 A CUDA graph replays fixed memory: its inputs are copied into tensors captured once, its outputs are
 the same tensors every replay (read them before the next call), and the optimizers it steps must keep

@@ -19,6 +19,7 @@ from sac_runner.algo.sac import SAC
 from sac_runner.config import RunConfig
 from sac_runner.errors import CheckpointError, ConfigError
 from sac_runner.run.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
+from sac_runner.run.compile_probe import choose_compile_mode
 from sac_runner.run.envs import Spaces, env_spaces, make_env
 from sac_runner.run.hardware import available_memory, resolve_device
 from sac_runner.run.vector_env import VectorEnvs
@@ -134,7 +135,9 @@ def make_parts(run: RunConfig) -> Parts:
     device = resolve_device(run.device)
     eval_env = make_env(run.env)  # first: an environment that cannot be built fails here, in one line
     env, spaces = VectorEnvs(run.env, seed=run.seed), env_spaces(eval_env, run.env.frames_per_observation)
-    agent = make_agent(run, spaces, device)
+    # agent.compile=auto on a GPU: the fastest mode a probe runs without error (run/compile_probe.py)
+    compile_mode = choose_compile_mode(run, spaces, device)
+    agent = make_agent(replace(run, agent=replace(run.agent, compile=compile_mode)), spaces, device)
     return Parts(env, eval_env, agent, make_replay_buffer(run, spaces, device), spaces)
 
 
