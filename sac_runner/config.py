@@ -224,7 +224,8 @@ class AgentConfig:
     # CleanRL's variant of the delay: when due, the actor and temperature take policy_update_every
     # steps in a row, so they get as many steps as the critics.
     policy_update_catch_up: bool = False
-    # How the update and the policy run (algo/compilation.py): off (eager), compile (torch.compile),
+    # How the update and the policy run (algo/compilation.py): off (eager), compile (torch.compile of a
+    # functional update),
     # cudagraphs (compiled and replayed as CUDA graphs; CUDA only); auto = on CUDA the first of cudagraphs
     # and compile that a probe in a child process runs (else off; run/compile_probe.py), off on CPU.
     compile: str = "auto"

@@ -182,8 +182,7 @@ def test_the_policy_step_encodes_its_batch_once_and_equals_the_step_on_raw_frame
     once._policy_update(batch.obs)
     assert len(calls) == 1
     torch.manual_seed(1)
-    loss, log_prob = raw._actor_loss(batch.obs, raw.alpha)  # raw frames through both wrappers
-    raw._step("actor", loss, list(raw.actor.head_parameters()))
+    _, log_prob = raw._step("actor", lambda: raw._actor_loss(batch.obs, raw.alpha))  # raw frames through both wrappers
     raw._temperature_step(log_prob)
     for a, b in zip(once.actor.parameters(), raw.actor.parameters()):
         assert torch.equal(a, b)

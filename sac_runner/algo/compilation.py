@@ -1,9 +1,11 @@
 """How the update's pieces and the policy run: agent.compile.
 
     off         eager PyTorch: the reference every other mode is tested against.
-    compile     torch.compile (TorchInductor): fused kernels and less Python per call. The first calls
-                compile (tens of seconds, reported in the log); the result is the same math within
-                float rounding.
+    compile     torch.compile (TorchInductor) of a functional update: each optimizer step a function of
+                tensors (functional_step.py: torch.func gradients, Adam in place), so that a piece of
+                the update is one program with no backward pass between graphs. The first calls
+                compile (tens of seconds cold, a few with Inductor's on-disk cache; in the log and
+                time/compile_s); the result is the same math within float rounding.
     cudagraphs  compiled, then captured as CUDA graphs and replayed: one launch replaces the hundreds
                 of kernel launches of a gradient step, which bound a small network's update on a GPU.
                 Needs a CUDA device.

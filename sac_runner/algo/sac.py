@@ -27,9 +27,9 @@ them as CUDA graphs (compilation.py); `update` decides in Python which run, and 
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ from torch import nn
 from sac_runner.algo.blocks import ENCODERS
 from sac_runner.algo.compilation import Accelerated, resolve_compile_mode, start_compiling_afresh
 from sac_runner.algo.encoders import EncodedActor, EncodedCritic, optimized_parameters, random_shift
+from sac_runner.algo.functional_step import FunctionalStep
 from sac_runner.algo.lr_schedule import decayed_lr
 from sac_runner.algo.layers import batch_statistics
 from sac_runner.algo.networks import (Body, CriticEnsemble, SquashedGaussianActor, ValueNetwork, project_to_unit_norm,
@@ -86,6 +87,14 @@ def frozen(module: nn.Module):
     finally:
         for p in params:
             p.requires_grad_(True)
+
+
+class Temperature(nn.Module):
+    """log(alpha), held as a module's parameter so that its step runs as the networks' steps do."""
+
+    def __init__(self, log_alpha: float, learns: bool):
+        super().__init__()
+        self.log_alpha = nn.Parameter(torch.tensor(log_alpha, dtype=torch.float32), requires_grad=learns)
 
 
 def adam(params, lr: float, device: torch.device, graph_safe: bool = False,
@@ -204,8 +213,8 @@ class SAC:
         self.learns_alpha = cfg.learns_alpha
         initial_alpha = cfg.alpha_init if self.learns_alpha else float(cfg.alpha)
         # log(0) for a fixed alpha of 0 (no entropy bonus) is -inf; exp(-inf) = 0 is exact.
-        self.log_alpha = torch.tensor(np.log(initial_alpha) if initial_alpha > 0 else -np.inf,
-                                      dtype=torch.float32, device=device, requires_grad=self.learns_alpha)
+        self.temperature = Temperature(np.log(initial_alpha) if initial_alpha > 0 else -np.inf,
+                                       self.learns_alpha).to(device)
         self.alpha_optimizer = optimizer([self.log_alpha], cfg.alpha_lr) if self.learns_alpha else None
 
         # The update's pieces and the policy, run as agent.compile says (algo/compilation.py).
@@ -214,6 +223,12 @@ class SAC:
         self._learn_q = Accelerated(self._critic_update, self.compile_mode, "critic update")
         self._learn_pi = Accelerated(self._policy_update, self.compile_mode, "policy update")
         self._policy = Accelerated(self._policy_action, self._acting_mode(), "policy")
+        # agent.compile=compile: each optimizer step a function of tensors (functional_step.py), so that a
+        # piece compiles to one program; eager and CUDA graphs step with loss.backward() and the optimizer.
+        self.functional = self.compile_mode == "compile"
+        trained = {"critic": self.critic, "actor": self.actor, "value": self.value, "alpha": self.temperature}
+        self._functional_steps = {name: FunctionalStep(trained[name], optimizer)
+                                  for name, optimizer in self.optimizers.items() if self.functional}
 
     def _actor_and_critic(self, obs_dim: int, action_dim: int, actor_sizes: list[int],
                           critic_sizes: list[int]) -> tuple[nn.Module, nn.Module]:
@@ -231,6 +246,10 @@ class SAC:
     def compile_seconds(self) -> float:
         """Time the first calls spent compiling (and capturing CUDA graphs); 0 with agent.compile=off."""
         return sum(piece.compile_seconds for piece in (self._learn_q, self._learn_pi, self._policy))
+
+    @property
+    def log_alpha(self) -> torch.Tensor:
+        return self.temperature.log_alpha
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -277,16 +296,23 @@ class SAC:
         obs = self.normalizer(obs)
         return self.actor.deterministic(obs) if deterministic else self.actor.sample(obs)[0]
 
-    def _step(self, name: str, loss: torch.Tensor, params) -> None:
-        """One optimizer step on `loss` for the optimizer of `name` (actor, critic, value, alpha)."""
-        optimizer = getattr(self, f"{name}_optimizer")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
-        optimizer.step()
+    def _step(self, name: str, loss_fn: Callable[[], tuple[torch.Tensor, Any]]) -> tuple[torch.Tensor, Any]:
+        """One optimizer step of `name` (actor, critic, value, alpha) on the loss `loss_fn()` computes with
+        its current parameters; returns the loss (detached) and what else loss_fn returned."""
+        if self.functional:
+            loss, aux = self._functional_steps[name](loss_fn, self.cfg.max_grad_norm)
+        else:
+            loss, aux = loss_fn()
+            optimizer = getattr(self, f"{name}_optimizer")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], self.cfg.max_grad_norm)
+            optimizer.step()
         if name in self._unit_weights:
-            project_to_unit_norm(self._unit_weights[name])
+            project_to_unit_norm(self._functional_steps[name].views_of(self._unit_weights[name]) if self.functional
+                                 else self._unit_weights[name])
+        return loss.detach(), aux
 
     def update(self, batch: Batch) -> UpdateResult:
         """One gradient step: critics (and V), then actor and temperature when due, then targets when due.
@@ -294,12 +320,16 @@ class SAC:
         The pieces are functions of tensors only (`_critic_update`, `_policy_update`), which
         agent.compile runs compiled or replays as CUDA graphs; which pieces run is decided here."""
         self.num_updates += 1
+        for step in self._functional_steps.values():
+            if step.state is None:
+                step.prepare()
         if self.augment is not None:  # DrQ: each observation shifted independently, on the training device
             batch = batch._replace(obs=self.augment(batch.obs), next_obs=self.augment(batch.next_obs))
-        metrics, td_error = self._learn_q(*batch)
-        if self._policy_update_due():
-            for _ in range(self.policy_steps_when_due):
-                metrics.update(self._learn_pi(batch.obs))
+        with torch.no_grad() if self.functional else nullcontext():  # gradients come from torch.func only
+            metrics, td_error = self._learn_q(*batch)
+            if self._policy_update_due():
+                for _ in range(self.policy_steps_when_due):
+                    metrics.update(self._learn_pi(batch.obs))
         metrics["train/alpha"] = self.alpha
         if self._target_params and self.num_updates % self.target_update_every == 0:
             for target, online, rate in self._target_groups:
@@ -318,6 +348,8 @@ class SAC:
             if name in self._unit_weights:
                 project_to_unit_norm(self._unit_weights[name])
             getattr(self, f"{name}_optimizer").state.clear()
+            if name in self._functional_steps:
+                self._functional_steps[name].state = None
             bootstrap = self.critic if self.value is None else self.value
             if self._target_params and network is bootstrap:
                 torch._foreach_copy_(self._target_params, self._bootstrap_params)
@@ -334,15 +366,22 @@ class SAC:
         alpha = self.alpha
 
         # Critic: regress every Q_i onto the soft Bellman target, bootstrapped from the target critics
-        # (2019) or from the target V network (2018).
+        # (2019) or from the target V network (2018); y carries no gradient.
         if self.joint_forward:
-            q, next_value = self._joint_q(obs, action, next_obs, alpha)
+            def critic_loss():  # CrossQ: Q(s, a) and V(s') from one forward pass of the critics
+                q, next_value = self._joint_q(obs, action, next_obs, alpha)
+                y = soft_bellman_target(reward, terminated, next_value, gamma)
+                return self._critic_loss(q, y, weights), (q.detach(), y)
         else:
             with torch.no_grad():
-                next_value = self._bootstrap_value(next_obs, alpha)
-            q = self._q_taken(obs, action)
-        y = soft_bellman_target(reward, terminated, next_value, gamma)  # no gradient: next_value has none
-        metrics, td_error = self._critic_step(q, y, weights)
+                y = soft_bellman_target(reward, terminated, self._bootstrap_value(next_obs, alpha), gamma)
+
+            def critic_loss():
+                q = self._q_taken(obs, action)
+                return self._critic_loss(q, y, weights), (q.detach(), y)
+        loss, (q, y) = self._step("critic", critic_loss)
+        td_error = (q - y).abs().max(dim=0).values
+        metrics = {"train/critic_loss": loss, "train/q_mean": q.mean(), "train/target_q_mean": y.mean()}
 
         # Value (2018 variant): regress V(s) onto the soft value E_a~pi[min_i Q_i(s, a) - alpha * log pi(a|s)].
         if self.value is not None:
@@ -357,9 +396,12 @@ class SAC:
         if self.encoder is not None:  # encoded once for the actor and the frozen critics: neither trains it
             with torch.no_grad():
                 obs = self.encoder(obs)
-        with batch_statistics(self.actor):  # the critics keep their running statistics (CrossQ)
-            actor_loss, log_prob = self._actor_loss(obs, self.alpha)
-        self._step("actor", actor_loss, optimized_parameters(self.actor))
+        alpha = self.alpha
+
+        def actor_loss():
+            with batch_statistics(self.actor):  # the critics keep their running statistics (CrossQ)
+                return self._actor_loss(obs, alpha)
+        actor_loss, log_prob = self._step("actor", actor_loss)
         self._temperature_step(log_prob)
         return {"train/actor_loss": actor_loss.detach(), "train/entropy": -log_prob.mean()}
 
@@ -392,29 +434,27 @@ class SAC:
         """J_pi = E[alpha * log pi(a|s) - min_i Q_i(s, a)] with a ~ pi reparameterised (mean_i with
         agent.actor_q=mean); and log pi (detached)."""
         action, log_prob = self.actor.sample(obs)
-        with frozen(self.critic):
+        with self._frozen(self.critic):
             q_pi = critics_for_the_actor(self.critic(obs, action), self.cfg.actor_q)
         return (alpha * log_prob - q_pi).mean(), log_prob.detach()
 
     # ---- the steps both action types share -------------------------------------------------------
-    def _critic_step(self, q: torch.Tensor, y: torch.Tensor,
-                     weights: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """J_Q = sum_i 0.5 * E[w * (Q_i(s, a) - y)^2] for q of shape (num_critics, B); w = 1 unless prioritized.
-        Returns the metrics and the TD error max_i |Q_i - y| per sample."""
+    def _critic_loss(self, q: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        """J_Q = sum_i 0.5 * E[w * (Q_i(s, a) - y)^2] for q of shape (num_critics, B); w = 1 unless prioritized."""
         squared_error = (q - y) ** 2
         if weights is not None:  # importance-sampling weights of prioritized replay
             squared_error = squared_error * weights
-        critic_loss = 0.5 * squared_error.mean(dim=1).sum()
-        self._step("critic", critic_loss, self.critic.parameters())
-        td_error = (q.detach() - y).abs().max(dim=0).values
-        return {"train/critic_loss": critic_loss.detach(), "train/q_mean": q.detach().mean(),
-                "train/target_q_mean": y.mean()}, td_error
+        return 0.5 * squared_error.mean(dim=1).sum()
 
     def _value_step(self, obs: torch.Tensor, v_target: torch.Tensor) -> dict[str, torch.Tensor]:
         """J_V = 0.5 * E[(V(s) - v_target)^2] (2018 variant)."""
-        value_loss = 0.5 * ((self.value(obs) - v_target) ** 2).mean()
-        self._step("value", value_loss, self.value.parameters())
-        return {"train/value_loss": value_loss.detach()}
+        value_loss, _ = self._step("value", lambda: (0.5 * ((self.value(obs) - v_target) ** 2).mean(), ()))
+        return {"train/value_loss": value_loss}
+
+    def _frozen(self, module: nn.Module):
+        """No weight gradients for `module` (eager: the actor loss needs dQ/da only); the functional step
+        differentiates the trained parameters alone anyway."""
+        return nullcontext() if self.functional else frozen(module)
 
     def _policy_update_due(self) -> bool:
         return self.num_updates % self.policy_update_every == 0
@@ -423,8 +463,7 @@ class SAC:
         """J_alpha = E[-log(alpha) * (log pi + target_entropy)]: alpha rises when the entropy -log pi
         is below target and falls when above."""
         if self.alpha_optimizer is not None:
-            alpha_loss = -(self.log_alpha * (log_prob + self.target_entropy)).mean()
-            self._step("alpha", alpha_loss, [self.log_alpha])
+            self._step("alpha", lambda: (-(self.log_alpha * (log_prob + self.target_entropy)).mean(), ()))
 
     # ---- what the health measurements read (run/health.py); nothing here changes the agent -----------
     @torch.no_grad()
@@ -497,6 +536,8 @@ class SAC:
             self.log_alpha.copy_(state["log_alpha"])
         self.num_updates = int(state["num_updates"])
         self.lr_scale = float(state.get("lr_scale", 1.0))  # absent from checkpoints before health rollbacks
+        for step in self._functional_steps.values():
+            step.state = None  # the loaded optimizers hold new moment tensors
         for piece in (self._learn_q, self._learn_pi):
             piece.reset()  # captured CUDA graphs read the optimizers' replaced state tensors
 
