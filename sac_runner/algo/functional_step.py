@@ -44,18 +44,15 @@ class FunctionalStep:
         self.optimizer = optimizer
         self.rebound = _Rebound(module)
         self.names = [f"net.{name}" for name, _ in named]
+        # The parameters themselves are differentiated and stepped in place (the update runs under no_grad):
+        # a detached view of each would be a second tensor for the same storage, and a compiled program
+        # that writes one and reads the other (the actor's loss reads the critics just stepped) read stale
+        # values (tests/test_compiled_update.py).
         self.params = [p for _, p in named]
-        self.views = [p.detach() for p in self.params]  # the same storage, outside autograd
         # Buffers the loss may update in place (Batch Renormalization's running statistics): passed into
         # the gradient transform as inputs, which torch.func lets a function mutate (captured tensors not).
         self.buffers = {f"net.{name}": b for name, b in module.named_buffers()}
         self.state: tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] | None = None
-
-    def views_of(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The views this step updates for some of its parameters: what the step writes after Adam (weight
-        normalization's projection) writes to them, so that the compiled program sees one tensor each."""
-        view = {id(p): v for p, v in zip(self.params, self.views)}
-        return [view[id(p)] for p in params]
 
     def prepare(self) -> None:
         """Adam's moments as torch.optim.Adam keeps them: fresh zeros for parameters it has no state for
@@ -79,12 +76,12 @@ class FunctionalStep:
         def loss_of(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Any]:
             return functional_call(self.rebound, {**params, **buffers}, (loss_fn,))
 
-        grads, (loss, aux) = grad_and_value(loss_of, has_aux=True)(dict(zip(self.names, self.views)), self.buffers)
+        grads, (loss, aux) = grad_and_value(loss_of, has_aux=True)(dict(zip(self.names, self.params)), self.buffers)
         grads = [grads[name] for name in self.names]
         if max_grad_norm is not None:
             grads = clipped_by_global_norm(grads, max_grad_norm)
         group = self.optimizer.param_groups[0]
-        adam_(self.views, grads, *self.state, lr=group["lr"], betas=group["betas"], eps=group["eps"])
+        adam_(self.params, grads, *self.state, lr=group["lr"], betas=group["betas"], eps=group["eps"])
         return loss, aux
 
 

@@ -222,6 +222,7 @@ class SAC:
             start_compiling_afresh()
         self._learn_q = Accelerated(self._critic_update, self.compile_mode, "critic update")
         self._learn_pi = Accelerated(self._policy_update, self.compile_mode, "policy update")
+        self._learn_q_then_pi = Accelerated(self._critic_then_policy_update, self.compile_mode, "critic and policy update")
         self._policy = Accelerated(self._policy_action, self._acting_mode(), "policy")
         # agent.compile=compile: each optimizer step a function of tensors (functional_step.py), so that a
         # piece compiles to one program; eager and CUDA graphs step with loss.backward() and the optimizer.
@@ -245,7 +246,7 @@ class SAC:
     @property
     def compile_seconds(self) -> float:
         """Time the first calls spent compiling (and capturing CUDA graphs); 0 with agent.compile=off."""
-        return sum(piece.compile_seconds for piece in (self._learn_q, self._learn_pi, self._policy))
+        return sum(piece.compile_seconds for piece in (self._learn_q, self._learn_pi, self._learn_q_then_pi, self._policy))
 
     @property
     def log_alpha(self) -> torch.Tensor:
@@ -310,8 +311,7 @@ class SAC:
                 nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], self.cfg.max_grad_norm)
             optimizer.step()
         if name in self._unit_weights:
-            project_to_unit_norm(self._functional_steps[name].views_of(self._unit_weights[name]) if self.functional
-                                 else self._unit_weights[name])
+            project_to_unit_norm(self._unit_weights[name])
         return loss.detach(), aux
 
     def update(self, batch: Batch) -> UpdateResult:
@@ -326,10 +326,13 @@ class SAC:
         if self.augment is not None:  # DrQ: each observation shifted independently, on the training device
             batch = batch._replace(obs=self.augment(batch.obs), next_obs=self.augment(batch.next_obs))
         with torch.no_grad() if self.functional else nullcontext():  # gradients come from torch.func only
-            metrics, td_error = self._learn_q(*batch)
-            if self._policy_update_due():
-                for _ in range(self.policy_steps_when_due):
-                    metrics.update(self._learn_pi(batch.obs))
+            if self.functional and self._policy_update_due() and self.policy_steps_when_due == 1:
+                metrics, td_error = self._learn_q_then_pi(*batch)  # one compiled program for the whole step
+            else:
+                metrics, td_error = self._learn_q(*batch)
+                if self._policy_update_due():
+                    for _ in range(self.policy_steps_when_due):
+                        metrics.update(self._learn_pi(batch.obs))
         metrics["train/alpha"] = self.alpha
         if self._target_params and self.num_updates % self.target_update_every == 0:
             for target, online, rate in self._target_groups:
@@ -337,6 +340,12 @@ class SAC:
         if self.cfg.reset_every and self.num_updates % self.cfg.reset_every == 0:
             self.reset(self.cfg.reset_networks)
         return UpdateResult(metrics, td_error)
+
+    def _critic_then_policy_update(self, *batch: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The critics' piece, then the actor's and the temperature's on the same observations: agent.compile=
+        compile compiles the two as one program when the actor's step is due once."""
+        metrics, td_error = self._critic_update(*batch)
+        return {**metrics, **self._policy_update(batch[0])}, td_error
 
     def reset(self, names: list[str]) -> None:
         """Resets (Nikishin et al., 2022): the named networks re-initialized in place, their optimizer
@@ -353,7 +362,7 @@ class SAC:
             bootstrap = self.critic if self.value is None else self.value
             if self._target_params and network is bootstrap:
                 torch._foreach_copy_(self._target_params, self._bootstrap_params)
-        for piece in (self._learn_q, self._learn_pi):
+        for piece in (self._learn_q, self._learn_pi, self._learn_q_then_pi):
             piece.reset()  # captured CUDA graphs read the optimizers' cleared state
 
     def _critic_update(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor,
@@ -538,7 +547,7 @@ class SAC:
         self.lr_scale = float(state.get("lr_scale", 1.0))  # absent from checkpoints before health rollbacks
         for step in self._functional_steps.values():
             step.state = None  # the loaded optimizers hold new moment tensors
-        for piece in (self._learn_q, self._learn_pi):
+        for piece in (self._learn_q, self._learn_pi, self._learn_q_then_pi):
             piece.reset()  # captured CUDA graphs read the optimizers' replaced state tensors
 
     def roll_back_to(self, state: dict, lr_factor: float) -> None:
