@@ -151,6 +151,9 @@ def save_best(run_dir: RunDir, checkpoint: Checkpoint, best_return: float) -> Pa
         atomic_torch_save(replace(checkpoint, best=best, buffer_file=None).to_dict(), path)
     except (OSError, RuntimeError) as error:
         raise _write_failed(run_dir, path, error) from error
+    except KeyboardInterrupt:  # stopped at once (a second Ctrl-C) while writing: the previous best stays
+        _remove_partial_files(path.parent)
+        raise
     return path
 
 
