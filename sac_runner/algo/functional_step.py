@@ -88,8 +88,7 @@ class FunctionalStep:
 def clipped_by_global_norm(grads: list[torch.Tensor], max_norm: float) -> list[torch.Tensor]:
     """The gradients scaled as nn.utils.clip_grad_norm_ scales them: by min(1, max_norm / (||g|| + 1e-6)),
     ||g|| the 2-norm of all of them together."""
-    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    scale = (max_norm / (nn.utils.get_total_norm(grads) + 1e-6)).clamp(max=1.0)
     return [g * scale for g in grads]
 
 
