@@ -69,6 +69,15 @@ def test_polyak_update_by_hand():
     assert torch.equal(target[0], online[0])
 
 
+def test_polyak_update_from_trained_weights_is_not_recorded_by_autograd():
+    """The target follows weights that require gradients; recorded, each update would chain one more
+    node onto the target's history (a leak that grows with every gradient step)."""
+    target, online = [torch.zeros(3)], [torch.ones(3, requires_grad=True)]
+    for _ in range(3):
+        polyak_update(target, online, tau=0.1)
+    assert not target[0].requires_grad and target[0].grad_fn is None
+
+
 def _batch(batch_size=8, obs_dim=3, action_dim=2, seed=0) -> Batch:
     g = torch.Generator().manual_seed(seed)
     return Batch(torch.randn(batch_size, obs_dim, generator=g), torch.rand(batch_size, action_dim, generator=g) * 2 - 1,
@@ -109,6 +118,9 @@ def test_update_moves_targets_by_polyak_from_updated_critic():
     agent.update(_batch())
     for new_t, old_t, online in zip(agent.target.parameters(), old_target, agent.critic.parameters()):
         assert torch.allclose(new_t, 0.25 * online + 0.75 * old_t, atol=1e-6)
+    agent.reset(["critic"])  # the targets copied from the re-initialized critics
+    agent.update(_batch())
+    assert all(not p.requires_grad and p.is_leaf for p in agent.target.parameters())  # no autograd history kept
 
 
 def test_critic_loss_uses_the_soft_bellman_target():
