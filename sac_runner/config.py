@@ -225,9 +225,9 @@ class AgentConfig:
     # steps in a row, so they get as many steps as the critics.
     policy_update_catch_up: bool = False
     # How the update and the policy run (algo/compilation.py): off (eager), compile (torch.compile of a
-    # functional update),
-    # cudagraphs (compiled and replayed as CUDA graphs; CUDA only); auto = on CUDA the first of cudagraphs
-    # and compile that a probe in a child process runs (else off; run/compile_probe.py), off on CPU.
+    # functional update), cudagraphs (compiled and replayed as CUDA graphs; CUDA only); auto = the fastest
+    # that a probe in a child process runs (else off; run/compile_probe.py): on CUDA cudagraphs, then
+    # compile; on a CPU compile for MLP agents with 50k gradient steps or more ahead (not DroQ), else off.
     compile: str = "auto"
     # The building blocks of the 2022-2025 variants (agent=crossq, agent=droq; algo/networks.py Body).
     # Hidden-layer normalization of critics and actor: none, layer (LayerNorm, DroQ) or batch_renorm

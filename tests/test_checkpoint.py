@@ -52,8 +52,8 @@ CROSSQ_TINY = ("agent=crossq", "agent.critic_hidden_sizes=[32]", "agent.actor_hi
 
 
 @pytest.mark.parametrize("variant", [(), ("buffer=prioritized", "buffer.n_step=3", "env.normalize_obs=true"),
-                                     ("env.id=CartPole-v1",), CROSSQ_TINY],
-                         ids=["uniform", "prioritized_nstep_normalized", "discrete", "crossq"])
+                                     ("env.id=CartPole-v1",), CROSSQ_TINY, ("agent.compile=compile",)],
+                         ids=["uniform", "prioritized_nstep_normalized", "discrete", "crossq", "compiled"])
 def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, variant):
     whole, split = tmp_path / "whole", tmp_path / "split"
     train_tiny(whole, *variant)

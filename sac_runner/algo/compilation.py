@@ -9,10 +9,15 @@
     cudagraphs  compiled, then captured as CUDA graphs and replayed: one launch replaces the hundreds
                 of kernel launches of a gradient step, which bound a small network's update on a GPU.
                 Needs a CUDA device.
-    auto        on a CUDA device, the first of cudagraphs and compile that a probe in a child process
-                runs without error, else off (run/compile_probe.py chooses before the agent is built);
-                off on the CPU (compiled, the update measured slower there: Inductor's CPU kernels
-                store the ReLUs' backward masks slowly; see docs/benchmarks.md).
+    auto        the fastest mode that a probe in a child process runs without error, else off
+                (run/compile_probe.py chooses before the agent is built): on a CUDA device cudagraphs,
+                then compile; on the CPU compile where it was measured to win (MLP agents with enough
+                gradient steps ahead to win back the compile time, not DroQ), else off. An agent built
+                directly with auto is off on the CPU (it does not know the run's length).
+
+Compiled kernels are kept in Inductor's on-disk cache: TORCHINDUCTOR_CACHE_DIR if set, else the
+user's cache directory (~/.cache/sac-runner/torchinductor, not /tmp, so that the runs of a sweep on a
+cluster's shared home and a resumed run on another node find them).
 
 A CUDA graph replays fixed memory: its inputs are copied into tensors captured once, its outputs are
 the same tensors every replay (read them before the next call), and the optimizers it steps must keep
@@ -23,9 +28,11 @@ or optimizer's tensors (loading a checkpoint) makes the captured graphs stale: c
 from __future__ import annotations
 
 import logging
+import os
 import time
 from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -57,10 +64,18 @@ class CaptureFailed(RunFailure):
 
 
 def resolve_compile_mode(mode: str, device: torch.device) -> str:
-    """auto -> cudagraphs on CUDA, off elsewhere; cudagraphs anywhere but CUDA is a config error upstream."""
+    """auto -> cudagraphs on CUDA, off elsewhere (a run chooses before: run/compile_probe.py); cudagraphs
+    anywhere but CUDA is a config error upstream."""
     if mode == "auto":
         return "cudagraphs" if device.type == "cuda" else "off"
     return mode
+
+
+def keep_compiled_kernels() -> str:
+    """Point Inductor's on-disk cache at the user's cache directory unless TORCHINDUCTOR_CACHE_DIR names
+    one (set before compiling, so the probe's process and Inductor's compile workers inherit it)."""
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sac-runner" / "torchinductor"
+    return os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(default))
 
 
 def start_compiling_afresh() -> None:

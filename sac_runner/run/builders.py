@@ -135,7 +135,7 @@ def make_parts(run: RunConfig) -> Parts:
     device = resolve_device(run.device)
     eval_env = make_env(run.env)  # first: an environment that cannot be built fails here, in one line
     env, spaces = VectorEnvs(run.env, seed=run.seed), env_spaces(eval_env, run.env.frames_per_observation)
-    # agent.compile=auto on a GPU: the fastest mode a probe runs without error (run/compile_probe.py)
+    # agent.compile=auto: the fastest mode a probe runs without error (run/compile_probe.py)
     compile_mode = choose_compile_mode(run, spaces, device)
     agent = make_agent(replace(run, agent=replace(run.agent, compile=compile_mode)), spaces, device)
     return Parts(env, eval_env, agent, make_replay_buffer(run, spaces, device), spaces)

@@ -1,16 +1,23 @@
-"""agent.compile=auto on a GPU: CUDA graphs where they work on this machine, and a run that goes on
-where they do not.
+"""agent.compile=auto: the fastest mode that runs this agent on this machine, and a run that goes on
+where a mode does not.
 
-CUDA refuses some captures (a stream autograd kept from an earlier call, an operation that syncs with
-the host, a driver's limits), and a failed capture leaves PyTorch's CUDA random number generator in
-capture mode: the process cannot go on, with graphs or without. So, before a run with
-agent.compile=auto builds its agent on a CUDA device, a child process builds the same agent (same
-config, spaces and device), runs enough updates on random batches for every piece to be captured, and
-acts as training and evaluation will. If that fails, the next mode is probed the same way; the run
-takes the first that works (cudagraphs, then compile), or eager PyTorch, and says which in one line.
+On a GPU that is CUDA graphs, then compile. CUDA refuses some captures (a stream autograd kept from an
+earlier call, an operation that syncs with the host, a driver's limits), and a failed capture leaves
+PyTorch's CUDA random number generator in capture mode: the process cannot go on, with graphs or
+without. On a CPU it is compile where it was measured to win (docs/benchmarks.md, "The compiled update
+on a CPU"): MLP agents with enough gradient steps ahead to win back the compile time; eager PyTorch for
+DroQ's dropout critics (slower compiled), image encoders and discrete actions (not measured) and short
+runs. Inductor needs a C++ compiler on a CPU, which a slim image may lack.
 
-The probe costs a process start and one compile; Inductor's on-disk cache keeps the compiled kernels
-for the run itself. Modes asked for by name (off, compile, cudagraphs) are never probed: the user
+So, before a run with agent.compile=auto builds its agent, a child process builds the same agent (same
+config, spaces and device), runs enough updates on random batches for every piece to be compiled (and
+captured), and acts as training and evaluation will. If that fails, the next mode is probed the same
+way; the run takes the first that works, or eager PyTorch, and says which in one line. The choice
+depends on the whole run's planned length, not on what is left of it, so a resumed run takes the mode
+its first segment took and continues it bit for bit.
+
+The probe costs a process start and one compile; Inductor's on-disk cache (in the user's cache
+directory: algo/compilation.py) keeps the compiled kernels for the run itself, the next runs and resumes. Modes asked for by name (off, compile, cudagraphs) are never probed: the user
 chose them, and a failure stops the run with how to go on.
 """
 
@@ -26,7 +33,9 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from sac_runner.algo.compilation import keep_compiled_kernels
 from sac_runner.config import RunConfig
+from sac_runner.run.cadence import Cadence
 from sac_runner.run.envs import Spaces
 
 log = logging.getLogger(__name__)
@@ -34,19 +43,46 @@ log = logging.getLogger(__name__)
 PROBE_TRANSITIONS = 64  # random transitions the probe's buffer holds per environment, at least two batches
 
 
-def auto_modes(device: torch.device) -> tuple[str, ...]:
-    """The modes agent.compile=auto tries on `device`, fastest first; eager (off) when none works."""
-    return ("cudagraphs", "compile") if device.type == "cuda" else ()
+# Gradient steps from which compile wins back its cost on a CPU: the compiled step saves 1.7 ms (sac)
+# to 7 ms (crossq_small) of 5-15 ms, compiling costs 20-40 s with a cold cache plus the probe's
+# process (scripts/bench_update.py, docs/benchmarks.md).
+CPU_COMPILE_MIN_GRADIENT_STEPS = 50_000
+
+
+def auto_modes(run: RunConfig, spaces: Spaces, device: torch.device) -> tuple[tuple[str, ...], str]:
+    """The modes agent.compile=auto tries for this run on `device`, fastest first, and when it tries
+    none, why eager PyTorch (off) is the faster choice."""
+    if device.type == "cuda":
+        return ("cudagraphs", "compile"), ""
+    if device.type != "cpu":
+        return (), f"compiling is not measured on {device.type}"
+    if run.agent.critic_dropout > 0:
+        return (), "dropout critics (DroQ) update 1.3x slower compiled on a CPU: their masks are drawn on the host"
+    if spaces.pixels or spaces.discrete:
+        return (), f"{'image encoders' if spaces.pixels else 'discrete actions'} are not measured faster compiled on a CPU"
+    steps = planned_gradient_steps(run)
+    if steps < CPU_COMPILE_MIN_GRADIENT_STEPS:
+        return (), (f"{steps:_} gradient steps do not win back the compile time on a CPU "
+                    f"(from {CPU_COMPILE_MIN_GRADIENT_STEPS:_} they do)")
+    return ("compile",), ""
+
+
+def planned_gradient_steps(run: RunConfig) -> int:
+    """The gradient steps the whole run takes, from step 0 to schedule.total_steps (its epochs)."""
+    return Cadence(run).update_events(0, run.schedule.steps) * run.schedule.gradient_steps
 
 
 def choose_compile_mode(run: RunConfig, spaces: Spaces, device: torch.device) -> str:
     """The agent.compile mode this run builds its agent with: agent.compile as set, or for auto the
-    first of auto_modes(device) that a probe in a child process runs without error (off if none)."""
+    first of auto_modes() that a probe in a child process runs without error (off if none)."""
+    if run.agent.compile != "off":
+        keep_compiled_kernels()  # for the next run of a sweep and the resume, the probe's for the run
     if run.agent.compile != "auto":
         return run.agent.compile
-    modes = auto_modes(device)
+    modes, why_eager = auto_modes(run, spaces, device)
     if not modes:
-        return "auto"  # the agent resolves it for the device (algo/compilation.py)
+        log.info("agent.compile=auto: off (eager PyTorch): %s", why_eager)
+        return "off"
     failures = []
     for mode in modes:
         start = time.perf_counter()
@@ -70,15 +106,18 @@ def probe_in_child(run: RunConfig, spaces: Spaces, device: torch.device, mode: s
     context = multiprocessing.get_context("spawn")
     try:
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            return pool.submit(_probe, run, spaces, str(device), mode).result()
+            return pool.submit(_probe, run, spaces, str(device), mode, torch.get_num_threads()).result()
     except BrokenProcessPool:
         return "the probe's process died"
 
 
-def _probe(run: RunConfig, spaces: Spaces, device_name: str, mode: str) -> str | None:
+def _probe(run: RunConfig, spaces: Spaces, device_name: str, mode: str, threads: int) -> str | None:
     """In the child: build the agent with `mode`, run updates until every piece is past its warm-up calls
-    and captured, and act on a batch of num_envs observations (sampled) and on one (deterministic)."""
+    and captured, and act on a batch of num_envs observations (sampled) and on one (deterministic).
+    With the parent's torch threads: Inductor's CPU kernels are compiled for a thread count, and the
+    run then finds the probe's kernels in the on-disk cache."""
     logging.disable(logging.WARNING)  # the child's notes (compiling, capturing) are the parent's to report
+    torch.set_num_threads(threads)
     from sac_runner.algo.compilation import WARMUP_CALLS
     from sac_runner.run.builders import make_agent, make_replay_buffer
 
