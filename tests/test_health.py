@@ -256,7 +256,10 @@ def test_an_alert_reaches_the_console_alerts_jsonl_and_the_offline_wandb_run(tmp
     assert "hidden units are dormant" in caplog.text
     assert run.records[-1]["health/alerts"] == len(alerts)
     offline = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert len(offline) == 1 and b"sac-runner: " in offline[0].read_bytes()
+    assert len(offline) == 1
+    # Once seen failing on a loaded machine with the file holding its header only: say what W&B reported.
+    wandb_notes = [r.getMessage() for r in caplog.records if "W&B" in r.getMessage() or r.name.startswith("wandb")]
+    assert b"sac-runner: " in offline[0].read_bytes(), (offline[0].stat().st_size, wandb_notes)
 
 
 def test_rollback_restores_the_best_agent_keeps_the_buffer_and_the_step_and_lowers_the_learning_rates(tmp_path):
