@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 
+import joblib
 import torch
 
 from sac_runner.algo.compilation import keep_compiled_kernels
@@ -23,6 +24,15 @@ PENDULUM = Spaces(obs_dim=3, action_dim=1, discrete=False)
 def test_a_mode_that_runs_passes_the_probe():
     run = to_run_config(tiny_config("agent=crossq_small"))  # Batch Renorm, delayed actor: every piece
     assert probe_in_child(run, PENDULUM, CPU, "off") is None
+
+
+def test_the_probe_runs_from_a_sweeps_joblib_worker():
+    """Hydra's joblib launcher runs each job in a loky worker, whose multiprocessing start method
+    ('loky') a spawned child cannot set: the probe's process must not be a multiprocessing child."""
+    run = to_run_config(tiny_config())
+    with joblib.parallel_config(backend="loky", n_jobs=2):
+        [answer] = joblib.Parallel()(joblib.delayed(probe_in_child)(run, PENDULUM, CPU, "off") for _ in range(1))
+    assert answer is None
 
 
 def test_a_failed_mode_reports_why_from_the_child_process():

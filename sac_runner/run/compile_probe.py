@@ -23,12 +23,15 @@ chose them, and a failure stops the run with how to go on.
 
 from __future__ import annotations
 
+import json
 import logging
-import multiprocessing
+import os
+import pickle
+import subprocess
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -99,16 +102,29 @@ def choose_compile_mode(run: RunConfig, spaces: Spaces, device: torch.device) ->
     return "off"
 
 
+PROBE_TIMEOUT_S = 900  # a cold compile takes 30 s on a 2-core CPU; a probe stuck past this is a failure
+
+
 def probe_in_child(run: RunConfig, spaces: Spaces, device: torch.device, mode: str) -> str | None:
     """None if the agent, built with agent.compile=mode in a fresh process, updates and acts; else why not.
-    A fresh process (spawned, not forked: CUDA does not survive a fork) takes the failed capture's
-    broken state with it."""
-    context = multiprocessing.get_context("spawn")
+
+    A fresh Python (`python -m sac_runner.run.compile_probe`, the probe's arguments pickled on its
+    stdin, its answer the last line of its stdout) takes a failed capture's broken CUDA state with it.
+    Not a multiprocessing child: spawning one from a sweep's joblib (loky) worker fails (the child
+    cannot set the parent's start method, loky), and spawning re-runs the parent's main script."""
+    payload = pickle.dumps((run, spaces, str(device), mode, torch.get_num_threads()))
+    package_root = str(Path(__file__).resolve().parents[2])  # sac_runner's parent: importable however we were
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     try:
-        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            return pool.submit(_probe, run, spaces, str(device), mode, torch.get_num_threads()).result()
-    except BrokenProcessPool:
-        return "the probe's process died"
+        done = subprocess.run([sys.executable, "-m", __name__], input=payload, capture_output=True, env=env,
+                              timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"the probe took longer than {PROBE_TIMEOUT_S} s"
+    answer = done.stdout.decode(errors="replace").strip().splitlines()
+    if done.returncode != 0 or not answer:
+        errors = done.stderr.decode(errors="replace").strip().splitlines()
+        return f"the probe's process died (exit code {done.returncode}{': ' + errors[-1] if errors else ''})"
+    return json.loads(answer[-1])["failure"]
 
 
 def _probe(run: RunConfig, spaces: Spaces, device_name: str, mode: str, threads: int) -> str | None:
@@ -154,3 +170,7 @@ def _random_action(spaces: Spaces, rng: np.random.Generator) -> np.ndarray | int
     if spaces.discrete:
         return int(rng.integers(spaces.action_dim))
     return rng.uniform(-1, 1, size=spaces.action_dim).astype(np.float32)
+
+
+if __name__ == "__main__":  # the probe's process (probe_in_child)
+    print(json.dumps({"failure": _probe(*pickle.load(sys.stdin.buffer))}), flush=True)
