@@ -9,6 +9,7 @@ import os
 
 import joblib
 import torch
+from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
 from sac_runner.algo.compilation import keep_compiled_kernels
 from sac_runner.run import compile_probe
@@ -140,7 +141,8 @@ def test_auto_trains_compiled_on_the_cpu_where_the_probe_passes(tmp_path, monkey
 def test_compiled_kernels_are_kept_in_the_users_cache_unless_torchinductor_cache_dir_says(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "chosen"))
     assert keep_compiled_kernels() == str(tmp_path / "chosen")
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    # What importing torch._inductor sets by itself is PyTorch's default, not the user's choice.
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     tiny = train_tiny(tmp_path / "run", "agent.compile=compile")
     kept = tmp_path / "cache" / "sac-runner" / "torchinductor"

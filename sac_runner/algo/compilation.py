@@ -73,9 +73,17 @@ def resolve_compile_mode(mode: str, device: torch.device) -> str:
 
 def keep_compiled_kernels() -> str:
     """Point Inductor's on-disk cache at the user's cache directory unless TORCHINDUCTOR_CACHE_DIR names
-    one (set before compiling, so the probe's process and Inductor's compile workers inherit it)."""
-    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sac-runner" / "torchinductor"
-    return os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(default))
+    another (set before compiling, so the probe's process and Inductor's compile workers inherit it).
+    Importing torch._inductor sets the variable to PyTorch's default under /tmp itself: that value
+    counts as unset."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if chosen and os.path.abspath(chosen) != os.path.abspath(default_cache_dir()):
+        return chosen
+    ours = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sac-runner" / "torchinductor"
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(ours)
+    return str(ours)
 
 
 def start_compiling_afresh() -> None:
