@@ -202,3 +202,15 @@ def test_warm_ups_and_the_capture_of_a_piece_run_on_one_stream(monkeypatch):
     outs = [graphs.run(compilation._signature((x,)), (x,)) for _ in range(compilation.WARMUP_CALLS + 2)]
     assert all(torch.equal(out, x + 1) for out in outs)
     assert len(made) == 1 and entered == made * compilation.WARMUP_CALLS and captured_on == made
+
+
+def test_on_a_cpu_compiled_code_draws_the_eager_random_numbers_by_itself():
+    """Without the eager_random_numbers fixture: on a CPU, agent.compile=compile takes the actor's noise
+    from PyTorch's generator (Inductor's fallback_random, set per compiled function), so a compiled run
+    follows the eager one update for update."""
+    agents = []
+    for mode in ("off", "compile"):
+        torch.manual_seed(0)
+        agents.append(SAC(OBS, ACT, AgentConfig(hidden_sizes=[32, 32], compile=mode), torch.device("cpu")))
+    _train_side_by_side(agents, range(4), "cpu")
+    _assert_same_agents(*agents)

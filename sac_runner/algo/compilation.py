@@ -97,13 +97,17 @@ def start_compiling_afresh() -> None:
 class Accelerated:
     """`fn` run as agent.compile says, remembering the time its first calls spent compiling (and capturing)."""
 
-    def __init__(self, fn: Callable, mode: str, name: str):
+    def __init__(self, fn: Callable, mode: str, name: str, device: torch.device):
         self.mode, self.name = mode, name
         self.compile_seconds = 0.0  # the first calls of each input signature: compiling (and capturing)
         self._settled: set[tuple] = set()
         if mode not in ("off", "compile", "cudagraphs"):
             raise ValueError(f"unknown compile mode {mode!r}; one of {COMPILE_MODES}")
-        self._fn = fn if mode == "off" else torch.compile(fn)
+        # On a CPU the noise comes from PyTorch's generator, as in eager mode (fallback_random): Inductor's
+        # own generated randn kernel made the compiled update 7-12% slower there (docs/benchmarks.md), and
+        # compiled and eager runs then draw the same numbers. On a GPU Inductor's generator is fused and fast.
+        options = {"fallback_random": True} if torch.device(device).type == "cpu" else None
+        self._fn = fn if mode == "off" else torch.compile(fn, options=options)
         self._graphs = CudaGraphs(self._fn, name) if mode == "cudagraphs" else None
 
     def __call__(self, *args) -> Any:

@@ -223,10 +223,11 @@ class SAC:
         # The update's pieces and the policy, run as agent.compile says (algo/compilation.py).
         if self.compile_mode != "off":
             start_compiling_afresh()
-        self._learn_q = Accelerated(self._critic_update, self.compile_mode, "critic update")
-        self._learn_pi = Accelerated(self._policy_update, self.compile_mode, "policy update")
-        self._learn_q_then_pi = Accelerated(self._critic_then_policy_update, self.compile_mode, "critic and policy update")
-        self._policy = Accelerated(self._policy_action, self._acting_mode(), "policy")
+        self._learn_q = Accelerated(self._critic_update, self.compile_mode, "critic update", device)
+        self._learn_pi = Accelerated(self._policy_update, self.compile_mode, "policy update", device)
+        self._learn_q_then_pi = Accelerated(self._critic_then_policy_update, self.compile_mode,
+                                            "critic and policy update", device)
+        self._policy = Accelerated(self._policy_action, self._acting_mode(), "policy", device)
         # agent.compile=compile: each optimizer step a function of tensors (functional_step.py), so that a
         # piece compiles to one program; eager and CUDA graphs step with loss.backward() and the optimizer.
         self.functional = self.compile_mode == "compile"
