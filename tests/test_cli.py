@@ -98,9 +98,11 @@ def test_long_paths_are_never_wrapped_outside_a_terminal(trained):
     assert checkpoint in proc.stdout and f"run directory: {run_dir} (cpu)" in proc.stdout, proc.stdout
 
 
-def test_first_log_line_says_how_many_threads_and_why(trained):
+def test_first_log_line_says_how_many_threads_and_why_then_the_compile_mode(trained):
     _, _, proc = trained
-    assert re.search(r"\b\d+ torch threads?: \d+ usable cores?", proc.stdout.splitlines()[0]), proc.stdout[:500]
+    first, second = proc.stdout.splitlines()[:2]
+    assert re.search(r"\b\d+ torch threads?: \d+ usable cores?", first), proc.stdout[:500]
+    assert "agent.compile=auto: off (eager PyTorch): 201 gradient steps do not win back" in second, proc.stdout[:500]
 
 
 def test_threads_auto_shares_the_cores_with_another_run_on_the_machine(tmp_path):

@@ -36,6 +36,14 @@ def test_the_probe_runs_from_a_sweeps_joblib_worker():
     assert answer is None
 
 
+def test_the_probes_arguments_reach_its_process_as_they_were():
+    run = to_run_config(tiny_config("agent=crossq_small", "buffer=prioritized", "env.num_envs=2"))
+    pixels = Spaces(obs_dim=0, action_dim=6, discrete=False, image_shape=(9, 84, 84), frame_stack=3)
+    for spaces in (PENDULUM, pixels):
+        text = compile_probe.probe_arguments_to_json(run, spaces, "cuda:1", "cudagraphs", 3)
+        assert compile_probe.probe_arguments_from_json(text) == (run, spaces, "cuda:1", "cudagraphs", 3)
+
+
 def test_a_failed_mode_reports_why_from_the_child_process():
     run = to_run_config(tiny_config())
     reason = probe_in_child(run, PENDULUM, CPU, "cudagraphs")  # no CUDA here: the capture cannot happen
@@ -45,10 +53,11 @@ def test_a_failed_mode_reports_why_from_the_child_process():
 def test_modes_asked_for_by_name_are_never_probed(monkeypatch):
     monkeypatch.setattr(compile_probe, "probe_in_child", lambda *args: "must not be called")
     for mode in ("off", "compile", "cudagraphs"):
-        assert choose_compile_mode(to_run_config(tiny_config(f"agent.compile={mode}")), PENDULUM, CPU) == mode
+        choice = choose_compile_mode(to_run_config(tiny_config(f"agent.compile={mode}")), PENDULUM, CPU)
+        assert choice.mode == mode and choice.note == ""
 
 
-def test_auto_on_the_cpu_stays_eager_without_a_probe_where_compiling_does_not_win(monkeypatch, caplog):
+def test_auto_on_the_cpu_stays_eager_without_a_probe_where_compiling_does_not_win(monkeypatch):
     monkeypatch.setattr(compile_probe, "probe_in_child", lambda *args: "must not be called")
     long = ("schedule.total_steps=1000000",)
     cases = {  # overrides, spaces -> why eager
@@ -58,19 +67,17 @@ def test_auto_on_the_cpu_stays_eager_without_a_probe_where_compiling_does_not_wi
         (long, Spaces(obs_dim=4, action_dim=2, discrete=True)): "discrete actions are not measured",
     }
     for (overrides, spaces), why in cases.items():
-        caplog.clear()
-        with caplog.at_level(logging.INFO):
-            assert choose_compile_mode(to_run_config(tiny_config(*overrides)), spaces, CPU) == "off"
-        [line] = [r.getMessage() for r in caplog.records if r.name == compile_probe.__name__]
-        assert line.startswith("agent.compile=auto: off (eager PyTorch): ") and why in line, line
+        choice = choose_compile_mode(to_run_config(tiny_config(*overrides)), spaces, CPU)
+        assert choice.mode == "off" and not choice.warns
+        assert choice.note.startswith("agent.compile=auto: off (eager PyTorch): ") and why in choice.note, choice.note
 
 
-def test_auto_on_the_cpu_probes_compile_for_a_long_mlp_run(monkeypatch, caplog):
+def test_auto_on_the_cpu_probes_compile_for_a_long_mlp_run(monkeypatch):
     probed = []
     monkeypatch.setattr(compile_probe, "probe_in_child", lambda run, spaces, device, mode: probed.append(mode))
     for agent in ("sac", "crossq_small"):
         run = to_run_config(tiny_config(f"agent={agent}", "schedule.total_steps=1000000"))
-        assert choose_compile_mode(run, PENDULUM, CPU) == "compile"
+        assert choose_compile_mode(run, PENDULUM, CPU).mode == "compile"
     assert probed == ["compile", "compile"]
 
 
@@ -91,49 +98,48 @@ def test_auto_takes_the_first_mode_whose_probe_passes_and_says_what_failed(monke
     outcomes = {"cudagraphs": "AcceleratorError: operation not permitted when stream is capturing", "compile": None}
     monkeypatch.setattr(compile_probe, "auto_modes", lambda run, spaces, device: (("cudagraphs", "compile"), ""))
     monkeypatch.setattr(compile_probe, "probe_in_child", lambda run, spaces, device, mode: outcomes[mode])
+    choice = choose_compile_mode(to_run_config(tiny_config()), PENDULUM, CPU)
+    assert choice.mode == "compile" and choice.warns
+    assert choice.note.startswith("agent.compile=auto: compile (probed in")
+    assert "cudagraphs failed in the probe: AcceleratorError: operation not permitted" in choice.note
     with caplog.at_level(logging.INFO):
-        assert choose_compile_mode(to_run_config(tiny_config()), PENDULUM, CPU) == "compile"
+        choice.log()
     [line] = [r for r in caplog.records if r.name == compile_probe.__name__]
-    assert line.levelno == logging.WARNING
-    assert line.getMessage().startswith("agent.compile=auto: compile (probed in")
-    assert "cudagraphs failed in the probe: AcceleratorError: operation not permitted" in line.getMessage()
+    assert line.levelno == logging.WARNING and line.getMessage() == choice.note
 
 
-def test_a_run_whose_capture_fails_goes_on_eagerly_with_one_warning(tmp_path, monkeypatch, caplog):
+def test_a_run_whose_capture_fails_goes_on_eagerly_with_one_warning(tmp_path, monkeypatch):
     """End to end: auto tries CUDA graphs (here on the CPU, where the capture fails in the child), warns
     once and trains to the end in eager mode."""
     monkeypatch.setattr(compile_probe, "auto_modes", lambda run, spaces, device: (("cudagraphs",), ""))
-    with caplog.at_level(logging.WARNING):
-        tiny = train_tiny(tmp_path, "agent.compile=auto")
-    [warning] = [r.getMessage() for r in caplog.records if r.name == compile_probe.__name__]
-    assert warning.startswith("agent.compile=auto: off (eager PyTorch); cudagraphs failed in the probe: ")
+    tiny = train_tiny(tmp_path, "agent.compile=auto")
+    choice = tiny.parts.compile_choice
+    assert choice.warns and choice.note.startswith("agent.compile=auto: off (eager PyTorch); cudagraphs failed in the probe: ")
     assert tiny.parts.agent.compile_mode == "off"
     assert tiny.trainer.state.step == tiny.run.schedule.total_steps
     assert tiny.run.agent.compile == "auto"  # the saved config keeps auto: a resume probes again
 
 
-def test_a_cpu_without_a_working_cpp_compiler_trains_eagerly_with_one_warning(tmp_path, monkeypatch, caplog):
+def test_a_cpu_without_a_working_cpp_compiler_trains_eagerly_with_one_warning(tmp_path, monkeypatch):
     """End to end on the CPU: auto picks compile for the run (its threshold lowered to this tiny run), the
     probe finds no C++ compiler for Inductor (CXX names none; an empty Inductor cache, so nothing
     compiled before is reused), and the run trains to the end eagerly."""
     monkeypatch.setattr(compile_probe, "CPU_COMPILE_MIN_GRADIENT_STEPS", 1)
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor-cache"))
-    with caplog.at_level(logging.WARNING):
-        tiny = train_tiny(tmp_path / "run", "agent.compile=auto")
-    [warning] = [r.getMessage() for r in caplog.records if r.name == compile_probe.__name__]
-    assert warning.startswith("agent.compile=auto: off (eager PyTorch); compile failed in the probe: ")
-    assert "No working C++ compiler" in warning
+    tiny = train_tiny(tmp_path / "run", "agent.compile=auto")
+    choice = tiny.parts.compile_choice
+    assert choice.warns and choice.note.startswith("agent.compile=auto: off (eager PyTorch); compile failed in the probe: ")
+    assert "No working C++ compiler" in choice.note
     assert tiny.parts.agent.compile_mode == "off"
     assert tiny.trainer.state.step == tiny.run.schedule.total_steps
 
 
-def test_auto_trains_compiled_on_the_cpu_where_the_probe_passes(tmp_path, monkeypatch, caplog):
+def test_auto_trains_compiled_on_the_cpu_where_the_probe_passes(tmp_path, monkeypatch):
     monkeypatch.setattr(compile_probe, "CPU_COMPILE_MIN_GRADIENT_STEPS", 1)
-    with caplog.at_level(logging.INFO):
-        tiny = train_tiny(tmp_path, "agent.compile=auto")
-    [line] = [r for r in caplog.records if r.name == compile_probe.__name__]
-    assert line.levelno == logging.INFO and line.getMessage().startswith("agent.compile=auto: compile (probed in")
+    tiny = train_tiny(tmp_path, "agent.compile=auto")
+    choice = tiny.parts.compile_choice
+    assert not choice.warns and choice.note.startswith("agent.compile=auto: compile (probed in")
     assert tiny.parts.agent.compile_mode == "compile" and tiny.parts.agent.compile_seconds > 0
     assert tiny.trainer.state.step == tiny.run.schedule.total_steps
 

@@ -19,7 +19,7 @@ from sac_runner.algo.sac import SAC
 from sac_runner.config import RunConfig
 from sac_runner.errors import CheckpointError, ConfigError
 from sac_runner.run.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
-from sac_runner.run.compile_probe import choose_compile_mode
+from sac_runner.run.compile_probe import CompileChoice, choose_compile_mode
 from sac_runner.run.envs import Spaces, env_spaces, make_env
 from sac_runner.run.hardware import available_memory, resolve_device
 from sac_runner.run.vector_env import VectorEnvs
@@ -35,6 +35,14 @@ def seed_everything(seed: int) -> None:
 
 def make_agent(run: RunConfig, spaces: Spaces, device: torch.device) -> SAC:
     """Continuous or discrete SAC, as agent.action_space and the environment's action space say."""
+    refuse_an_agent_for_other_spaces(run, spaces, device)
+    agent_class = DiscreteSAC if spaces.discrete else SAC
+    return agent_class(spaces.obs_shape, spaces.action_dim, run.agent, device,
+                       normalize_obs=run.env.normalize_obs, normalize_obs_clip=run.env.normalize_obs_clip)
+
+
+def refuse_an_agent_for_other_spaces(run: RunConfig, spaces: Spaces, device: torch.device) -> None:
+    """agent.* options this environment or device cannot take, in one line each."""
     kind = "discrete" if spaces.discrete else "continuous"
     if run.agent.action_space not in ("auto", kind):
         raise ConfigError(f"agent.action_space={run.agent.action_space} but {run.env.id} has {kind} actions; "
@@ -48,9 +56,6 @@ def make_agent(run: RunConfig, spaces: Spaces, device: torch.device) -> SAC:
     if run.agent.augmentation != "none" and not spaces.pixels:
         raise ConfigError(f"agent.augmentation={run.agent.augmentation} shifts images, but {run.env.id} observes "
                           "states; set env.pixels=true (or agent.augmentation=none, or another agent than drq)")
-    agent_class = DiscreteSAC if spaces.discrete else SAC
-    return agent_class(spaces.obs_shape, spaces.action_dim, run.agent, device,
-                       normalize_obs=run.env.normalize_obs, normalize_obs_clip=run.env.normalize_obs_clip)
 
 
 def make_replay_buffer(run: RunConfig, spaces: Spaces, device: torch.device) -> ReplayBuffer:
@@ -125,6 +130,7 @@ class Parts:
     agent: SAC
     buffer: ReplayBuffer
     spaces: Spaces
+    compile_choice: CompileChoice  # the agent.compile mode the agent runs, and what auto said of it
 
     def close(self) -> None:
         self.env.close()
@@ -135,10 +141,13 @@ def make_parts(run: RunConfig) -> Parts:
     device = resolve_device(run.device)
     eval_env = make_env(run.env)  # first: an environment that cannot be built fails here, in one line
     env, spaces = VectorEnvs(run.env, seed=run.seed), env_spaces(eval_env, run.env.frames_per_observation)
+    # Refused in one line before anything is probed: the agent's options, then the buffer's memory.
+    refuse_an_agent_for_other_spaces(run, spaces, device)
+    buffer = make_replay_buffer(run, spaces, device)
     # agent.compile=auto: the fastest mode a probe runs without error (run/compile_probe.py)
-    compile_mode = choose_compile_mode(run, spaces, device)
-    agent = make_agent(replace(run, agent=replace(run.agent, compile=compile_mode)), spaces, device)
-    return Parts(env, eval_env, agent, make_replay_buffer(run, spaces, device), spaces)
+    choice = choose_compile_mode(run, spaces, device)
+    agent = make_agent(replace(run, agent=replace(run.agent, compile=choice.mode)), spaces, device)
+    return Parts(env, eval_env, agent, buffer, spaces, choice)
 
 
 def warm_start(agent: SAC, spaces: Spaces, source: str) -> None:

@@ -26,15 +26,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from sac_runner.algo.compilation import keep_compiled_kernels
 from sac_runner.config import RunConfig
@@ -75,31 +75,39 @@ def planned_gradient_steps(run: RunConfig) -> int:
     return Cadence(run).update_events(0, run.schedule.steps) * run.schedule.gradient_steps
 
 
-def choose_compile_mode(run: RunConfig, spaces: Spaces, device: torch.device) -> str:
-    """The agent.compile mode this run builds its agent with: agent.compile as set, or for auto the
-    first of auto_modes() that a probe in a child process runs without error (off if none)."""
+@dataclass(frozen=True)
+class CompileChoice:
+    """The agent.compile mode a run builds its agent with, and for auto what it chose and why: one line
+    for the run's log once every check has passed (a refused run prints its error alone)."""
+
+    mode: str
+    note: str = ""
+    warns: bool = False  # a probe failed: a warning, not an info line
+
+    def log(self) -> None:
+        if self.note:
+            log.log(logging.WARNING if self.warns else logging.INFO, "%s", self.note)
+
+
+def choose_compile_mode(run: RunConfig, spaces: Spaces, device: torch.device) -> CompileChoice:
+    """agent.compile as set, or for auto the first of auto_modes() that a probe in a child process runs
+    without error (off if none)."""
     if run.agent.compile != "off":
         keep_compiled_kernels()  # for the next run of a sweep and the resume, the probe's for the run
     if run.agent.compile != "auto":
-        return run.agent.compile
+        return CompileChoice(run.agent.compile)
     modes, why_eager = auto_modes(run, spaces, device)
     if not modes:
-        log.info("agent.compile=auto: off (eager PyTorch): %s", why_eager)
-        return "off"
+        return CompileChoice("off", f"agent.compile=auto: off (eager PyTorch): {why_eager}")
     failures = []
     for mode in modes:
         start = time.perf_counter()
         failure = probe_in_child(run, spaces, device, mode)
         if failure is None:
             chosen = f"agent.compile=auto: {mode} (probed in {time.perf_counter() - start:.0f} s)"
-            if failures:
-                log.warning("%s; %s", chosen, "; ".join(failures))
-            else:
-                log.info(chosen)
-            return mode
+            return CompileChoice(mode, "; ".join([chosen, *failures]), warns=bool(failures))
         failures.append(f"{mode} failed in the probe: {failure}")
-    log.warning("agent.compile=auto: off (eager PyTorch); %s", "; ".join(failures))
-    return "off"
+    return CompileChoice("off", "; ".join(["agent.compile=auto: off (eager PyTorch)", *failures]), warns=True)
 
 
 PROBE_TIMEOUT_S = 900  # a cold compile takes 30 s on a 2-core CPU; a probe stuck past this is a failure
@@ -108,11 +116,11 @@ PROBE_TIMEOUT_S = 900  # a cold compile takes 30 s on a 2-core CPU; a probe stuc
 def probe_in_child(run: RunConfig, spaces: Spaces, device: torch.device, mode: str) -> str | None:
     """None if the agent, built with agent.compile=mode in a fresh process, updates and acts; else why not.
 
-    A fresh Python (`python -m sac_runner.run.compile_probe`, the probe's arguments pickled on its
+    A fresh Python (`python -m sac_runner.run.compile_probe`, the probe's arguments as JSON on its
     stdin, its answer the last line of its stdout) takes a failed capture's broken CUDA state with it.
     Not a multiprocessing child: spawning one from a sweep's joblib (loky) worker fails (the child
     cannot set the parent's start method, loky), and spawning re-runs the parent's main script."""
-    payload = pickle.dumps((run, spaces, str(device), mode, torch.get_num_threads()))
+    payload = probe_arguments_to_json(run, spaces, str(device), mode, torch.get_num_threads()).encode()
     package_root = str(Path(__file__).resolve().parents[2])  # sac_runner's parent: importable however we were
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     try:
@@ -172,5 +180,19 @@ def _random_action(spaces: Spaces, rng: np.random.Generator) -> np.ndarray | int
     return rng.uniform(-1, 1, size=spaces.action_dim).astype(np.float32)
 
 
+def probe_arguments_to_json(run: RunConfig, spaces: Spaces, device_name: str, mode: str, threads: int) -> str:
+    return json.dumps({"run": OmegaConf.to_container(OmegaConf.structured(run)), "spaces": asdict(spaces),
+                       "device": device_name, "mode": mode, "threads": threads})
+
+
+def probe_arguments_from_json(text: str) -> tuple[RunConfig, Spaces, str, str, int]:
+    """What probe_arguments_to_json wrote, as _probe takes it (no pickle: only data crosses)."""
+    payload = json.loads(text)
+    run = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), payload["run"]))
+    image_shape = payload["spaces"]["image_shape"]
+    spaces = Spaces(**{**payload["spaces"], "image_shape": tuple(image_shape) if image_shape else None})
+    return run, spaces, payload["device"], payload["mode"], payload["threads"]
+
+
 if __name__ == "__main__":  # the probe's process (probe_in_child)
-    print(json.dumps({"failure": _probe(*pickle.load(sys.stdin.buffer))}), flush=True)
+    print(json.dumps({"failure": _probe(*probe_arguments_from_json(sys.stdin.read()))}), flush=True)

@@ -51,6 +51,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
             trainer = Trainer(start.run, parts, run_dir, start.resolved, threads)
             continue_or_warm_start(trainer, start)
             log.info("%s", threads.choice.describe())  # once every check has passed: a refused run prints one line
+            parts.compile_choice.log()
             log.info("run directory: %s (%s)", run_dir.path, parts.agent.device)
             log.info("replay buffer: %s", parts.buffer.describe())
             with Tracker(run_dir, start.run.logging, start.resolved, run_name=run_dir.path.name,
