@@ -64,7 +64,6 @@ def test_auto_on_the_cpu_stays_eager_without_a_probe_where_compiling_does_not_wi
         ((), PENDULUM): "201 gradient steps do not win back the compile time on a CPU (from 50_000 they do)",
         (long + ("agent=droq",), PENDULUM): "dropout critics (DroQ) update 1.3x slower compiled",
         (long, Spaces(obs_dim=0, action_dim=1, discrete=False, image_shape=(9, 84, 84), frame_stack=3)): "image encoders are not measured",
-        (long, Spaces(obs_dim=4, action_dim=2, discrete=True)): "discrete actions are not measured",
     }
     for (overrides, spaces), why in cases.items():
         choice = choose_compile_mode(to_run_config(tiny_config(*overrides)), spaces, CPU)
@@ -75,10 +74,11 @@ def test_auto_on_the_cpu_stays_eager_without_a_probe_where_compiling_does_not_wi
 def test_auto_on_the_cpu_probes_compile_for_a_long_mlp_run(monkeypatch):
     probed = []
     monkeypatch.setattr(compile_probe, "probe_in_child", lambda run, spaces, device, mode: probed.append(mode))
-    for agent in ("sac", "crossq_small"):
+    cartpole = Spaces(obs_dim=4, action_dim=2, discrete=True)
+    for agent, spaces in (("sac", PENDULUM), ("crossq_small", PENDULUM), ("sac_discrete", cartpole)):
         run = to_run_config(tiny_config(f"agent={agent}", "schedule.total_steps=1000000"))
-        assert choose_compile_mode(run, PENDULUM, CPU).mode == "compile"
-    assert probed == ["compile", "compile"]
+        assert choose_compile_mode(run, spaces, CPU).mode == "compile"
+    assert probed == ["compile", "compile", "compile"]
 
 
 def test_the_planned_gradient_steps_follow_the_schedule():

@@ -5,9 +5,9 @@ On a GPU that is CUDA graphs, then compile. CUDA refuses some captures (a stream
 earlier call, an operation that syncs with the host, a driver's limits), and a failed capture leaves
 PyTorch's CUDA random number generator in capture mode: the process cannot go on, with graphs or
 without. On a CPU it is compile where it was measured to win (docs/benchmarks.md, "The compiled update
-on a CPU"): MLP agents with enough gradient steps ahead to win back the compile time; eager PyTorch for
-DroQ's dropout critics (slower compiled), image encoders and discrete actions (not measured) and short
-runs. Inductor needs a C++ compiler on a CPU, which a slim image may lack.
+on a CPU"): MLP agents, continuous or discrete, with enough gradient steps ahead to win back the
+compile time; eager PyTorch for DroQ's dropout critics (slower compiled), image encoders (not measured)
+and short runs. Inductor needs a C++ compiler on a CPU, which a slim image may lack.
 
 So, before a run with agent.compile=auto builds its agent, a child process builds the same agent (same
 config, spaces and device), runs enough updates on random batches for every piece to be compiled (and
@@ -61,8 +61,8 @@ def auto_modes(run: RunConfig, spaces: Spaces, device: torch.device) -> tuple[tu
         return (), f"compiling is not measured on {device.type}"
     if run.agent.critic_dropout > 0:
         return (), "dropout critics (DroQ) update 1.3x slower compiled on a CPU: their masks are drawn on the host"
-    if spaces.pixels or spaces.discrete:
-        return (), f"{'image encoders' if spaces.pixels else 'discrete actions'} are not measured faster compiled on a CPU"
+    if spaces.pixels:
+        return (), "image encoders are not measured faster compiled on a CPU"
     steps = planned_gradient_steps(run)
     if steps < CPU_COMPILE_MIN_GRADIENT_STEPS:
         return (), (f"{steps:_} gradient steps do not win back the compile time on a CPU "
