@@ -17,8 +17,9 @@ depends on the whole run's planned length, not on what is left of it, so a resum
 its first segment took and continues it bit for bit.
 
 The probe costs a process start and one compile; Inductor's on-disk cache (in the user's cache
-directory: algo/compilation.py) keeps the compiled kernels for the run itself, the next runs and resumes. Modes asked for by name (off, compile, cudagraphs) are never probed: the user
-chose them, and a failure stops the run with how to go on.
+directory: algo/compilation.py) keeps the compiled kernels for the run itself, the next runs and
+resumes. Modes asked for by name (off, compile, cudagraphs) are never probed: the user chose them, and
+a failure stops the run with how to go on.
 """
 
 from __future__ import annotations
