@@ -228,6 +228,7 @@ class SAC:
         self._learn_q_then_pi = Accelerated(self._critic_then_policy_update, self.compile_mode,
                                             "critic and policy update", device)
         self._policy = Accelerated(self._policy_action, self._acting_mode(), "policy", device)
+        self._update_pieces = (self._learn_q, self._learn_pi, self._learn_q_then_pi)
         # agent.compile=compile: each optimizer step a function of tensors (functional_step.py), so that a
         # piece compiles to one program; eager and CUDA graphs step with loss.backward() and the optimizer.
         self.functional = self.compile_mode == "compile"
@@ -250,7 +251,7 @@ class SAC:
     @property
     def compile_seconds(self) -> float:
         """Time the first calls spent compiling (and capturing CUDA graphs); 0 with agent.compile=off."""
-        return sum(piece.compile_seconds for piece in (self._learn_q, self._learn_pi, self._learn_q_then_pi, self._policy))
+        return sum(piece.compile_seconds for piece in (*self._update_pieces, self._policy))
 
     @property
     def log_alpha(self) -> torch.Tensor:
@@ -366,7 +367,7 @@ class SAC:
             bootstrap = self.critic if self.value is None else self.value
             if self._target_params and network is bootstrap:
                 polyak_update(self._target_params, self._bootstrap_params, 1.0)  # a copy (lerp's weight 1 is exact)
-        for piece in (self._learn_q, self._learn_pi, self._learn_q_then_pi):
+        for piece in self._update_pieces:
             piece.reset()  # captured CUDA graphs read the optimizers' cleared state
 
     def _critic_update(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor,
@@ -551,7 +552,7 @@ class SAC:
         self.lr_scale = float(state.get("lr_scale", 1.0))  # absent from checkpoints before health rollbacks
         for step in self._functional_steps.values():
             step.state = None  # the loaded optimizers hold new moment tensors
-        for piece in (self._learn_q, self._learn_pi, self._learn_q_then_pi):
+        for piece in self._update_pieces:
             piece.reset()  # captured CUDA graphs read the optimizers' replaced state tensors
 
     def roll_back_to(self, state: dict, lr_factor: float) -> None:
